@@ -1,0 +1,187 @@
+// The FFT backend contract: batch descriptors, argument checks and the compile-time trait.
+#pragma once
+
+#include <complex>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace fnet::fft {
+
+/// Sign of the exponent: forward is exp(-2πi jk/n), inverse is exp(+2πi jk/n). Neither scales.
+enum class Direction { forward, inverse };
+
+/// `count` real-to-complex transforms of length `length`. Row r reads input[r*input_distance + j],
+/// j < length, and writes the non-redundant half out[r*output_distance + k], k <= length/2.
+/// Input and output must not overlap; the input is never modified.
+template <class T>
+struct RealToComplexBatch {
+  std::size_t length = 0;
+  std::size_t count = 1;
+  const T* input = nullptr;
+  std::ptrdiff_t input_distance = 0;
+  std::complex<T>* output = nullptr;
+  std::ptrdiff_t output_distance = 0;
+};
+
+/// The inverse of RealToComplexBatch: `count` Hermitian half-spectra (length/2+1 bins each) to real rows
+/// of `length`, unnormalised (a round trip multiplies by `length`). The input is never modified.
+template <class T>
+struct ComplexToRealBatch {
+  std::size_t length = 0;
+  std::size_t count = 1;
+  const std::complex<T>* input = nullptr;
+  std::ptrdiff_t input_distance = 0;
+  T* output = nullptr;
+  std::ptrdiff_t output_distance = 0;
+};
+
+/// `count` complex transforms of length `length`. Element j of transform r lives at
+/// r*distance + j*stride (in units of std::complex<T>) in both input and output. In place when
+/// input == output; otherwise the two must not overlap.
+template <class T>
+struct ComplexBatch {
+  std::size_t length = 0;
+  std::size_t count = 1;
+  const std::complex<T>* input = nullptr;
+  std::complex<T>* output = nullptr;
+  std::ptrdiff_t stride = 1;
+  std::ptrdiff_t distance = 0;
+};
+
+/*
+ * The contract. A backend B is a copyable, default-constructible type; for T in {float, double} a
+ * `const B&` provides
+ *
+ *   void forward_real(const RealToComplexBatch<T>&) const;
+ *   void inverse_real(const ComplexToRealBatch<T>&) const;
+ *   void transform(const ComplexBatch<T>&, Direction) const;
+ *   void clear() const;                      // drops cached plans/tables; not concurrently with a transform
+ *   static constexpr const char* name;       // "fftw", "builtin", "dft"
+ *
+ * Every call checks its descriptor with fnet::fft::check() and throws std::invalid_argument on bad
+ * input. Calls on one object (and its copies) are safe from many threads at once. Results are
+ * unnormalised, as FFTW computes them.
+ */
+
+namespace detail {
+
+// Largest element offset reached by `count` runs of `length` elements with the given steps.
+inline std::ptrdiff_t last_offset(std::size_t length, std::size_t count, std::ptrdiff_t stride,
+                                  std::ptrdiff_t distance) {
+  return static_cast<std::ptrdiff_t>(length - 1) * stride +
+         static_cast<std::ptrdiff_t>(count - 1) * distance;
+}
+
+// True when no two (transform, element) pairs of the layout share an address. The two layouts
+// any caller needs are recognised: blocks (distance >= length*stride) and interleaved columns
+// (stride >= count*distance).
+inline bool layout_is_injective(std::size_t length, std::size_t count, std::ptrdiff_t stride,
+                                std::ptrdiff_t distance) {
+  if (count == 1) return true;
+  const auto n = static_cast<std::ptrdiff_t>(length);
+  const auto c = static_cast<std::ptrdiff_t>(count);
+  return distance >= n * stride || (length == 1 ? distance > 0 : stride >= c * distance);
+}
+
+inline bool ranges_overlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
+  const auto pa = reinterpret_cast<std::uintptr_t>(a);
+  const auto pb = reinterpret_cast<std::uintptr_t>(b);
+  return pa < pb + b_bytes && pb < pa + a_bytes;
+}
+
+[[noreturn]] inline void invalid(const std::string& what) {
+  throw std::invalid_argument("fnet::fft: " + what);
+}
+
+inline void check_shape(std::size_t length, std::size_t count) {
+  if (length == 0) invalid("transform length must be >= 1, got length 0");
+  if (count == 0) invalid("transform count must be >= 1, got count 0 (length " + std::to_string(length) + ")");
+}
+
+inline void check_row_distance(const char* name, std::ptrdiff_t distance, std::size_t needed,
+                               std::size_t count) {
+  if (count > 1 && distance < static_cast<std::ptrdiff_t>(needed))
+    invalid(std::string(name) + " " + std::to_string(distance) + " is smaller than the row length " +
+            std::to_string(needed) + " it must hold");
+}
+
+}  // namespace detail
+
+/// Throws std::invalid_argument naming the first thing wrong with the descriptor.
+template <class T>
+void check(const RealToComplexBatch<T>& b) {
+  detail::check_shape(b.length, b.count);
+  if (b.input == nullptr || b.output == nullptr) detail::invalid("real-to-complex batch has a null pointer");
+  const std::size_t bins = b.length / 2 + 1;
+  detail::check_row_distance("input_distance", b.input_distance, b.length, b.count);
+  detail::check_row_distance("output_distance", b.output_distance, bins, b.count);
+  const auto in_bytes = sizeof(T) * static_cast<std::size_t>(detail::last_offset(b.length, b.count, 1, b.input_distance) + 1);
+  const auto out_bytes = sizeof(std::complex<T>) * static_cast<std::size_t>(detail::last_offset(bins, b.count, 1, b.output_distance) + 1);
+  if (detail::ranges_overlap(b.input, in_bytes, b.output, out_bytes))
+    detail::invalid("real-to-complex input and output overlap (length " + std::to_string(b.length) + ")");
+}
+
+template <class T>
+void check(const ComplexToRealBatch<T>& b) {
+  detail::check_shape(b.length, b.count);
+  if (b.input == nullptr || b.output == nullptr) detail::invalid("complex-to-real batch has a null pointer");
+  const std::size_t bins = b.length / 2 + 1;
+  detail::check_row_distance("input_distance", b.input_distance, bins, b.count);
+  detail::check_row_distance("output_distance", b.output_distance, b.length, b.count);
+  const auto in_bytes = sizeof(std::complex<T>) * static_cast<std::size_t>(detail::last_offset(bins, b.count, 1, b.input_distance) + 1);
+  const auto out_bytes = sizeof(T) * static_cast<std::size_t>(detail::last_offset(b.length, b.count, 1, b.output_distance) + 1);
+  if (detail::ranges_overlap(b.input, in_bytes, b.output, out_bytes))
+    detail::invalid("complex-to-real input and output overlap (length " + std::to_string(b.length) + ")");
+}
+
+template <class T>
+void check(const ComplexBatch<T>& b) {
+  detail::check_shape(b.length, b.count);
+  if (b.input == nullptr || b.output == nullptr) detail::invalid("complex batch has a null pointer");
+  if (b.stride <= 0) detail::invalid("stride must be >= 1, got " + std::to_string(b.stride));
+  if (b.count > 1 && b.distance <= 0) detail::invalid("distance must be >= 1 when count > 1, got " + std::to_string(b.distance));
+  if (!detail::layout_is_injective(b.length, b.count, b.stride, b.distance))
+    detail::invalid("stride " + std::to_string(b.stride) + " and distance " + std::to_string(b.distance) +
+                    " make transforms of length " + std::to_string(b.length) + " x count " +
+                    std::to_string(b.count) + " overlap");
+  if (b.input != b.output) {
+    const auto bytes = sizeof(std::complex<T>) *
+                       static_cast<std::size_t>(detail::last_offset(b.length, b.count, b.stride, b.distance) + 1);
+    if (detail::ranges_overlap(b.input, bytes, b.output, bytes))
+      detail::invalid("out-of-place complex input and output overlap (length " + std::to_string(b.length) + ")");
+  }
+}
+
+namespace detail {
+
+template <class B, class T, class = void>
+struct provides_for : std::false_type {};
+
+template <class B, class T>
+struct provides_for<
+    B, T,
+    std::void_t<decltype(std::declval<const B&>().forward_real(std::declval<const RealToComplexBatch<T>&>())),
+                decltype(std::declval<const B&>().inverse_real(std::declval<const ComplexToRealBatch<T>&>())),
+                decltype(std::declval<const B&>().transform(std::declval<const ComplexBatch<T>&>(),
+                                                            Direction::forward)),
+                decltype(std::declval<const B&>().clear()), decltype(B::name)>> : std::true_type {};
+
+}  // namespace detail
+
+/// True when B meets the backend contract for scalar T.
+template <class B, class T>
+inline constexpr bool is_backend_v = std::is_default_constructible_v<B> && std::is_copy_constructible_v<B> &&
+                                     detail::provides_for<B, T>::value;
+
+/// Put at the top of every template that takes a backend, for one readable error instead of pages.
+#define FNET_REQUIRE_FFT_BACKEND(B, T)                                                                 \
+  static_assert(::fnet::fft::is_backend_v<B, T>,                                                       \
+                "type does not satisfy the FFT backend contract of <fnet/fft/backend.hpp>: it needs "   \
+                "forward_real, inverse_real, transform, clear and a static name, for this scalar type")
+
+}  // namespace fnet::fft

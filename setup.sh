@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine: installs what is missing, then builds and runs.
+#   bash setup.sh demo    Release build, then the demo (an FNet-Base encoder on a batch)
+#   bash setup.sh test    every test: g++/C++17 (dev) and clang++/C++20 (dev-clang) builds with ctest
+#   bash setup.sh bench   Release build with -march=native, then the benchmark suite and its plots
+set -euo pipefail
+cd "$(dirname "$0")"
+
+build_packages=(cmake ninja-build g++ pkg-config libeigen3-dev libfftw3-dev libbenchmark-dev)
+test_packages=(clang libclang-rt-14-dev libgtest-dev)
+bench_packages=(gnuplot-nox python3)
+
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "setup.sh: installing ${missing[*]}"
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+jobs=$(nproc)
+
+case "${1:-}" in
+  demo)
+    ensure_packages "${build_packages[@]}"
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target fnet-demo -j "$jobs"
+    shift
+    ./build/release/examples/fnet-demo "$@"
+    ;;
+  test)
+    ensure_packages "${build_packages[@]}" "${test_packages[@]}"
+    cmake --workflow --preset dev
+    cmake --workflow --preset dev-clang
+    ;;
+  bench)
+    ensure_packages "${build_packages[@]}" "${bench_packages[@]}"
+    shift
+    benchmarks/run.sh "$@"
+    ;;
+  *)
+    echo "usage: bash setup.sh demo|test|bench" >&2
+    exit 2
+    ;;
+esac

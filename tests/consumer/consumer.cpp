@@ -1,0 +1,9 @@
+// A downstream program: includes the umbrella header and runs the library.
+#include <fnet/fnet.hpp>
+
+#include <cstdio>
+
+int main() {
+  std::printf("fnet %s\n", fnet::version);
+  return 0;
+}
