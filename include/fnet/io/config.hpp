@@ -1,0 +1,146 @@
+// Reading FNetConfig from a Hugging Face config.json (nlohmann_json), with every field type-checked.
+#pragma once
+
+#include <fnet/io/error.hpp>
+#include <fnet/model_config.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+
+namespace fnet::io {
+
+namespace detail {
+
+[[noreturn]] inline void bad_config(const std::string& source, const std::string& what) {
+  throw FormatError("config '" + source + "': " + what);
+}
+
+inline void read_size(const nlohmann::json& json, const char* key, std::size_t& field,
+                      const std::string& source) {
+  if (!json.contains(key)) return;
+  const auto& value = json[key];
+  if (!value.is_number_unsigned())
+    bad_config(source, std::string(key) + " must be a non-negative integer, got " + value.dump());
+  const auto number = value.get<std::uint64_t>();
+  if (number >
+      std::numeric_limits<std::size_t>::max() / 16)  // far beyond any real model; keeps products finite
+    bad_config(source, std::string(key) + " " + value.dump() + " is too large");
+  field = static_cast<std::size_t>(number);
+}
+
+inline void read_integer(const nlohmann::json& json, const char* key, long long& field,
+                         const std::string& source) {
+  if (!json.contains(key) || json[key].is_null()) return;
+  const auto& value = json[key];
+  if (!value.is_number_integer())
+    bad_config(source, std::string(key) + " must be an integer, got " + value.dump());
+  field = value.get<long long>();
+}
+
+}  // namespace detail
+
+/// Parses config.json text. Keys the model does not use are ignored; known keys of the wrong type or with
+/// impossible values throw FormatError naming `source`, the key and the value. Missing keys keep FNetConfig's
+/// defaults (those of Hugging Face's FNetConfig).
+///
+///     fnet::FNetConfig config = fnet::io::parse_config(text, "config.json");
+inline FNetConfig parse_config(const std::string& text, const std::string& source) {
+  using detail::bad_config;
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& error) {
+    bad_config(source, std::string("not valid JSON: ") + error.what());
+  }
+  if (!json.is_object()) bad_config(source, "must be a JSON object, got " + std::string(json.type_name()));
+
+  FNetConfig config;
+  detail::read_size(json, "vocab_size", config.vocab_size, source);
+  detail::read_size(json, "hidden_size", config.hidden_size, source);
+  detail::read_size(json, "intermediate_size", config.intermediate_size, source);
+  detail::read_size(json, "num_hidden_layers", config.num_hidden_layers, source);
+  detail::read_size(json, "max_position_embeddings", config.max_position_embeddings, source);
+  detail::read_size(json, "type_vocab_size", config.type_vocab_size, source);
+  detail::read_size(json, "tpu_short_seq_length", config.tpu_short_seq_length, source);
+  detail::read_integer(json, "pad_token_id", config.pad_token_id, source);
+  detail::read_integer(json, "bos_token_id", config.bos_token_id, source);
+  detail::read_integer(json, "eos_token_id", config.eos_token_id, source);
+
+  if (json.contains("hidden_act")) {
+    if (!json["hidden_act"].is_string())
+      bad_config(source, "hidden_act must be a string, got " + json["hidden_act"].dump());
+    config.hidden_act = json["hidden_act"].get<std::string>();
+  }
+  if (json.contains("layer_norm_eps")) {
+    if (!json["layer_norm_eps"].is_number())
+      bad_config(source, "layer_norm_eps must be a number, got " + json["layer_norm_eps"].dump());
+    config.layer_norm_eps = json["layer_norm_eps"].get<double>();
+  }
+  if (json.contains("use_tpu_fourier_optimizations")) {
+    if (!json["use_tpu_fourier_optimizations"].is_boolean())
+      bad_config(source, "use_tpu_fourier_optimizations must be true or false, got " +
+                             json["use_tpu_fourier_optimizations"].dump());
+    config.use_tpu_fourier_optimizations = json["use_tpu_fourier_optimizations"].get<bool>();
+  }
+  if (json.contains("architectures") && !json["architectures"].is_null()) {
+    const auto& list = json["architectures"];
+    if (!list.is_array()) bad_config(source, "architectures must be a list of strings, got " + list.dump());
+    for (const auto& name : list) {
+      if (!name.is_string())
+        bad_config(source, "architectures must be a list of strings, got " + list.dump());
+      config.architectures.push_back(name.get<std::string>());
+    }
+  }
+
+  detail::read_size(json, "num_labels", config.num_labels, source);
+  if (json.contains("id2label") && !json["id2label"].is_null()) {
+    const auto& labels = json["id2label"];
+    if (!labels.is_object())
+      bad_config(source, "id2label must be an object {\"0\": name, ...}, got " + labels.dump());
+    std::map<std::size_t, std::string> by_index;
+    for (const auto& [key, name] : labels.items()) {
+      std::size_t index = 0;
+      std::size_t used = 0;
+      try {
+        index = static_cast<std::size_t>(std::stoull(key, &used));
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != key.size() || key[0] == '-' || key[0] == '+' || index >= labels.size())
+        bad_config(source, "id2label key \"" + key + "\" is not a label index in 0.." +
+                               std::to_string(labels.size() - 1));
+      if (!name.is_string())
+        bad_config(source, "id2label[\"" + key + "\"] must be a string, got " + name.dump());
+      if (!by_index.emplace(index, name.get<std::string>()).second)
+        bad_config(source, "id2label lists index " + std::to_string(index) + " twice");
+    }
+    for (const auto& entry : by_index) config.id2label.push_back(entry.second);
+    if (!config.id2label.empty()) config.num_labels = config.id2label.size();
+  }
+
+  try {
+    config.validate();
+  } catch (const std::invalid_argument& error) {
+    bad_config(source, error.what());
+  }
+  return config;
+}
+
+/// Reads and parses a config.json file. FileError when it cannot be read, FormatError when it is malformed.
+inline FNetConfig read_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError("cannot open '" + path + "' for reading");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw FileError("cannot read '" + path + "'");
+  return parse_config(text.str(), path);
+}
+
+}  // namespace fnet::io

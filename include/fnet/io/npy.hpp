@@ -1,0 +1,310 @@
+// NumPy .npy files: a validating parser, integer-array reading (token ids) and float32 writing (model
+// outputs).
+#pragma once
+
+#include <fnet/io/dtype.hpp>
+#include <fnet/io/error.hpp>
+#include <fnet/io/mapped_file.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fnet::io {
+
+/// A parsed .npy array: element type, shape and a pointer to the raw (still file-ordered) data.
+struct NpyView {
+  char kind = 'f';            // 'b' bool, 'i' signed, 'u' unsigned, 'f' float
+  std::size_t item_size = 4;  // bytes per element
+  bool big_endian = false;
+  bool fortran_order = false;
+  std::string descr;  // as written in the header, e.g. "<i8"
+  std::vector<std::size_t> shape;
+  const std::byte* data = nullptr;
+  std::size_t element_count = 1;
+};
+
+namespace detail {
+
+[[noreturn]] inline void bad_npy(const std::string& source, const std::string& what) {
+  throw FormatError(".npy file '" + source + "': " + what);
+}
+
+// A strict reader for the Python-literal dict numpy writes: {'descr': '<f4', 'fortran_order': False, 'shape':
+// (2, 3), }
+class NpyHeaderReader {
+ public:
+  NpyHeaderReader(std::string_view text, const std::string& source) : text_(text), source_(source) {}
+
+  void read(NpyView& view) {
+    bool have_descr = false, have_order = false, have_shape = false;
+    expect('{');
+    while (true) {
+      skip_space();
+      if (peek() == '}') break;
+      const std::string key = read_string();
+      expect(':');
+      if (key == "descr") {
+        view.descr = read_string();
+        have_descr = true;
+      } else if (key == "fortran_order") {
+        view.fortran_order = read_bool();
+        have_order = true;
+      } else if (key == "shape") {
+        view.shape = read_shape();
+        have_shape = true;
+      } else {
+        bad_npy(source_, "header has unexpected key '" + key + "'");
+      }
+      skip_space();
+      if (peek() == ',') {
+        ++position_;
+        continue;
+      }
+      if (peek() != '}') fail("',' or '}'");
+    }
+    ++position_;
+    skip_space();
+    if (position_ != text_.size()) bad_npy(source_, "header has text after the closing '}'");
+    if (!have_descr || !have_order || !have_shape)
+      bad_npy(source_, "header must contain 'descr', 'fortran_order' and 'shape'");
+  }
+
+ private:
+  char peek() const { return position_ < text_.size() ? text_[position_] : '\0'; }
+
+  void skip_space() {
+    while (position_ < text_.size() &&
+           (text_[position_] == ' ' || text_[position_] == '\n' || text_[position_] == '\t'))
+      ++position_;
+  }
+
+  [[noreturn]] void fail(const std::string& expected) const {
+    bad_npy(source_, "malformed header: expected " + expected + " at character " + std::to_string(position_));
+  }
+
+  void expect(char c) {
+    skip_space();
+    if (peek() != c) fail(std::string("'") + c + "'");
+    ++position_;
+  }
+
+  std::string read_string() {
+    skip_space();
+    const char quote = peek();
+    if (quote != '\'' && quote != '"') fail("a quoted string");
+    const std::size_t close = text_.find(quote, position_ + 1);
+    if (close == std::string_view::npos) fail("a closing quote");
+    std::string value(text_.substr(position_ + 1, close - position_ - 1));
+    position_ = close + 1;
+    return value;
+  }
+
+  bool read_bool() {
+    skip_space();
+    if (text_.substr(position_, 4) == "True") {
+      position_ += 4;
+      return true;
+    }
+    if (text_.substr(position_, 5) == "False") {
+      position_ += 5;
+      return false;
+    }
+    fail("True or False");
+  }
+
+  std::vector<std::size_t> read_shape() {
+    expect('(');
+    std::vector<std::size_t> shape;
+    while (true) {
+      skip_space();
+      if (peek() == ')') break;
+      if (peek() < '0' || peek() > '9') fail("a non-negative integer in the shape");
+      std::size_t value = 0;
+      while (peek() >= '0' && peek() <= '9') {
+        const auto digit = static_cast<std::size_t>(peek() - '0');
+        if (value > (std::numeric_limits<std::size_t>::max() - digit) / 10)
+          bad_npy(source_, "shape entry is too large");
+        value = value * 10 + digit;
+        ++position_;
+      }
+      if (peek() == 'L') ++position_;  // Python 2 long suffix
+      shape.push_back(value);
+      skip_space();
+      if (peek() == ',') {
+        ++position_;
+        continue;
+      }
+      if (peek() != ')') fail("',' or ')' in the shape");
+    }
+    ++position_;
+    return shape;
+  }
+
+  std::string_view text_;
+  const std::string& source_;
+  std::size_t position_ = 0;
+};
+
+}  // namespace detail
+
+/// Parses and validates .npy bytes (format versions 1.0, 2.0 and 3.0) without copying the data: magic, header
+/// length, header dict, a supported descr ('b1', 'i1'..'i8', 'u1'..'u8', 'f2', 'f4', 'f8' in either byte
+/// order) and a data size equal to shape x item size. `source` names the file in messages. Throws
+/// FormatError.
+///
+///     fnet::io::NpyView ids = fnet::io::parse_npy(bytes, size, "ids.npy");
+inline NpyView parse_npy(const std::byte* bytes, std::size_t size, const std::string& source) {
+  using detail::bad_npy;
+  static constexpr unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  if (size < 10) bad_npy(source, "is " + std::to_string(size) + " bytes, too short for a .npy header");
+  for (std::size_t i = 0; i < 6; ++i)
+    if (std::to_integer<unsigned char>(bytes[i]) != magic[i])
+      bad_npy(source, "does not start with the .npy magic string");
+  const unsigned major = std::to_integer<unsigned>(bytes[6]);
+  const unsigned minor = std::to_integer<unsigned>(bytes[7]);
+  if (major < 1 || major > 3 || minor != 0)
+    bad_npy(source, "unsupported format version " + std::to_string(major) + "." + std::to_string(minor));
+  std::size_t prefix = 10;
+  std::size_t header_length = detail::read_little_endian<std::uint16_t>(bytes + 8);
+  if (major >= 2) {
+    if (size < 12) bad_npy(source, "is too short for a version 2 header length");
+    prefix = 12;
+    header_length = detail::read_little_endian<std::uint32_t>(bytes + 8);
+  }
+  if (header_length > size - prefix)
+    bad_npy(source, "header length " + std::to_string(header_length) + " runs past the end of the file (" +
+                        std::to_string(size) + " bytes)");
+
+  NpyView view;
+  const std::string_view header(reinterpret_cast<const char*>(bytes + prefix), header_length);
+  detail::NpyHeaderReader(header, source).read(view);
+
+  const std::string& descr = view.descr;
+  if (descr.size() < 3 || (descr[0] != '<' && descr[0] != '>' && descr[0] != '|' && descr[0] != '='))
+    bad_npy(source, "unsupported dtype '" + descr + "'");
+  view.big_endian = descr[0] == '>' || (descr[0] == '=' && !detail::host_is_little_endian());
+  view.kind = descr[1];
+  const std::string size_text = descr.substr(2);
+  view.item_size = size_text == "1"   ? 1
+                   : size_text == "2" ? 2
+                   : size_text == "4" ? 4
+                   : size_text == "8" ? 8
+                                      : 0;
+  const bool supported = (view.kind == 'b' && view.item_size == 1) ||
+                         ((view.kind == 'i' || view.kind == 'u') && view.item_size != 0) ||
+                         (view.kind == 'f' && view.item_size >= 2);
+  if (!supported) bad_npy(source, "unsupported dtype '" + descr + "'");
+
+  std::size_t bytes_needed = view.item_size;
+  view.element_count = 1;
+  for (std::size_t extent : view.shape) {
+    if (detail::multiply_overflows(bytes_needed, extent, bytes_needed))
+      bad_npy(source, "shape overflows the address space");
+    view.element_count *= extent;
+  }
+  const std::size_t data_size = size - prefix - header_length;
+  if (data_size != bytes_needed)
+    bad_npy(source, "holds " + std::to_string(data_size) + " data bytes but dtype '" + descr +
+                        "' x shape needs " + std::to_string(bytes_needed));
+  view.data = bytes + prefix + header_length;
+  return view;
+}
+
+/// A 2-D array of token ids or token types, converted to int64 in C order.
+struct IdMatrix {
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  std::vector<std::int64_t> values;  // rows x cols, row-major
+  std::int64_t operator()(std::size_t r, std::size_t c) const { return values[r * cols + c]; }
+};
+
+/// Reads a (batch, seq) .npy array of int32 or int64 (C or Fortran order). Any other dtype or rank, an empty
+/// dimension, or a malformed file throws FormatError/FileError naming the file and what was found.
+///
+///     fnet::io::IdMatrix ids = fnet::io::read_id_matrix("input_ids.npy");
+inline IdMatrix read_id_matrix(const std::string& path) {
+  const MappedFile file(path);
+  const NpyView view = parse_npy(file.data(), file.size(), path);
+  if (view.kind != 'i' || (view.item_size != 4 && view.item_size != 8))
+    detail::bad_npy(path, "dtype '" + view.descr + "' is not int32 or int64");
+  if (view.shape.size() != 2)
+    detail::bad_npy(path, "must have rank 2 (batch, seq), got rank " + std::to_string(view.shape.size()));
+  if (view.shape[0] == 0 || view.shape[1] == 0)
+    detail::bad_npy(path, "has an empty dimension: shape (" + std::to_string(view.shape[0]) + ", " +
+                              std::to_string(view.shape[1]) + ")");
+  IdMatrix ids;
+  ids.rows = view.shape[0];
+  ids.cols = view.shape[1];
+  ids.values.resize(view.element_count);
+  for (std::size_t i = 0; i < view.element_count; ++i) {
+    const std::byte* element = view.data + i * view.item_size;
+    std::byte swapped[8];
+    if (view.big_endian) {
+      for (std::size_t b = 0; b < view.item_size; ++b) swapped[b] = element[view.item_size - 1 - b];
+      element = swapped;
+    }
+    const std::int64_t value =
+        view.item_size == 4 ? static_cast<std::int64_t>(static_cast<std::int32_t>(
+                                  detail::read_little_endian<std::uint32_t>(element)))
+                            : static_cast<std::int64_t>(detail::read_little_endian<std::uint64_t>(element));
+    // Fortran order stores column after column.
+    const std::size_t row = view.fortran_order ? i % ids.rows : i / ids.cols;
+    const std::size_t col = view.fortran_order ? i / ids.rows : i % ids.cols;
+    ids.values[row * ids.cols + col] = value;
+  }
+  return ids;
+}
+
+/// The bytes of a version 1.0 .npy file holding float32 data of `shape` in C order (header padded to 64
+/// bytes).
+inline std::string npy_float32_bytes(const float* data, const std::vector<std::size_t>& shape) {
+  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
+  std::size_t count = 1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    dict += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
+    if (i + 1 < shape.size()) dict += " ";
+    count *= shape[i];
+  }
+  dict += "), }";
+  const std::size_t unpadded = 10 + dict.size() + 1;
+  dict.append((64 - unpadded % 64) % 64, ' ');
+  dict += '\n';
+  if (dict.size() > 0xFFFF)
+    throw std::invalid_argument("npy_float32_bytes: shape of rank " + std::to_string(shape.size()) +
+                                " is too long for a .npy header");
+  std::string out = "\x93NUMPY";
+  out += '\x01';
+  out += '\x00';
+  out += static_cast<char>(dict.size() & 0xFF);
+  out += static_cast<char>((dict.size() >> 8) & 0xFF);
+  out += dict;
+  const std::size_t header_bytes = out.size();
+  out.resize(header_bytes + count * 4);
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, data + i, 4);
+    for (std::size_t b = 0; b < 4; ++b)
+      out[header_bytes + i * 4 + b] = static_cast<char>((bits >> (8 * b)) & 0xFF);
+  }
+  return out;
+}
+
+/// Writes float32 data of `shape` (C order) to a .npy file at `path`. Throws FileError naming the path.
+inline void write_npy_float32(const std::string& path, const float* data,
+                              const std::vector<std::size_t>& shape) {
+  const std::string bytes = npy_float32_bytes(data, shape);
+  std::FILE* out = std::fopen(path.c_str(), "wb");
+  if (out == nullptr) throw FileError("cannot open '" + path + "' for writing");
+  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), out) == bytes.size();
+  const bool closed = std::fclose(out) == 0;
+  if (!written || !closed) throw FileError("cannot write '" + path + "' (disk full?)");
+}
+
+}  // namespace fnet::io
