@@ -1,0 +1,49 @@
+// One shared MultiHeadAttention (and TransformerEncoderLayer) used from many threads at once gives the
+// single-threaded results bit for bit.
+#include <fnet/baseline/multi_head_attention.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Tensor = Eigen::Tensor<float, 3, Eigen::RowMajor>;
+
+Tensor random_tensor(long batch, long seq, long hidden, std::uint64_t seed) {
+  Tensor x(batch, seq, hidden);
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (long i = 0; i < x.size(); ++i) x.data()[i] = uniform(engine);
+  return x;
+}
+
+TEST(AttentionConcurrency, SharedLayerManyThreads) {
+  fnet::baseline::MultiHeadAttention<float> seeded(128, 2);
+  seeded.initialize(42);
+  const auto& layer = seeded;
+  constexpr int threads = 8;
+  std::vector<Tensor> inputs, expected, got(threads);
+  for (int t = 0; t < threads; ++t) {
+    inputs.push_back(random_tensor(1 + t % 2, 5 + 7 * t, 128, static_cast<std::uint64_t>(t)));
+    expected.push_back(layer.forward(inputs.back()));
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int repeat = 0; repeat < 3; ++repeat)
+        got[static_cast<std::size_t>(t)] = layer.forward(inputs[static_cast<std::size_t>(t)]);
+    });
+  for (auto& thread : pool) thread.join();
+  for (int t = 0; t < threads; ++t) {
+    const auto& want = expected[static_cast<std::size_t>(t)];
+    const auto& have = got[static_cast<std::size_t>(t)];
+    ASSERT_EQ(have.size(), want.size());
+    for (long i = 0; i < want.size(); ++i) ASSERT_EQ(have.data()[i], want.data()[i]) << "thread " << t;
+  }
+}
+
+}  // namespace
