@@ -1,0 +1,266 @@
+// fnet-infer: runs a Hugging Face FNet checkpoint on token ids (or text) and writes the outputs as .npy
+// files.
+//
+//   fnet-infer --model DIR --input-ids IDS.npy [--token-type-ids TT.npy] --output-dir OUT
+//              [--backend fftw|builtin|dft] [--threads N]
+//   fnet-infer --model DIR --text "..." [--text-pair "..."] [--pad-to N] --output-dir OUT ...   (with
+//   SentencePiece)
+//
+// Writes float32 last_hidden_state.npy (B,S,H) and pooler_output.npy (B,H); prediction_logits.npy (B,S,V) and
+// seq_relationship_logits.npy (B,2) with pre-training heads; logits.npy with a classifier. Outputs appear
+// only when everything succeeded: they are written to temporary files and renamed at the end.
+#include <fnet/fft/builtin.hpp>
+#include <fnet/fft/dft_matrix.hpp>
+#if defined(FNET_HAS_FFTW)
+#include <fnet/fft/fftw.hpp>
+#endif
+#include <fnet/io/npy.hpp>
+#include <fnet/io/pretrained.hpp>
+#include <fnet/threads.hpp>
+#if defined(FNET_HAS_SENTENCEPIECE)
+#include <fnet/tokenizer.hpp>
+#endif
+
+#include <unistd.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+constexpr const char* usage =
+    "usage: fnet-infer --model DIR (--input-ids IDS.npy [--token-type-ids TT.npy] | --text TEXT [--text-pair "
+    "TEXT]"
+    " [--pad-to N]) --output-dir OUT [--backend fftw|builtin|dft] [--threads N]";
+
+class UsageError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+struct Options {
+  std::string model;
+  std::string input_ids;
+  std::string token_type_ids;
+  std::string output_dir;
+  std::optional<std::string> text;
+  std::optional<std::string> text_pair;
+  std::optional<std::size_t> pad_to;
+  std::string backend;  // empty: the default for the checkpoint
+  int threads = 1;
+};
+
+std::size_t parse_count(const std::string& flag, const std::string& value, std::size_t max) {
+  std::size_t used = 0;
+  unsigned long long number = 0;
+  try {
+    number = std::stoull(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || value[0] == '-' || number < 1 || number > max)
+    throw UsageError(flag + " must be an integer in [1, " + std::to_string(max) + "], got '" + value + "'");
+  return static_cast<std::size_t>(number);
+}
+
+Options parse_options(int argc, char** argv) {
+  Options options;
+  std::map<std::string, std::string> seen;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    static const std::vector<std::string> known = {"--model",      "--input-ids", "--token-type-ids",
+                                                   "--output-dir", "--backend",   "--threads",
+                                                   "--text",       "--text-pair", "--pad-to"};
+    if (flag == "--help" || flag == "-h") throw UsageError("help");
+    bool is_known = false;
+    for (const auto& k : known) is_known = is_known || k == flag;
+    if (!is_known) throw UsageError("unknown argument '" + flag + "'");
+    if (i + 1 >= argc) throw UsageError(flag + " needs a value");
+    if (seen.count(flag)) throw UsageError(flag + " given twice");
+    seen[flag] = argv[++i];
+  }
+  const auto take = [&](const char* flag) { return seen.count(flag) ? seen[flag] : std::string(); };
+  options.model = take("--model");
+  options.input_ids = take("--input-ids");
+  options.token_type_ids = take("--token-type-ids");
+  options.output_dir = take("--output-dir");
+  options.backend = take("--backend");
+  if (seen.count("--text")) options.text = seen["--text"];
+  if (seen.count("--text-pair")) options.text_pair = seen["--text-pair"];
+  if (seen.count("--pad-to")) options.pad_to = parse_count("--pad-to", seen["--pad-to"], 1u << 20);
+  if (seen.count("--threads"))
+    options.threads = static_cast<int>(parse_count("--threads", seen["--threads"], fnet::max_num_threads));
+
+  if (options.model.empty()) throw UsageError("--model DIR is required");
+  if (options.output_dir.empty()) throw UsageError("--output-dir OUT is required");
+  if (options.input_ids.empty() == !options.text.has_value())
+    throw UsageError("give exactly one of --input-ids IDS.npy and --text TEXT");
+  if (options.text && !options.token_type_ids.empty())
+    throw UsageError("--token-type-ids goes with --input-ids, not --text");
+  if (!options.text && (options.text_pair || options.pad_to))
+    throw UsageError("--text-pair and --pad-to go with --text");
+  if (!options.backend.empty() && options.backend != "fftw" && options.backend != "builtin" &&
+      options.backend != "dft")
+    throw UsageError("--backend must be fftw, builtin or dft, got '" + options.backend + "'");
+  return options;
+}
+
+fnet::TokenIds to_token_ids(const fnet::io::IdMatrix& matrix) {
+  fnet::TokenIds ids(static_cast<Eigen::Index>(matrix.rows), static_cast<Eigen::Index>(matrix.cols));
+  for (std::size_t i = 0; i < matrix.values.size(); ++i) ids.data()[i] = matrix.values[i];
+  return ids;
+}
+
+// Output files written under temporary names, renamed into place only by commit(); removed otherwise.
+class PendingOutputs {
+ public:
+  explicit PendingOutputs(std::string directory) : directory_(std::move(directory)) {}
+  PendingOutputs(const PendingOutputs&) = delete;
+  PendingOutputs& operator=(const PendingOutputs&) = delete;
+  ~PendingOutputs() {
+    for (const auto& file : files_) std::remove(file.first.c_str());
+  }
+
+  void add(const std::string& name, const float* data, const std::vector<std::size_t>& shape) {
+    const std::string final_path = (std::filesystem::path(directory_) / name).string();
+    const std::string temporary = (std::filesystem::path(directory_) /
+                                   ("." + name + ".tmp-" + std::to_string(static_cast<long>(::getpid()))))
+                                      .string();
+    files_.emplace_back(temporary, final_path);
+    fnet::io::write_npy_float32(temporary, data, shape);
+  }
+
+  void commit() {
+    for (const auto& [temporary, final_path] : files_)
+      if (std::rename(temporary.c_str(), final_path.c_str()) != 0)
+        throw fnet::io::FileError("cannot rename '" + temporary + "' to '" + final_path +
+                                  "': " + std::strerror(errno));
+    files_.clear();
+  }
+
+ private:
+  std::string directory_;
+  std::vector<std::pair<std::string, std::string>> files_;  // (temporary, final)
+};
+
+template <class Tensor>
+std::vector<float> as_floats(const Tensor& tensor) {
+  return std::vector<float>(tensor.data(), tensor.data() + tensor.size());
+}
+
+template <class Backend>
+void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds& token_types) {
+  const auto model = fnet::io::load_pretrained<float, Backend>(options.model);
+  const auto out = model.forward(ids, token_types);
+  const auto batch = static_cast<std::size_t>(ids.rows()), seq = static_cast<std::size_t>(ids.cols());
+  const std::size_t hidden = model.config().hidden_size;
+
+  std::filesystem::create_directories(options.output_dir);
+  PendingOutputs outputs(options.output_dir);
+  outputs.add("last_hidden_state.npy", out.last_hidden_state.data(), {batch, seq, hidden});
+  outputs.add("pooler_output.npy", out.pooler_output.data(), {batch, hidden});
+  if (out.prediction_logits)
+    outputs.add("prediction_logits.npy", out.prediction_logits->data(),
+                {batch, seq, model.config().vocab_size});
+  if (out.seq_relationship_logits)
+    outputs.add("seq_relationship_logits.npy", out.seq_relationship_logits->data(), {batch, 2});
+  if (out.sequence_logits)
+    outputs.add("logits.npy", out.sequence_logits->data(), {batch, model.config().num_labels});
+  if (out.token_logits)
+    outputs.add("logits.npy", out.token_logits->data(), {batch, seq, model.config().num_labels});
+  outputs.commit();
+}
+
+int run_main(int argc, char** argv) {
+  const Options options = parse_options(argc, argv);
+  fnet::set_num_threads(options.threads);
+
+  fnet::TokenIds ids;
+  fnet::TokenIds token_types;
+  if (options.text) {
+#if defined(FNET_HAS_SENTENCEPIECE)
+    const fnet::Tokenizer tokenizer((std::filesystem::path(options.model) / "spiece.model").string());
+    const fnet::Encoding encoding =
+        options.text_pair ? tokenizer.encode_pair(*options.text, *options.text_pair, options.pad_to)
+                          : tokenizer.encode(*options.text, options.pad_to);
+    ids.resize(1, static_cast<Eigen::Index>(encoding.ids.size()));
+    token_types.resize(1, static_cast<Eigen::Index>(encoding.ids.size()));
+    for (std::size_t i = 0; i < encoding.ids.size(); ++i) {
+      ids(0, static_cast<Eigen::Index>(i)) = encoding.ids[i];
+      token_types(0, static_cast<Eigen::Index>(i)) = encoding.token_types[i];
+    }
+#else
+    throw UsageError("--text needs a fnet-infer built with SentencePiece");
+#endif
+  } else {
+    ids = to_token_ids(fnet::io::read_id_matrix(options.input_ids));
+    if (!options.token_type_ids.empty()) {
+      token_types = to_token_ids(fnet::io::read_id_matrix(options.token_type_ids));
+      if (token_types.rows() != ids.rows() || token_types.cols() != ids.cols())
+        throw std::invalid_argument("--token-type-ids '" + options.token_type_ids + "' has shape (" +
+                                    std::to_string(token_types.rows()) + ", " +
+                                    std::to_string(token_types.cols()) + ") but --input-ids has shape (" +
+                                    std::to_string(ids.rows()) + ", " + std::to_string(ids.cols()) + ")");
+    }
+  }
+
+  // use_tpu_fourier_optimizations selects the DFT-matrix mixing path, as the reference does.
+  std::string backend = options.backend;
+  const auto config = fnet::io::read_config((std::filesystem::path(options.model) / "config.json").string());
+  if (config.use_tpu_fourier_optimizations) {
+    if (!backend.empty() && backend != "dft")
+      throw UsageError(
+          "config.json sets use_tpu_fourier_optimizations, which uses the dft backend; --backend " + backend +
+          " conflicts with it");
+    backend = "dft";
+  }
+  if (backend == "dft") {
+    run<fnet::fft::DftMatrix>(options, ids, token_types);
+  } else if (backend == "builtin") {
+    run<fnet::fft::Builtin>(options, ids, token_types);
+  } else {
+#if defined(FNET_HAS_FFTW)
+    run<fnet::fft::Fftw>(options, ids, token_types);
+#else
+    if (backend == "fftw") throw UsageError("--backend fftw: this fnet-infer was built without FFTW");
+    run<fnet::fft::Builtin>(options, ids, token_types);
+#endif
+  }
+  return 0;
+}
+
+// One line: newlines inside a message (from a nested library error) become spaces.
+std::string one_line(std::string message) {
+  for (char& c : message)
+    if (c == '\n' || c == '\r') c = ' ';
+  return message;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (const UsageError& error) {
+    if (std::string(error.what()) == "help") {
+      std::printf("%s\n", usage);
+      return 0;
+    }
+    std::fprintf(stderr, "fnet-infer: %s (%s)\n", one_line(error.what()).c_str(), usage);
+    return 2;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "fnet-infer: %s\n", one_line(error.what()).c_str());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "fnet-infer: unknown error\n");
+    return 1;
+  }
+}

@@ -1,0 +1,78 @@
+// load_pretrained: an FNetModel from a Hugging Face checkpoint directory (config.json + safetensors).
+#pragma once
+
+#include <fnet/io/checkpoint.hpp>
+#include <fnet/io/config.hpp>
+#include <fnet/io/error.hpp>
+#include <fnet/model.hpp>
+
+#include <cstddef>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace fnet::io {
+
+/// Which heads a checkpoint carries: "cls.*" means pre-training heads, "classifier.*" a classifier (token
+/// classification when config.json's architectures says FNetForTokenClassification, else sequence).
+inline FNetHeads detect_heads(const Checkpoint& checkpoint, const FNetConfig& config) {
+  FNetHeads heads;
+  for (const auto& name : checkpoint.names()) {
+    if (name.rfind("cls.predictions.", 0) == 0 || name.rfind("cls.seq_relationship.", 0) == 0)
+      heads.pretraining = true;
+    if (name.rfind("classifier.", 0) == 0)
+      heads.classifier =
+          config.is_token_classifier() ? FNetHeads::Classifier::token : FNetHeads::Classifier::sequence;
+  }
+  return heads;
+}
+
+/// Reads `directory`/config.json and the weights (model.safetensors, or shards via
+/// model.safetensors.index.json), and returns the model with every parameter converted straight from the
+/// memory-mapped file into its storage. Tensor names may carry the "fnet." prefix or not. The tied MLM
+/// decoder may be absent. Buffers are ignored. Throws FileError (a missing or unreadable file) or FormatError
+/// naming the file and the tensor: malformed files, a missing tensor, a shape that disagrees with
+/// config.json, a non-float weight, or a tensor of the base model (embeddings / encoder / pooler) the
+/// configuration has no place for.
+///
+///     auto model = fnet::io::load_pretrained<float>("fnet-base");          // fnet::fft::Default backend
+///     auto out = model.forward(ids);
+template <class Scalar, class Backend = fft::Default>
+FNetModel<Scalar, Backend> load_pretrained(const std::string& directory, Backend backend = Backend()) {
+  const FNetConfig config = read_config(detail::join_path(directory, "config.json"));
+  const Checkpoint checkpoint = Checkpoint::open(directory);
+  FNetModel<Scalar, Backend> model(config, detect_heads(checkpoint, config), std::move(backend));
+
+  std::set<std::string> expected;
+  for (auto& parameter : model.parameters()) {
+    if (!checkpoint.contains(parameter.name))
+      throw FormatError("checkpoint in '" + directory + "' lacks tensor '" + parameter.name + "' (shape " +
+                        shape_string(parameter.shape) + " for this config.json)");
+    checkpoint.read_into(parameter.name, parameter.shape, parameter.data);
+    expected.insert(parameter.name);
+  }
+
+  // The tied decoder, when saved, must at least agree with the shapes it is tied to.
+  const auto check_tied = [&](const std::string& name, const std::vector<std::size_t>& shape) {
+    if (checkpoint.contains(name) && checkpoint.at(name).shape != shape)
+      throw FormatError("tensor '" + name + "' in '" + checkpoint.file_of(name) + "' has shape " +
+                        shape_string(checkpoint.at(name).shape) + " but config.json implies " +
+                        shape_string(shape));
+  };
+  check_tied("cls.predictions.decoder.weight", {config.vocab_size, config.hidden_size});
+  check_tied("cls.predictions.decoder.bias", {config.vocab_size});
+
+  // A base-model tensor with no place in the model means config.json and the weights disagree (for instance
+  // more layers than num_hidden_layers); other heads (question answering, ...) are simply not used.
+  for (const auto& name : checkpoint.names()) {
+    const bool base =
+        name.rfind("embeddings.", 0) == 0 || name.rfind("encoder.", 0) == 0 || name.rfind("pooler.", 0) == 0;
+    if (base && expected.count(name) == 0)
+      throw FormatError("tensor '" + name + "' in '" + checkpoint.file_of(name) +
+                        "' has no place in an FNet with this config.json (num_hidden_layers " +
+                        std::to_string(config.num_hidden_layers) + ")");
+  }
+  return model;
+}
+
+}  // namespace fnet::io

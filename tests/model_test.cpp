@@ -1,0 +1,269 @@
+// FNetModel and its parts used as a user would: outputs against naive references written here, loading a
+// checkpoint by name, and every bad input refused with a message naming it.
+#include <fnet/fft/builtin.hpp>
+#include <fnet/io/pretrained.hpp>
+#include <fnet/model.hpp>
+
+#include "io_test_support.hpp"
+
+#include <cmath>
+
+namespace {
+
+using Model = fnet::FNetModel<double, fnet::fft::Builtin>;
+using Matrix = Model::Matrix;
+
+fnet::FNetConfig small_config() {
+  fnet::FNetConfig config;
+  config.vocab_size = 41;
+  config.hidden_size = 10;
+  config.intermediate_size = 14;
+  config.num_hidden_layers = 2;
+  config.max_position_embeddings = 9;
+  config.type_vocab_size = 3;
+  config.num_labels = 4;
+  config.layer_norm_eps = 1e-12;
+  return config;
+}
+
+fnet::TokenIds make_ids(std::initializer_list<std::initializer_list<std::int64_t>> rows) {
+  fnet::TokenIds ids(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(rows.begin()->size()));
+  Eigen::Index r = 0;
+  for (const auto& row : rows) {
+    Eigen::Index c = 0;
+    for (auto v : row) ids(r, c++) = v;
+    ++r;
+  }
+  return ids;
+}
+
+// Textbook LayerNorm of a vector.
+Eigen::VectorXd layer_norm(const Eigen::VectorXd& x, const Eigen::VectorXd& w, const Eigen::VectorXd& b,
+                           double eps) {
+  const double mean = x.mean();
+  const double variance = (x.array() - mean).square().mean();
+  return ((x.array() - mean) / std::sqrt(variance + eps) * w.array() + b.array()).matrix();
+}
+
+double gelu_tanh(double x) {
+  return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+// Randomise every parameter (LayerNorm weights near 1) so no term of the model can hide.
+void randomise(Model& model, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::uniform_real_distribution<double> uniform(-0.5, 0.5);
+  for (auto& p : model.parameters()) {
+    const bool norm_weight = p.name.find("LayerNorm.weight") != std::string::npos;
+    for (std::size_t i = 0; i < p.size(); ++i) p.data[i] = (norm_weight ? 1.0 : 0.0) + uniform(random);
+  }
+}
+
+TEST(FNetModel, ParametersCarryHuggingFaceNamesAndShapes) {
+  Model model(small_config(), {true, fnet::FNetHeads::Classifier::sequence});
+  std::map<std::string, std::vector<std::size_t>> shapes;
+  for (const auto& p : model.parameters()) shapes[p.name] = p.shape;
+  EXPECT_EQ(shapes.at("embeddings.word_embeddings.weight"), (std::vector<std::size_t>{41, 10}));
+  EXPECT_EQ(shapes.at("embeddings.position_embeddings.weight"), (std::vector<std::size_t>{9, 10}));
+  EXPECT_EQ(shapes.at("embeddings.token_type_embeddings.weight"), (std::vector<std::size_t>{3, 10}));
+  EXPECT_EQ(shapes.at("embeddings.projection.weight"), (std::vector<std::size_t>{10, 10}));
+  EXPECT_EQ(shapes.at("encoder.layer.1.intermediate.dense.weight"), (std::vector<std::size_t>{14, 10}));
+  EXPECT_EQ(shapes.at("encoder.layer.0.fourier.output.LayerNorm.bias"), (std::vector<std::size_t>{10}));
+  EXPECT_EQ(shapes.at("pooler.dense.weight"), (std::vector<std::size_t>{10, 10}));
+  EXPECT_EQ(shapes.at("cls.predictions.bias"), (std::vector<std::size_t>{41}));
+  EXPECT_EQ(shapes.at("cls.predictions.transform.LayerNorm.weight"), (std::vector<std::size_t>{10}));
+  EXPECT_EQ(shapes.at("cls.seq_relationship.weight"), (std::vector<std::size_t>{2, 10}));
+  EXPECT_EQ(shapes.at("classifier.weight"), (std::vector<std::size_t>{4, 10}));
+  EXPECT_EQ(shapes.count("cls.predictions.decoder.weight"), 0u);  // tied to the word embeddings
+  EXPECT_EQ(shapes.size(), 7u + 2 * 8u + 2u + 7u + 2u);
+}
+
+TEST(FNetModel, OutputsMatchANaiveComposition) {
+  const auto config = small_config();
+  Model model(config, {true, fnet::FNetHeads::Classifier::sequence});
+  randomise(model, 1);
+  const auto ids = make_ids({{4, 17, 40, 0, 5}, {4, 1, 2, 3, 5}});
+  const auto types = make_ids({{0, 0, 1, 2, 1}, {0, 1, 1, 1, 0}});
+  const auto out = model.forward(ids, types);
+  const Eigen::Index h = 10, seq = 5;
+
+  // Embeddings by hand, then the encoder (tested on its own elsewhere) as a black box.
+  fnet::Tensor3<double> embedded(2, seq, h);
+  const auto& e = model.embeddings;
+  for (Eigen::Index b = 0; b < 2; ++b)
+    for (Eigen::Index s = 0; s < seq; ++s) {
+      Eigen::VectorXd sum = e.word_embeddings.row(ids(b, s)).transpose() +
+                            e.token_type_embeddings.row(types(b, s)).transpose() +
+                            e.position_embeddings.row(s).transpose();
+      Eigen::VectorXd normed = layer_norm(sum, e.layer_norm.weight, e.layer_norm.bias, 1e-12);
+      Eigen::VectorXd projected = e.projection_weight * normed + e.projection_bias;
+      for (Eigen::Index j = 0; j < h; ++j) embedded(b, s, j) = projected(j);
+    }
+  const auto hidden = model.encoder.forward(embedded);
+  for (Eigen::Index i = 0; i < hidden.size(); ++i)
+    ASSERT_NEAR(out.last_hidden_state.data()[i], hidden.data()[i], 1e-12);
+
+  const auto& heads = *model.pretraining;
+  for (Eigen::Index b = 0; b < 2; ++b) {
+    Eigen::VectorXd first(h);
+    for (Eigen::Index j = 0; j < h; ++j) first(j) = hidden(b, 0, j);
+    const Eigen::VectorXd pooled = (model.pooler.weight * first + model.pooler.bias).array().tanh().matrix();
+    for (Eigen::Index j = 0; j < h; ++j) EXPECT_NEAR(out.pooler_output(b, j), pooled(j), 1e-12);
+    const Eigen::VectorXd nsp = heads.seq_relationship_weight * pooled + heads.seq_relationship_bias;
+    EXPECT_NEAR((*out.seq_relationship_logits)(b, 0), nsp(0), 1e-12);
+    EXPECT_NEAR((*out.seq_relationship_logits)(b, 1), nsp(1), 1e-12);
+    const Eigen::VectorXd labels = model.classifier->weight * pooled + model.classifier->bias;
+    for (Eigen::Index k = 0; k < 4; ++k) EXPECT_NEAR((*out.sequence_logits)(b, k), labels(k), 1e-12);
+    for (Eigen::Index s = 0; s < seq; ++s) {
+      Eigen::VectorXd token(h);
+      for (Eigen::Index j = 0; j < h; ++j) token(j) = hidden(b, s, j);
+      Eigen::VectorXd t = heads.transform_weight * token + heads.transform_bias;
+      for (Eigen::Index j = 0; j < h; ++j) t(j) = gelu_tanh(t(j));
+      t = layer_norm(t, heads.transform_layer_norm.weight, heads.transform_layer_norm.bias, 1e-12);
+      const Eigen::VectorXd logits = e.word_embeddings * t + heads.prediction_bias;
+      for (Eigen::Index v = 0; v < 41; ++v) ASSERT_NEAR((*out.prediction_logits)(b, s, v), logits(v), 1e-11);
+    }
+  }
+  EXPECT_FALSE(out.token_logits.has_value());
+
+  // Token types default to zero.
+  const auto zero_types = model.forward(ids, fnet::TokenIds::Zero(2, seq));
+  const auto defaulted = model.forward(ids);
+  for (Eigen::Index i = 0; i < defaulted.last_hidden_state.size(); ++i)
+    EXPECT_EQ(defaulted.last_hidden_state.data()[i], zero_types.last_hidden_state.data()[i]);
+}
+
+TEST(FNetModel, TokenClassifierScoresEveryToken) {
+  Model model(small_config(), {false, fnet::FNetHeads::Classifier::token});
+  randomise(model, 2);
+  const auto out = model.forward(make_ids({{4, 9, 5}}));
+  ASSERT_TRUE(out.token_logits.has_value());
+  EXPECT_FALSE(out.prediction_logits.has_value());
+  for (Eigen::Index s = 0; s < 3; ++s) {
+    Eigen::VectorXd token(10);
+    for (Eigen::Index j = 0; j < 10; ++j) token(j) = out.last_hidden_state(0, s, j);
+    const Eigen::VectorXd expected = model.classifier->weight * token + model.classifier->bias;
+    for (Eigen::Index k = 0; k < 4; ++k) EXPECT_NEAR((*out.token_logits)(0, s, k), expected(k), 1e-12);
+  }
+}
+
+TEST(FNetModel, BadInputsNameTheEntry) {
+  Model model(small_config(), {true});
+  model.initialize(3);
+  FNET_EXPECT_THROW_WITH(model.forward(make_ids({{4, 41}})), std::invalid_argument, "input_ids[0, 1] = 41",
+                         "vocab_size");
+  FNET_EXPECT_THROW_WITH(model.forward(make_ids({{4, -2}})), std::invalid_argument, "input_ids[0, 1] = -2");
+  FNET_EXPECT_THROW_WITH(model.forward(make_ids({{4, 5}}), make_ids({{0, 3}})), std::invalid_argument,
+                         "token_type_ids[0, 1] = 3", "type_vocab_size");
+  FNET_EXPECT_THROW_WITH(model.forward(make_ids({{4, 5}}), make_ids({{0, 0, 0}})), std::invalid_argument,
+                         "token_type_ids", "(1, 3)", "(1, 2)");
+  FNET_EXPECT_THROW_WITH(model.forward(fnet::TokenIds::Constant(1, 10, 4)), std::invalid_argument, "seq 10",
+                         "max_position_embeddings 9");
+  FNET_EXPECT_THROW_WITH(model.forward(fnet::TokenIds(0, 3)), std::invalid_argument, "input_ids", "(0, 3)");
+  model.pooler.weight.resize(3, 3);
+  FNET_EXPECT_THROW_WITH(model.forward(make_ids({{4, 5}})), std::invalid_argument, "dense.weight", "[3, 3]",
+                         "[10, 10]");
+}
+
+TEST(FNetModel, TpuConfigurationNeedsTheShortSequenceLength) {
+  auto config = small_config();
+  config.use_tpu_fourier_optimizations = true;
+  config.tpu_short_seq_length = 4;
+  Model model(config);
+  model.initialize(4);
+  EXPECT_NO_THROW(model.forward(fnet::TokenIds::Constant(1, 4, 7)));
+  FNET_EXPECT_THROW_WITH(model.forward(fnet::TokenIds::Constant(1, 3, 7)), std::invalid_argument,
+                         "tpu_short_seq_length 4", "seq 3");
+}
+
+TEST(FNetModel, InvalidConfigurationIsRefused) {
+  auto config = small_config();
+  config.hidden_act = "swish";
+  FNET_EXPECT_THROW_WITH(Model{config}, std::invalid_argument, "hidden_act", "swish");
+}
+
+// Writes a model's parameters as a Hugging Face checkpoint (optionally with the fnet. prefix, in F32 or F64).
+void save(Model& model, const std::string& directory, const std::string& config_json, bool prefix,
+          bool as_f64) {
+  std::vector<fnet_test::RawTensor> tensors;
+  for (const auto& p : model.parameters()) {
+    std::string bytes;
+    if (as_f64) {
+      bytes = fnet_test::raw_bytes(std::vector<double>(p.data, p.data + p.size()));
+    } else {
+      std::vector<float> values(p.data, p.data + p.size());
+      bytes = fnet_test::f32_bytes(values);
+    }
+    const bool head = p.name.rfind("cls.", 0) == 0 || p.name.rfind("classifier.", 0) == 0;
+    tensors.push_back({(prefix && !head ? "fnet." : "") + p.name, as_f64 ? "F64" : "F32", p.shape, bytes});
+  }
+  fnet_test::write_file(directory + "/model.safetensors", fnet_test::safetensors_bytes(tensors));
+  fnet_test::write_file(directory + "/config.json", config_json);
+}
+
+const char* const small_config_json =
+    R"({"vocab_size": 41, "hidden_size": 10, "intermediate_size": 14, "num_hidden_layers": 2,
+        "max_position_embeddings": 9, "type_vocab_size": 3, "hidden_act": "gelu_new", "layer_norm_eps": 1e-12,
+        "architectures": ["FNetForSequenceClassification"], "id2label": {"0": "a", "1": "b", "2": "c", "3": "d"}})";
+
+TEST(LoadPretrained, RoundTripsEveryParameterByName) {
+  Model original(small_config(), {true, fnet::FNetHeads::Classifier::sequence});
+  randomise(original, 5);
+  for (bool prefix : {true, false}) {
+    fnet_test::TempDir dir;
+    save(original, dir.path(), small_config_json, prefix, true);
+    auto loaded = fnet::io::load_pretrained<double, fnet::fft::Builtin>(dir.path());
+    EXPECT_TRUE(loaded.heads().pretraining);
+    EXPECT_EQ(loaded.heads().classifier, fnet::FNetHeads::Classifier::sequence);
+    EXPECT_EQ(loaded.config().id2label, (std::vector<std::string>{"a", "b", "c", "d"}));
+    auto expected = original.parameters();
+    auto actual = loaded.parameters();
+    ASSERT_EQ(actual.size(), expected.size());
+    for (std::size_t i = 0; i < actual.size(); ++i) {
+      ASSERT_EQ(actual[i].name, expected[i].name);
+      for (std::size_t k = 0; k < actual[i].size(); ++k)
+        ASSERT_EQ(actual[i].data[k], expected[i].data[k]) << actual[i].name;
+    }
+  }
+}
+
+TEST(LoadPretrained, FloatModelFromFloat32Weights) {
+  Model original(small_config());
+  randomise(original, 6);
+  fnet_test::TempDir dir;
+  save(original, dir.path(), small_config_json, false, false);
+  auto loaded = fnet::io::load_pretrained<float, fnet::fft::Builtin>(dir.path());
+  EXPECT_FALSE(loaded.heads().pretraining);
+  EXPECT_EQ(loaded.heads().classifier, fnet::FNetHeads::Classifier::none);
+  const auto ids = make_ids({{4, 8, 12, 5}});
+  const auto want = original.forward(ids);
+  const auto got = loaded.forward(ids);
+  for (Eigen::Index i = 0; i < want.last_hidden_state.size(); ++i)
+    EXPECT_NEAR(got.last_hidden_state.data()[i], want.last_hidden_state.data()[i], 1e-4);
+}
+
+TEST(LoadPretrained, InconsistentCheckpointsAreRefused) {
+  Model original(small_config(), {true});
+  randomise(original, 7);
+  fnet_test::TempDir dir;
+  save(original, dir.path(), small_config_json, true, false);
+  const auto load = [&] { return fnet::io::load_pretrained<double, fnet::fft::Builtin>(dir.path()); };
+
+  std::string config = small_config_json;
+  fnet_test::write_file(dir.file("config.json"),
+                        R"({"vocab_size": 41, "hidden_size": 10, "intermediate_size": 14,
+      "num_hidden_layers": 1, "max_position_embeddings": 9, "type_vocab_size": 3})");
+  FNET_EXPECT_THROW_WITH(load(), fnet::io::FormatError, "encoder.layer.1", "num_hidden_layers 1");
+  fnet_test::write_file(dir.file("config.json"),
+                        R"({"vocab_size": 41, "hidden_size": 10, "intermediate_size": 14,
+      "num_hidden_layers": 3, "max_position_embeddings": 9, "type_vocab_size": 3})");
+  FNET_EXPECT_THROW_WITH(load(), fnet::io::FormatError, "lacks tensor 'encoder.layer.2.");
+  fnet_test::write_file(dir.file("config.json"),
+                        R"({"vocab_size": 41, "hidden_size": 10, "intermediate_size": 16,
+      "num_hidden_layers": 2, "max_position_embeddings": 9, "type_vocab_size": 3})");
+  FNET_EXPECT_THROW_WITH(load(), fnet::io::FormatError, "intermediate.dense.weight", "[14, 10]", "[16, 10]");
+  std::remove(dir.file("config.json").c_str());
+  FNET_EXPECT_THROW_WITH(load(), fnet::io::FileError, "config.json");
+}
+
+}  // namespace

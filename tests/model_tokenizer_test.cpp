@@ -1,0 +1,106 @@
+// fnet::Tokenizer on a small SentencePiece model trained here with spm_train (skipped when spm_train is
+// absent).
+#include <fnet/tokenizer.hpp>
+
+#include "io_test_support.hpp"
+
+#include <sentencepiece_processor.h>
+
+#include <cstdlib>
+
+namespace {
+
+class TokenizerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+#if defined(FNET_SPM_TRAIN)
+    directory_ = new fnet_test::TempDir();
+    std::string corpus;
+    for (int i = 0; i < 40; ++i)
+      corpus += "the quick brown fox jumps over the lazy dog " + std::to_string(i) +
+                ", while fourier transforms mix every token with every other token.\n";
+    fnet_test::write_file(directory_->file("corpus.txt"), corpus);
+    // FNet's layout: <unk>=0, bos=1, eos=2, <pad>=3, then [CLS]=4, [SEP]=5, [MASK]=6.
+    const std::string command = std::string(FNET_SPM_TRAIN) + " --input=" + directory_->file("corpus.txt") +
+                                " --model_prefix=" + directory_->file("spiece") +
+                                " --vocab_size=80 --hard_vocab_limit=false --character_coverage=1.0"
+                                " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=3"
+                                " --user_defined_symbols=[CLS],[SEP],[MASK] --minloglevel=2 > /dev/null 2>&1";
+    trained_ = std::system(command.c_str()) == 0;
+#endif
+  }
+  static void TearDownTestSuite() {
+    delete directory_;
+    directory_ = nullptr;
+  }
+  void SetUp() override {
+#if !defined(FNET_SPM_TRAIN)
+    GTEST_SKIP() << "spm_train was not found at configure time: no SentencePiece model to test with";
+#else
+    ASSERT_TRUE(trained_) << "spm_train failed";
+#endif
+  }
+  static std::string model_path() {
+    return directory_->file("spiece.model");
+  }
+
+  // The plain SentencePiece ids of `text`, as the independent reference for the unspecial part.
+  static std::vector<std::int64_t> plain_ids(const std::string& text) {
+    sentencepiece::SentencePieceProcessor processor;
+    EXPECT_TRUE(processor.Load(model_path()).ok());
+    std::vector<int> ids;
+    EXPECT_TRUE(processor.Encode(text, &ids).ok());
+    return {ids.begin(), ids.end()};
+  }
+
+  static inline fnet_test::TempDir* directory_ = nullptr;
+  static inline bool trained_ = false;
+};
+
+TEST_F(TokenizerTest, SpecialTokensHaveFNetsIds) {
+  const fnet::Tokenizer tokenizer(model_path());
+  EXPECT_EQ(tokenizer.cls_id(), 4);
+  EXPECT_EQ(tokenizer.sep_id(), 5);
+  EXPECT_EQ(tokenizer.pad_id(), 3);
+}
+
+TEST_F(TokenizerTest, SingleTextIsClsTextSep) {
+  const fnet::Tokenizer tokenizer(model_path());
+  const auto body = plain_ids("the lazy fox");
+  ASSERT_FALSE(body.empty());
+  const auto encoding = tokenizer.encode("  the   lazy\tfox ");  // whitespace collapsed as the reference does
+  std::vector<std::int64_t> expected = {4};
+  expected.insert(expected.end(), body.begin(), body.end());
+  expected.push_back(5);
+  EXPECT_EQ(encoding.ids, expected);
+  EXPECT_EQ(encoding.token_types, std::vector<std::int64_t>(expected.size(), 0));
+}
+
+TEST_F(TokenizerTest, PairsGetTokenTypesAndPadding) {
+  const fnet::Tokenizer tokenizer(model_path());
+  const auto a = plain_ids("quick fox");
+  const auto b = plain_ids("lazy dog");
+  const auto encoding = tokenizer.encode_pair("quick fox", "lazy dog", 32);
+  ASSERT_EQ(encoding.ids.size(), 32u);
+  ASSERT_EQ(encoding.token_types.size(), 32u);
+  std::vector<std::int64_t> ids = {4}, types = {0};
+  for (auto id : a) ids.push_back(id), types.push_back(0);
+  ids.push_back(5), types.push_back(0);
+  for (auto id : b) ids.push_back(id), types.push_back(1);
+  ids.push_back(5), types.push_back(1);
+  const std::size_t used = ids.size();
+  ids.resize(32, 3);
+  types.resize(32, 0);
+  EXPECT_EQ(encoding.ids, ids);
+  EXPECT_EQ(encoding.token_types, types);
+  EXPECT_LT(used, 32u);
+  FNET_EXPECT_THROW_WITH(tokenizer.encode_pair("quick fox", "lazy dog", 3), std::invalid_argument,
+                         "pad_to 3");
+}
+
+TEST_F(TokenizerTest, MissingModelIsAFileError) {
+  FNET_EXPECT_THROW_WITH(fnet::Tokenizer(directory_->file("absent.model")), fnet::io::FileError,
+                         "absent.model");
+}
+
+}  // namespace

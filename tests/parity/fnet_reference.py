@@ -1,0 +1,168 @@
+"""An independent FNet in PyTorch, written from the model description (embeddings, Fourier mixing, post-LN
+feed-forward layers, pooler, heads), and random checkpoints in the Hugging Face layout to test fnet-infer with.
+
+Everything runs in float64 from the weights exactly as stored (F16/BF16 values widened exactly), so the
+reference is the "true" output the C++ float32 result is compared against.
+"""
+import json
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+from convert_pytorch_bin import write_safetensors  # noqa: E402
+
+DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+
+
+def parameter_shapes(cfg, heads):
+    """Hugging Face names (without the fnet. prefix) and shapes of every weight."""
+    h, i, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    shapes = {
+        "embeddings.word_embeddings.weight": [v, h],
+        "embeddings.position_embeddings.weight": [cfg["max_position_embeddings"], h],
+        "embeddings.token_type_embeddings.weight": [cfg["type_vocab_size"], h],
+        "embeddings.LayerNorm.weight": [h], "embeddings.LayerNorm.bias": [h],
+        "embeddings.projection.weight": [h, h], "embeddings.projection.bias": [h],
+        "pooler.dense.weight": [h, h], "pooler.dense.bias": [h],
+    }
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{layer}."
+        shapes.update({
+            p + "fourier.output.LayerNorm.weight": [h], p + "fourier.output.LayerNorm.bias": [h],
+            p + "intermediate.dense.weight": [i, h], p + "intermediate.dense.bias": [i],
+            p + "output.dense.weight": [h, i], p + "output.dense.bias": [h],
+            p + "output.LayerNorm.weight": [h], p + "output.LayerNorm.bias": [h],
+        })
+    if heads == "pretraining":
+        shapes.update({
+            "cls.predictions.bias": [v],
+            "cls.predictions.transform.dense.weight": [h, h], "cls.predictions.transform.dense.bias": [h],
+            "cls.predictions.transform.LayerNorm.weight": [h], "cls.predictions.transform.LayerNorm.bias": [h],
+            "cls.seq_relationship.weight": [2, h], "cls.seq_relationship.bias": [2],
+        })
+    elif heads in ("sequence", "token"):
+        labels = len(cfg.get("id2label", {})) or 2
+        shapes.update({"classifier.weight": [labels, h], "classifier.bias": [labels]})
+    return shapes
+
+
+def random_weights(cfg, heads, seed, dtype):
+    """Random weights of a plausible scale, rounded to `dtype` (then held as float64 for the reference)."""
+    generator = torch.Generator().manual_seed(seed)
+    weights = {}
+    for name, shape in parameter_shapes(cfg, heads).items():
+        if "LayerNorm.weight" in name:
+            value = 1.0 + 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
+        elif name.endswith("bias"):
+            value = 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
+        else:
+            fan_in = shape[-1]
+            value = torch.randn(shape, generator=generator, dtype=torch.float64) / math.sqrt(fan_in)
+        weights[name] = value.to(DTYPES[dtype]).to(torch.float64)
+    return weights
+
+
+def save_checkpoint(directory, cfg, heads, weights, dtype, prefix, shards=1, buffers=False):
+    """config.json + model.safetensors (or `shards` files and model.safetensors.index.json), HF names."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    tensors = {}
+    for name, value in weights.items():
+        stored = ("fnet." + name) if prefix and not name.startswith(("cls.", "classifier.")) else name
+        tensors[stored] = value.to(DTYPES[dtype])
+    if buffers:  # saved by some versions; they carry no weights and must be ignored
+        base = "fnet." if prefix else ""
+        s, h = cfg["max_position_embeddings"], cfg["hidden_size"]
+        tensors[base + "embeddings.position_ids"] = torch.arange(s, dtype=torch.int64).unsqueeze(0)
+        tensors[base + "embeddings.token_type_ids"] = torch.zeros(1, s, dtype=torch.int64)
+        tensors[base + "encoder.layer.0.fourier.self.dft_mat_hidden"] = torch.zeros(h, 2, dtype=torch.float32)
+    names = sorted(tensors)
+    if shards == 1:
+        write_safetensors(os.path.join(directory, "model.safetensors"), tensors, {"format": "pt"})
+        return
+    weight_map = {}
+    for k in range(shards):
+        file = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+        part = {name: tensors[name] for name in names[k::shards]}
+        write_safetensors(os.path.join(directory, file), part, {"format": "pt"})
+        weight_map.update({name: file for name in part})
+    with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": weight_map}, f)
+
+
+def activation(name, x):
+    if name == "gelu":
+        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    if name == "gelu_new":
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    if name == "relu":
+        return torch.clamp(x, min=0.0)
+    raise ValueError(name)
+
+
+def layer_norm(x, weight, bias, eps):
+    mean = x.mean(dim=-1, keepdim=True)
+    variance = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # biased, as torch.nn.LayerNorm
+    return (x - mean) / torch.sqrt(variance + eps) * weight + bias
+
+
+def dft_matrix(n):
+    k = torch.arange(n, dtype=torch.float64)
+    angle = -2.0 * math.pi * torch.remainder(torch.outer(k, k), n) / n
+    return torch.complex(torch.cos(angle), torch.sin(angle))
+
+
+def fourier_mix(x, cfg):
+    """Re(FFT2) over (seq, hidden). The TPU configuration multiplies by DFT matrices instead, as the paper."""
+    if cfg.get("use_tpu_fourier_optimizations", False):
+        seq, hidden = x.shape[1], x.shape[2]
+        assert seq == cfg["tpu_short_seq_length"]
+        z = torch.matmul(torch.matmul(dft_matrix(seq), x.to(torch.complex128)), dft_matrix(hidden))
+        return z.real
+    return torch.fft.fftn(x, dim=(1, 2)).real
+
+
+def forward(weights, cfg, heads, ids, token_types):
+    """All outputs of the model for int64 (batch, seq) ids and token types, in float64."""
+    w = weights
+    eps, act = cfg["layer_norm_eps"], cfg["hidden_act"]
+    seq = ids.shape[1]
+    x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.token_type_embeddings.weight"][token_types] +
+         w["embeddings.position_embeddings.weight"][:seq].unsqueeze(0))
+    x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+    x = x @ w["embeddings.projection.weight"].T + w["embeddings.projection.bias"]
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{layer}."
+        h1 = layer_norm(x + fourier_mix(x, cfg), w[p + "fourier.output.LayerNorm.weight"],
+                        w[p + "fourier.output.LayerNorm.bias"], eps)
+        inner = activation(act, h1 @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
+        ffn = inner @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
+        x = layer_norm(h1 + ffn, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+    outputs = {"last_hidden_state": x}
+    pooled = torch.tanh(x[:, 0] @ w["pooler.dense.weight"].T + w["pooler.dense.bias"])
+    outputs["pooler_output"] = pooled
+    if heads == "pretraining":
+        t = activation(act, x @ w["cls.predictions.transform.dense.weight"].T + w["cls.predictions.transform.dense.bias"])
+        t = layer_norm(t, w["cls.predictions.transform.LayerNorm.weight"], w["cls.predictions.transform.LayerNorm.bias"],
+                       eps)
+        outputs["prediction_logits"] = t @ w["embeddings.word_embeddings.weight"].T + w["cls.predictions.bias"]
+        outputs["seq_relationship_logits"] = pooled @ w["cls.seq_relationship.weight"].T + w["cls.seq_relationship.bias"]
+    elif heads == "sequence":
+        outputs["logits"] = pooled @ w["classifier.weight"].T + w["classifier.bias"]
+    elif heads == "token":
+        outputs["logits"] = x @ w["classifier.weight"].T + w["classifier.bias"]
+    return outputs
+
+
+def config(hidden, intermediate, layers, vocab, max_positions=128, type_vocab=4, act="gelu_new", **extra):
+    cfg = {"model_type": "fnet", "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": intermediate,
+           "num_hidden_layers": layers, "hidden_act": act, "max_position_embeddings": max_positions,
+           "type_vocab_size": type_vocab, "layer_norm_eps": 1e-12, "use_tpu_fourier_optimizations": False,
+           "tpu_short_seq_length": 512, "pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2,
+           "use_fft": True, "use_latest": True}
+    cfg.update(extra)
+    return cfg
