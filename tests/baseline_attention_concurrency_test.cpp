@@ -1,6 +1,7 @@
 // One shared MultiHeadAttention (and TransformerEncoderLayer) used from many threads at once gives the
 // single-threaded results bit for bit.
 #include <fnet/baseline/multi_head_attention.hpp>
+#include <fnet/baseline/transformer_encoder_layer.hpp>
 
 #include <gtest/gtest.h>
 
@@ -11,7 +12,7 @@
 
 namespace {
 
-using Tensor = Eigen::Tensor<float, 3, Eigen::RowMajor>;
+using Tensor = fnet::Tensor3<float>;
 
 Tensor random_tensor(long batch, long seq, long hidden, std::uint64_t seed) {
   Tensor x(batch, seq, hidden);
@@ -36,6 +37,38 @@ TEST(AttentionConcurrency, SharedLayerManyThreads) {
     pool.emplace_back([&, t] {
       for (int repeat = 0; repeat < 3; ++repeat)
         got[static_cast<std::size_t>(t)] = layer.forward(inputs[static_cast<std::size_t>(t)]);
+    });
+  for (auto& thread : pool) thread.join();
+  for (int t = 0; t < threads; ++t) {
+    const auto& want = expected[static_cast<std::size_t>(t)];
+    const auto& have = got[static_cast<std::size_t>(t)];
+    ASSERT_EQ(have.size(), want.size());
+    for (long i = 0; i < want.size(); ++i) ASSERT_EQ(have.data()[i], want.data()[i]) << "thread " << t;
+  }
+}
+
+TEST(TransformerLayerConcurrency, SharedLayerManyThreads) {
+  fnet::EncoderConfig config;
+  config.hidden_size = 64;
+  config.intermediate_size = 128;
+  fnet::baseline::TransformerEncoderLayer<float> seeded(config, 2);
+  seeded.initialize(9);
+  const auto& layer = seeded;
+  constexpr int threads = 6;
+  std::vector<Tensor> inputs, expected, got(threads);
+  for (int t = 0; t < threads; ++t) {
+    inputs.push_back(random_tensor(1 + t % 3, 3 + 11 * t, 64, static_cast<std::uint64_t>(100 + t)));
+    expected.push_back(layer.forward(inputs.back()));
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      fnet::Workspace<float> workspace;  // one per thread, reused across its calls
+      Tensor& out = got[static_cast<std::size_t>(t)];
+      const Tensor& in = inputs[static_cast<std::size_t>(t)];
+      out = Tensor(in.dimensions());
+      for (int repeat = 0; repeat < 3; ++repeat)
+        layer.forward(fnet::as_map(in), fnet::as_map(out), workspace);
     });
   for (auto& thread : pool) thread.join();
   for (int t = 0; t < threads; ++t) {

@@ -1,5 +1,8 @@
 // fnet::baseline::MultiHeadAttention against a naive softmax attention computed here in long double.
 #include <fnet/baseline/multi_head_attention.hpp>
+#include <fnet/threads.hpp>
+
+#include "baseline_test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,85 +13,16 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
 
 using fnet::baseline::MultiHeadAttention;
-
-template <class Scalar>
-using Tensor = Eigen::Tensor<Scalar, 3, Eigen::RowMajor>;
-
-// Textbook attention: project, per head softmax(q.k / sqrt(d)) over keys, weighted sum of values, project.
-template <class Scalar>
-std::vector<long double> naive_attention(const MultiHeadAttention<Scalar>& layer, const Tensor<Scalar>& x) {
-  const long batch = x.dimension(0), seq = x.dimension(1), hidden = x.dimension(2);
-  const long heads = layer.num_heads(), dim = hidden / heads;
-  std::vector<long double> out(static_cast<std::size_t>(batch * seq * hidden));
-  for (long b = 0; b < batch; ++b) {
-    std::vector<long double> qkv(static_cast<std::size_t>(seq * 3 * hidden));
-    for (long s = 0; s < seq; ++s)
-      for (long j = 0; j < 3 * hidden; ++j) {
-        long double sum = layer.qkv_bias(j);
-        for (long i = 0; i < hidden; ++i)
-          sum += static_cast<long double>(x(b, s, i)) * layer.qkv_weight(j, i);
-        qkv[static_cast<std::size_t>(s * 3 * hidden + j)] = sum;
-      }
-    auto at = [&](long s, long j) { return qkv[static_cast<std::size_t>(s * 3 * hidden + j)]; };
-    std::vector<long double> context(static_cast<std::size_t>(seq * hidden));
-    for (long h = 0; h < heads; ++h)
-      for (long i = 0; i < seq; ++i) {
-        std::vector<long double> score(static_cast<std::size_t>(seq));
-        for (long j = 0; j < seq; ++j) {
-          long double dot = 0;
-          for (long k = 0; k < dim; ++k) dot += at(i, h * dim + k) * at(j, hidden + h * dim + k);
-          score[static_cast<std::size_t>(j)] = dot / std::sqrt(static_cast<long double>(dim));
-        }
-        const long double top = *std::max_element(score.begin(), score.end());
-        long double total = 0;
-        for (auto& v : score) total += (v = std::exp(v - top));
-        for (long k = 0; k < dim; ++k) {
-          long double sum = 0;
-          for (long j = 0; j < seq; ++j)
-            sum += score[static_cast<std::size_t>(j)] * at(j, 2 * hidden + h * dim + k);
-          context[static_cast<std::size_t>(i * hidden + h * dim + k)] = sum / total;
-        }
-      }
-    for (long s = 0; s < seq; ++s)
-      for (long j = 0; j < hidden; ++j) {
-        long double sum = layer.output_bias(j);
-        for (long i = 0; i < hidden; ++i)
-          sum += context[static_cast<std::size_t>(s * hidden + i)] * layer.output_weight(j, i);
-        out[static_cast<std::size_t>((b * seq + s) * hidden + j)] = sum;
-      }
-  }
-  return out;
-}
-
-template <class Scalar>
-Tensor<Scalar> random_tensor(long batch, long seq, long hidden, std::uint64_t seed) {
-  Tensor<Scalar> x(batch, seq, hidden);
-  std::mt19937_64 engine(seed);
-  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
-  for (long i = 0; i < x.size(); ++i) x.data()[i] = static_cast<Scalar>(uniform(engine));
-  return x;
-}
-
-// Weights large enough that the scores spread over several units, so the softmax is far from uniform and
-// a wrong scale, head split or softmax shows; biases non-zero so their handling is checked too.
-template <class Scalar>
-void randomize_parameters(MultiHeadAttention<Scalar>& layer, std::uint64_t seed, double weight_scale) {
-  std::mt19937_64 engine(seed);
-  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
-  auto fill = [&](Scalar* data, long size, double scale) {
-    for (long i = 0; i < size; ++i) data[i] = static_cast<Scalar>(scale * uniform(engine));
-  };
-  const double w = weight_scale / std::sqrt(static_cast<double>(layer.hidden_size()));
-  fill(layer.qkv_weight.data(), layer.qkv_weight.size(), w);
-  fill(layer.qkv_bias.data(), layer.qkv_bias.size(), 0.5);
-  fill(layer.output_weight.data(), layer.output_weight.size(), w);
-  fill(layer.output_bias.data(), layer.output_bias.size(), 0.5);
-}
+using fnet_test::naive_attention;
+using fnet_test::random_tensor;
+using fnet_test::randomize_parameters;
+using fnet_test::Tensor;
 
 // Largest |got - want| over max(1, largest |want|).
 template <class Scalar>
@@ -121,7 +55,8 @@ TYPED_TEST(AttentionTest, MatchesNaiveAttention) {
   for (const auto& shape : shapes) {
     SCOPED_TRACE("batch " + std::to_string(shape.batch) + " seq " + std::to_string(shape.seq) + " hidden " +
                  std::to_string(shape.hidden) + " heads " + std::to_string(shape.heads));
-    MultiHeadAttention<Scalar> layer(shape.hidden, shape.heads);
+    MultiHeadAttention<Scalar> layer(static_cast<std::size_t>(shape.hidden),
+                                     static_cast<std::size_t>(shape.heads));
     randomize_parameters(layer, 7 + static_cast<std::uint64_t>(shape.seq), 3.0);
     const auto x = random_tensor<Scalar>(shape.batch, shape.seq, shape.hidden, 11);
     const auto y = layer.forward(x);
@@ -134,12 +69,12 @@ TYPED_TEST(AttentionTest, MatchesNaiveAttention) {
 
 TYPED_TEST(AttentionTest, DefaultHeadsAreSixtyFourWide) {
   MultiHeadAttention<TypeParam> layer(768);
-  EXPECT_EQ(layer.num_heads(), 12);
-  EXPECT_EQ(layer.head_dim(), 64);
+  EXPECT_EQ(layer.num_heads(), 12u);
+  EXPECT_EQ(layer.head_dim(), 64u);
   MultiHeadAttention<TypeParam> small(128);
   randomize_parameters(small, 3, 3.0);
   const auto x = random_tensor<TypeParam>(1, 20, 128, 5);
-  EXPECT_EQ(small.num_heads(), 2);
+  EXPECT_EQ(small.num_heads(), 2u);
   EXPECT_LE(relative_error(small.forward(x), naive_attention(small, x)), tolerance<TypeParam>());
 }
 
@@ -193,31 +128,87 @@ TYPED_TEST(AttentionTest, BatchItemsAreIndependent) {
   }
 }
 
-// A reused workspace (grown, then used for a shorter and a longer sequence) gives what a fresh one gives.
+// A reused workspace (grown, then used for a shorter and a longer sequence) gives what a fresh one gives,
+// and keeps its memory.
 TYPED_TEST(AttentionTest, ReusedWorkspaceGivesFreshResults) {
   using Scalar = TypeParam;
-  using Layer = MultiHeadAttention<Scalar>;
-  Layer layer(64, 2);
+  MultiHeadAttention<Scalar> layer(64, 2);
   randomize_parameters(layer, 8, 3.0);
-  typename Layer::Workspace workspace;
-  workspace.reserve(50, 64);
+  fnet::Workspace<Scalar> workspace;
+  layer.reserve(workspace, 2, 50);
   const std::size_t reserved = workspace.bytes();
-  EXPECT_EQ(reserved, sizeof(Scalar) * (50 * 3 * 64 + 50 * 50 + 50 * 64));
+  // Q|K|V and the context (4 x seq x hidden) plus one head's seq x seq scores, rounded to cache lines.
+  EXPECT_GE(reserved, sizeof(Scalar) * (50 * 4 * 64 + 50 * 50));
+  EXPECT_LE(reserved, sizeof(Scalar) * (50 * 4 * 64 + 50 * 50) + 2 * 64);
   for (long seq : {40L, 10L, 50L}) {
     const auto x = random_tensor<Scalar>(2, seq, 64, static_cast<std::uint64_t>(seq));
     Tensor<Scalar> y(2, seq, 64);
-    layer.forward(typename Layer::ConstInput(x.data(), x.dimensions()),
-                  typename Layer::Output(y.data(), y.dimensions()), workspace);
+    layer.forward(fnet::as_map(x), fnet::as_map(y), workspace);
     const auto fresh = layer.forward(x);
     for (long i = 0; i < y.size(); ++i)
       ASSERT_EQ(y.data()[i], fresh.data()[i]) << "seq " << seq << " element " << i;
   }
-  EXPECT_EQ(workspace.bytes(), reserved);  // never shrinks or regrows below its capacity
+  EXPECT_EQ(workspace.bytes(), reserved);
+}
+
+// In place (out is x) gives the out-of-place result: x is read completely before it is overwritten.
+TYPED_TEST(AttentionTest, InPlaceMatchesOutOfPlace) {
+  using Scalar = TypeParam;
+  MultiHeadAttention<Scalar> layer(64, 4);
+  randomize_parameters(layer, 12, 3.0);
+  auto x = random_tensor<Scalar>(3, 17, 64, 6);
+  const auto want = layer.forward(x);
+  fnet::Workspace<Scalar> workspace;
+  layer.forward(fnet::as_map(std::as_const(x)), fnet::as_map(x), workspace);
+  for (long i = 0; i < x.size(); ++i) ASSERT_EQ(x.data()[i], want.data()[i]) << "element " << i;
+}
+
+// Batch items spread over threads give the same bits as one thread.
+TYPED_TEST(AttentionTest, ThreadCountDoesNotChangeResults) {
+  using Scalar = TypeParam;
+  MultiHeadAttention<Scalar> layer(96, 3);
+  randomize_parameters(layer, 4, 3.0);
+  const auto x = random_tensor<Scalar>(5, 21, 96, 2);
+  const auto single = layer.forward(x);
+  for (int threads : {2, 3, 4}) {
+    fnet::set_num_threads(threads);
+    const auto multi = layer.forward(x);
+    fnet::set_num_threads(1);
+    for (long i = 0; i < x.size(); ++i) ASSERT_EQ(multi.data()[i], single.data()[i]) << threads << " threads";
+  }
+}
+
+// parameters() lists Hugging Face BERT's names; query/key/value are views of the stacked rows.
+TYPED_TEST(AttentionTest, ParametersAreNamedViewsOfTheStackedWeights) {
+  using Scalar = TypeParam;
+  MultiHeadAttention<Scalar> layer(64, 2);
+  auto parameters = layer.parameters();
+  const std::vector<std::string> names = {"self.query.weight",   "self.query.bias",   "self.key.weight",
+                                          "self.key.bias",       "self.value.weight", "self.value.bias",
+                                          "output.dense.weight", "output.dense.bias"};
+  ASSERT_EQ(parameters.size(), names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(parameters[i].name, names[i]);
+    const bool is_weight = names[i].find("weight") != std::string::npos;
+    const std::vector<std::size_t> want_shape =
+        is_weight ? std::vector<std::size_t>{64, 64} : std::vector<std::size_t>{64};
+    EXPECT_EQ(parameters[i].shape, want_shape);
+    for (std::size_t k = 0; k < parameters[i].size(); ++k) parameters[i].data[k] = static_cast<Scalar>(i + 1);
+  }
+  for (long part = 0; part < 3; ++part) {
+    EXPECT_TRUE((layer.qkv_weight.middleRows(part * 64, 64).array() == Scalar(2 * part + 1)).all()) << part;
+    EXPECT_TRUE((layer.qkv_bias.segment(part * 64, 64).array() == Scalar(2 * part + 2)).all()) << part;
+  }
+  EXPECT_TRUE((layer.output_weight.array() == Scalar(7)).all());
+  EXPECT_TRUE((layer.output_bias.array() == Scalar(8)).all());
+  const auto& const_layer = layer;
+  EXPECT_EQ(const_layer.parameters()[2].data, layer.qkv_weight.data() + 64 * 64);
 }
 
 TYPED_TEST(AttentionTest, DoesNotModifyItsInput) {
   using Scalar = TypeParam;
   MultiHeadAttention<Scalar> layer(64);
+  layer.initialize(3);
   const auto x = random_tensor<Scalar>(2, 12, 64, 1);
   const Tensor<Scalar> copy = x;
   (void)layer.forward(x);
@@ -226,8 +217,11 @@ TYPED_TEST(AttentionTest, DoesNotModifyItsInput) {
 
 TYPED_TEST(AttentionTest, InitialisationIsSeededNormalWithZeroBiases) {
   using Scalar = TypeParam;
-  MultiHeadAttention<Scalar> a(256, 2), b(256, 2), c(256, 4);
-  MultiHeadAttention<Scalar> other_seed(256, 4);
+  MultiHeadAttention<Scalar> a(256, 2), b(256, 2), c(256, 4), other_seed(256, 4);
+  EXPECT_TRUE(a.qkv_weight.isZero(0));  // zero until initialised or loaded
+  a.initialize(0);
+  b.initialize(0);
+  c.initialize(0);
   other_seed.initialize(1);
   EXPECT_TRUE(a.qkv_weight == b.qkv_weight);
   EXPECT_TRUE(a.output_weight == c.output_weight);
@@ -273,27 +267,20 @@ TYPED_TEST(AttentionTest, RejectsBadConfigurations) {
 
 TYPED_TEST(AttentionTest, RejectsBadInputs) {
   using Scalar = TypeParam;
-  using Layer = MultiHeadAttention<Scalar>;
-  Layer layer(64, 2);
-  typename Layer::Workspace workspace;
+  MultiHeadAttention<Scalar> layer(64, 2);
+  fnet::Workspace<Scalar> workspace;
   expect_invalid_argument([&] { (void)layer.forward(Tensor<Scalar>(1, 4, 32)); }, {"(1, 4, 32)", "32", "64"});
-  expect_invalid_argument([&] { (void)layer.forward(Tensor<Scalar>(0, 4, 64)); }, {"(0, 4, 64)", "empty"});
-  expect_invalid_argument([&] { (void)layer.forward(Tensor<Scalar>(2, 0, 64)); }, {"(2, 0, 64)", "empty"});
+  expect_invalid_argument([&] { (void)layer.forward(Tensor<Scalar>(0, 4, 64)); }, {"(0, 4, 64)", ">= 1"});
+  expect_invalid_argument([&] { (void)layer.forward(Tensor<Scalar>(2, 0, 64)); }, {"(2, 0, 64)", ">= 1"});
   const auto x = random_tensor<Scalar>(2, 5, 64, 3);
   Tensor<Scalar> wrong(2, 6, 64);
-  expect_invalid_argument(
-      [&] {
-        layer.forward(typename Layer::ConstInput(x.data(), x.dimensions()),
-                      typename Layer::Output(wrong.data(), wrong.dimensions()), workspace);
-      },
-      {"(2, 6, 64)", "(2, 5, 64)"});
-  Tensor<Scalar> same = x;
-  expect_invalid_argument(
-      [&] {
-        layer.forward(typename Layer::ConstInput(same.data(), same.dimensions()),
-                      typename Layer::Output(same.data(), same.dimensions()), workspace);
-      },
-      {"overlaps"});
+  expect_invalid_argument([&] { layer.forward(fnet::as_map(x), fnet::as_map(wrong), workspace); },
+                          {"(2, 6, 64)", "(2, 5, 64)"});
+  // An output shifted by one token inside the input's memory.
+  Tensor<Scalar> storage(3, 5, 64);
+  const fnet::ConstTensor3Map<Scalar> input(storage.data(), 2, 5, 64);
+  const fnet::Tensor3Map<Scalar> shifted(storage.data() + 64, 2, 5, 64);
+  expect_invalid_argument([&] { layer.forward(input, shifted, workspace); }, {"overlaps"});
 }
 
 TYPED_TEST(AttentionTest, RejectsWrongShapedParameters) {
@@ -307,17 +294,18 @@ TYPED_TEST(AttentionTest, RejectsWrongShapedParameters) {
   {
     MultiHeadAttention<Scalar> layer(64, 2);
     layer.qkv_bias.resize(64);
-    expect_invalid_argument([&] { (void)layer.forward(x); }, {"qkv_bias", "[64, 1]", "[192, 1]"});
+    expect_invalid_argument([&] { (void)layer.forward(x); }, {"qkv_bias", "[64]", "[192]"});
   }
   {
     MultiHeadAttention<Scalar> layer(64, 2);
     layer.output_weight.resize(64, 128);
-    expect_invalid_argument([&] { (void)layer.forward(x); }, {"output_weight", "[64, 128]"});
+    expect_invalid_argument([&] { (void)layer.forward(x); },
+                            {"output.dense.weight", "[64, 128]", "[64, 64]"});
   }
   {
     MultiHeadAttention<Scalar> layer(64, 2);
     layer.output_bias.resize(0);
-    expect_invalid_argument([&] { (void)layer.forward(x); }, {"output_bias", "[0, 1]"});
+    expect_invalid_argument([&] { (void)layer.forward(x); }, {"output.dense.bias", "[0]", "[64]"});
   }
 }
 
