@@ -225,20 +225,16 @@ struct IdMatrix {
   std::int64_t operator()(std::size_t r, std::size_t c) const { return values[r * cols + c]; }
 };
 
-/// Reads a (batch, seq) .npy array of int32 or int64 (C or Fortran order). Any other dtype or rank, an empty
-/// dimension, or a malformed file throws FormatError/FileError naming the file and what was found.
-///
-///     fnet::io::IdMatrix ids = fnet::io::read_id_matrix("input_ids.npy");
-inline IdMatrix read_id_matrix(const std::string& path) {
-  const MappedFile file(path);
-  const NpyView view = parse_npy(file.data(), file.size(), path);
+/// Converts a parsed (batch, seq) int32 or int64 array (C or Fortran order) to int64 in C order. Any other
+/// dtype or rank, or an empty dimension, throws FormatError naming `source` and what was found.
+inline IdMatrix id_matrix_from_npy(const NpyView& view, const std::string& source) {
   if (view.kind != 'i' || (view.item_size != 4 && view.item_size != 8))
-    detail::bad_npy(path, "dtype '" + view.descr + "' is not int32 or int64");
+    detail::bad_npy(source, "dtype '" + view.descr + "' is not int32 or int64");
   if (view.shape.size() != 2)
-    detail::bad_npy(path, "must have rank 2 (batch, seq), got rank " + std::to_string(view.shape.size()));
+    detail::bad_npy(source, "must have rank 2 (batch, seq), got rank " + std::to_string(view.shape.size()));
   if (view.shape[0] == 0 || view.shape[1] == 0)
-    detail::bad_npy(path, "has an empty dimension: shape (" + std::to_string(view.shape[0]) + ", " +
-                              std::to_string(view.shape[1]) + ")");
+    detail::bad_npy(source, "has an empty dimension: shape (" + std::to_string(view.shape[0]) + ", " +
+                                std::to_string(view.shape[1]) + ")");
   IdMatrix ids;
   ids.rows = view.shape[0];
   ids.cols = view.shape[1];
@@ -260,6 +256,15 @@ inline IdMatrix read_id_matrix(const std::string& path) {
     ids.values[row * ids.cols + col] = value;
   }
   return ids;
+}
+
+/// Reads a (batch, seq) .npy file of int32 or int64 (see id_matrix_from_npy). FileError when it cannot be
+/// read, FormatError when it is malformed or of the wrong dtype or rank.
+///
+///     fnet::io::IdMatrix ids = fnet::io::read_id_matrix("input_ids.npy");
+inline IdMatrix read_id_matrix(const std::string& path) {
+  const MappedFile file(path);
+  return id_matrix_from_npy(parse_npy(file.data(), file.size(), path), path);
 }
 
 /// The bytes of a version 1.0 .npy file holding float32 data of `shape` in C order (header padded to 64

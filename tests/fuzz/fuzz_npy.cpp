@@ -1,0 +1,14 @@
+// libFuzzer target: arbitrary bytes through the .npy parser and the token-id conversion.
+#include <fnet/io/npy.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  try {
+    const auto view = fnet::io::parse_npy(reinterpret_cast<const std::byte*>(data), size, "fuzz");
+    if (view.element_count <= (1u << 20)) fnet::io::id_matrix_from_npy(view, "fuzz");
+  } catch (const fnet::io::FormatError&) {
+  }
+  return 0;
+}
