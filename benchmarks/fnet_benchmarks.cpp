@@ -1,0 +1,313 @@
+// fnet_benchmarks: Fourier mixing (every backend, and a naive full complex 2-D FFT) against self-attention,
+// and the FNet encoder layer against a BERT layer with the same feed-forward. Batch 1, float, one thread.
+//
+// Names: mixing/<fftw|builtin|dft|naive_fft2>/<seq>/<hidden>, attention/<seq>/<hidden>,
+//        layer/<fnet|transformer>/<seq>/<hidden>.
+// Counters: tokens_per_second; peak_bytes, the most heap memory one cold call holds at once beyond its input
+// and output (a fresh object and a fresh workspace: workspaces, score matrices, FFT plans and tables, GEMM
+// packing buffers), measured by counting every allocation of the process; warm_peak_bytes, the same for a
+// fresh workspace on an object that has already run once (plans and tables cached).
+// Own flags: --quick (a few sizes, for smoke runs). Every other flag goes to Google Benchmark.
+// Exit status 1 when any benchmark failed its self-check (every mixing variant must match the others).
+#include <fnet/baseline/multi_head_attention.hpp>
+#include <fnet/baseline/transformer_encoder_layer.hpp>
+#include <fnet/encoder_layer.hpp>
+#include <fnet/fft/builtin.hpp>
+#include <fnet/fft/dft_matrix.hpp>
+#include <fnet/fourier_mixing.hpp>
+#include <fnet/threads.hpp>
+#include <fnet/version.hpp>
+#include <fnet/workspace.hpp>
+#if defined(FNET_HAS_FFTW)
+#include <fnet/fft/fftw.hpp>
+
+#include <fftw3.h>
+#endif
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "allocation_tracker.hpp"
+
+#ifndef FNET_BENCH_CXX_FLAGS
+#define FNET_BENCH_CXX_FLAGS "unknown"
+#endif
+
+namespace {
+
+using Scalar = float;
+using Tensor = fnet::Tensor3<Scalar>;
+
+std::atomic<int> failed_benchmarks{0};
+
+void fail(benchmark::State& state, const std::string& why) {
+  failed_benchmarks.fetch_add(1);
+  state.SkipWithError(why.c_str());
+}
+
+Tensor random_input(long seq, long hidden) {
+  Tensor x(1, seq, hidden);
+  std::mt19937_64 engine(static_cast<std::uint64_t>(seq * 100003 + hidden));
+  std::uniform_real_distribution<Scalar> uniform(-1.0f, 1.0f);
+  for (long i = 0; i < x.size(); ++i) x.data()[i] = uniform(engine);
+  return x;
+}
+
+// A forward operation as the benchmarks see it: run(x, out) on caller memory with a reusable workspace,
+// and a way to start over with a fresh workspace.
+struct Operation {
+  std::function<void(const Tensor&, Tensor&)> run;
+  std::function<void()> fresh_workspace;
+};
+
+// The operations below own their object and workspace; `make` builds a fresh object.
+template <class Object>
+Operation with_workspace(std::shared_ptr<Object> object) {
+  auto workspace = std::make_shared<fnet::Workspace<Scalar>>();
+  return {[object, workspace](const Tensor& x, Tensor& out) {
+            object->forward(fnet::as_map(x), fnet::as_map(out), *workspace);
+          },
+          [workspace] { workspace->release(); }};
+}
+
+#if defined(FNET_HAS_FFTW)
+// What a direct port of torch.fft.fftn(x, dim=(1, 2)).real does: the real input copied into a complex
+// seq x hidden array, one full complex 2-D FFTW transform (in place, planned with FFTW_MEASURE like the fftw
+// backend here), the real part copied out.
+class NaiveFft2 {
+ public:
+  NaiveFft2() = default;
+  NaiveFft2(const NaiveFft2&) = delete;
+  NaiveFft2& operator=(const NaiveFft2&) = delete;
+  ~NaiveFft2() { release(); }
+
+  void forward(const Tensor& x, Tensor& out) {
+    const int seq = static_cast<int>(x.dimension(1)), hidden = static_cast<int>(x.dimension(2));
+    if (seq != seq_ || hidden != hidden_) plan(seq, hidden);
+    const std::size_t n = static_cast<std::size_t>(seq) * static_cast<std::size_t>(hidden);
+    for (std::size_t i = 0; i < n; ++i) {
+      buffer_[i][0] = x.data()[i];
+      buffer_[i][1] = 0.0f;
+    }
+    fftwf_execute(plan_);
+    for (std::size_t i = 0; i < n; ++i) out.data()[i] = buffer_[i][0];
+  }
+
+  void release() {
+    if (plan_ != nullptr) fftwf_destroy_plan(plan_);
+    if (buffer_ != nullptr) fftwf_free(buffer_);
+    plan_ = nullptr;
+    buffer_ = nullptr;
+    seq_ = hidden_ = 0;
+  }
+
+ private:
+  void plan(int seq, int hidden) {
+    release();
+    buffer_ = fftwf_alloc_complex(static_cast<std::size_t>(seq) * static_cast<std::size_t>(hidden));
+    plan_ = fftwf_plan_dft_2d(seq, hidden, buffer_, buffer_, FFTW_FORWARD, FFTW_MEASURE);
+    seq_ = seq;
+    hidden_ = hidden;
+  }
+
+  fftwf_complex* buffer_ = nullptr;
+  fftwf_plan plan_ = nullptr;
+  int seq_ = 0, hidden_ = 0;
+};
+#endif
+
+fnet::EncoderConfig layer_config(long hidden) {
+  fnet::EncoderConfig config;  // BERT/FNet-base proportions: intermediate = 4 hidden, gelu_new
+  config.hidden_size = static_cast<std::size_t>(hidden);
+  config.intermediate_size = 4 * static_cast<std::size_t>(hidden);
+  config.num_layers = 1;
+  return config;
+}
+
+// Builds a fresh operation of the given kind; "kind" is the benchmark name without its sizes.
+Operation make_operation(const std::string& kind, long hidden) {
+#if defined(FNET_HAS_FFTW)
+  const fnet::fft::Fftw tuned_fftw(fnet::fft::Fftw::Rigour::measure);
+  if (kind == "mixing/fftw")
+    return with_workspace(std::make_shared<fnet::FourierMixing<Scalar, fnet::fft::Fftw>>(tuned_fftw));
+  if (kind == "mixing/naive_fft2") {
+    auto naive = std::make_shared<NaiveFft2>();
+    return {[naive](const Tensor& x, Tensor& out) { naive->forward(x, out); }, [naive] { naive->release(); }};
+  }
+  if (kind == "layer/fnet") {
+    auto layer =
+        std::make_shared<fnet::FNetEncoderLayer<Scalar, fnet::fft::Fftw>>(layer_config(hidden), tuned_fftw);
+    layer->initialize(1);
+    return with_workspace(layer);
+  }
+#else
+  if (kind == "layer/fnet") {
+    auto layer = std::make_shared<fnet::FNetEncoderLayer<Scalar>>(layer_config(hidden));
+    layer->initialize(1);
+    return with_workspace(layer);
+  }
+#endif
+  if (kind == "mixing/builtin")
+    return with_workspace(std::make_shared<fnet::FourierMixing<Scalar, fnet::fft::Builtin>>());
+  if (kind == "mixing/dft")
+    return with_workspace(std::make_shared<fnet::FourierMixing<Scalar, fnet::fft::DftMatrix>>());
+  if (kind == "attention") {
+    auto attention =
+        std::make_shared<fnet::baseline::MultiHeadAttention<Scalar>>(static_cast<std::size_t>(hidden));
+    attention->initialize(1);
+    return with_workspace(attention);
+  }
+  if (kind == "layer/transformer") {
+    auto layer = std::make_shared<fnet::baseline::TransformerEncoderLayer<Scalar>>(layer_config(hidden));
+    layer->initialize(1);
+    return with_workspace(layer);
+  }
+  return {};
+}
+
+// Largest |a - b| over the largest |b|: the mixing variants must agree to float FFT accuracy.
+double relative_difference(const Tensor& a, const Tensor& b) {
+  double worst = 0, scale = 0;
+  for (long i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, static_cast<double>(std::fabs(a.data()[i] - b.data()[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b.data()[i])));
+  }
+  return scale > 0 ? worst / scale : worst;
+}
+
+void run_benchmark(benchmark::State& state, const std::string& kind, long seq, long hidden) {
+  fnet::set_num_threads(1);
+  const Tensor x = random_input(seq, hidden);
+  Tensor out(1, seq, hidden);
+
+  // Cold: a fresh object's first call with a fresh workspace (plans, tables and scratch are all made here).
+  Operation operation = make_operation(kind, hidden);
+  if (!operation.run) return fail(state, "unknown benchmark kind " + kind);
+  const bool tracked = fnet_bench::allocation_tracking_available();
+  const std::size_t cold_peak = fnet_bench::peak_bytes_during([&] { operation.run(x, out); });
+  // Warm: the same object, a fresh workspace.
+  operation.fresh_workspace();
+  const std::size_t warm_peak = fnet_bench::peak_bytes_during([&] { operation.run(x, out); });
+
+  if (kind.rfind("mixing/", 0) == 0) {
+    // Every mixing variant against the default backend's mixing of the same input.
+    const Tensor reference = fnet::FourierMixing<Scalar>().forward(x);
+    const double difference = relative_difference(out, reference);
+    if (!(difference < 1e-4))
+      return fail(state, kind + " differs from the reference mixing by " + std::to_string(difference));
+  }
+
+  for (auto _ : state) {
+    operation.run(x, out);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+
+  state.counters["tokens_per_second"] =
+      benchmark::Counter(static_cast<double>(seq), benchmark::Counter::kIsIterationInvariantRate);
+  if (tracked) {
+    state.counters["peak_bytes"] = benchmark::Counter(static_cast<double>(cold_peak));
+    state.counters["warm_peak_bytes"] = benchmark::Counter(static_cast<double>(warm_peak));
+  }
+  if (kind.rfind("mixing/", 0) == 0) {
+    // FFT convention for a real input of n = seq * hidden points: 2.5 n log2 n flops.
+    const double points = static_cast<double>(seq) * static_cast<double>(hidden);
+    state.counters["fft_mflops"] = benchmark::Counter(2.5e-6 * points * std::log2(points),
+                                                      benchmark::Counter::kIsIterationInvariantRate);
+  }
+}
+
+void register_all(bool quick) {
+  std::vector<long> seqs, hiddens;
+  if (quick) {
+    seqs = {128, 512, 2048};
+    hiddens = {768};
+  } else {
+    for (long seq = 64; seq <= 8192; seq *= 2) seqs.push_back(seq);
+    hiddens = {256, 512, 768};
+  }
+  std::vector<std::string> kinds = {"mixing/builtin", "mixing/dft", "attention", "layer/fnet",
+                                    "layer/transformer"};
+#if defined(FNET_HAS_FFTW)
+  kinds.insert(kinds.begin(), {"mixing/fftw", "mixing/naive_fft2"});
+#endif
+  for (const auto& kind : kinds)
+    for (long hidden : hiddens)
+      for (long seq : seqs) {
+        if (kind == "mixing/dft" && seq > 2048) continue;  // O(seq^2) tables and work
+        const std::string name = kind + "/" + std::to_string(seq) + "/" + std::to_string(hidden);
+        benchmark::RegisterBenchmark(name.c_str(), [kind, seq, hidden](benchmark::State& state) {
+          run_benchmark(state, kind, seq, hidden);
+        })->Unit(benchmark::kMicrosecond);
+      }
+}
+
+// "model name" of the first processor in /proc/cpuinfo (what lscpu prints as "Model name").
+std::string cpu_model() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto value = line.find_first_not_of(" \t", line.find(':') + 1);
+      if (line.find(':') != std::string::npos && value != std::string::npos) return line.substr(value);
+    }
+  return "unknown";
+}
+
+std::string compiler_description() {
+#if defined(__clang__)
+  return std::string("clang++ ") + __clang_version__;
+#elif defined(__GNUC__)
+  return std::string("g++ ") + __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::vector<char*> arguments;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0)
+      quick = true;
+    else
+      arguments.push_back(argv[i]);
+  }
+  int count = static_cast<int>(arguments.size());
+  benchmark::Initialize(&count, arguments.data());
+  if (benchmark::ReportUnrecognizedArguments(count, arguments.data())) return 2;
+
+  register_all(quick);
+  benchmark::AddCustomContext("fnet_version", fnet::version);
+  benchmark::AddCustomContext("cpu_model", cpu_model());
+  benchmark::AddCustomContext("compiler", compiler_description());
+  benchmark::AddCustomContext("cxx_flags", FNET_BENCH_CXX_FLAGS);
+  benchmark::AddCustomContext("eigen", std::to_string(EIGEN_WORLD_VERSION) + "." +
+                                           std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                                           std::to_string(EIGEN_MINOR_VERSION));
+  benchmark::AddCustomContext("eigen_simd", Eigen::SimdInstructionSetsInUse());
+#if defined(FNET_HAS_FFTW)
+  benchmark::AddCustomContext("fftw", fftwf_version);
+#endif
+  benchmark::AddCustomContext("threads", "1");
+  benchmark::AddCustomContext("peak_bytes", fnet_bench::allocation_tracking_available()
+                                                ? "measured: every heap allocation of the process is counted"
+                                                : "unavailable in this build (no glibc, or a sanitizer)");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return failed_benchmarks.load() == 0 ? 0 : 1;
+}

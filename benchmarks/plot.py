@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""Draws the benchmark plots from fnet_benchmarks' JSON output with gnuplot (pngcairo).
+
+    plot.py RESULTS.json OUTPUT_DIR
+
+Writes mixing_time.png (mixing backends vs attention), layer_time.png (FNet layer vs Transformer layer) and
+peak_memory.png (peak heap bytes of one cold call), each with one panel per hidden size, log-log over the
+sequence length. Times are CPU time per call: every benchmark is single-threaded, and CPU time is what stays
+comparable on a machine that other work shares.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import results_data
+
+MIXING_SERIES = [
+    ("mixing/fftw", "Fourier mixing, fftw"),
+    ("mixing/builtin", "Fourier mixing, builtin"),
+    ("mixing/dft", "Fourier mixing, dft (matrix)"),
+    ("mixing/naive_fft2", "naive full complex FFT2 + real part"),
+    ("attention", "self-attention"),
+]
+LAYER_SERIES = [
+    ("layer/fnet", "FNet encoder layer (fftw)"),
+    ("layer/transformer", "Transformer (BERT) encoder layer"),
+]
+MEMORY_SERIES = [
+    ("mixing/fftw", "peak_bytes", "mixing fftw, cold (plans made in the call)"),
+    ("mixing/fftw", "warm_peak_bytes", "mixing fftw, warm (plans cached; dashed)"),
+    ("mixing/builtin", "peak_bytes", "mixing builtin"),
+    ("mixing/dft", "peak_bytes", "mixing dft (with its tables)"),
+    ("mixing/naive_fft2", "peak_bytes", "naive full complex FFT2"),
+    ("attention", "peak_bytes", "self-attention"),
+    ("layer/fnet", "peak_bytes", "FNet layer (dashed)"),
+    ("layer/transformer", "peak_bytes", "Transformer layer (dashed)"),
+]
+
+
+# One colour per operation, the same in every plot.
+COLOURS = {
+    "mixing/fftw": "#1f77b4",
+    "mixing/builtin": "#2ca02c",
+    "mixing/dft": "#9467bd",
+    "mixing/naive_fft2": "#ff7f0e",
+    "attention": "#d62728",
+    "layer/fnet": "#1f77b4",
+    "layer/transformer": "#d62728",
+}
+
+
+def write_series(directory, name, points, scale):
+    path = os.path.join(directory, name.replace("/", "_") + ".dat")
+    with open(path, "w") as out:
+        for x, y in sorted(points):
+            out.write(f"{x} {y * scale}\n")
+    return path
+
+
+def panel_commands(title, ylabel, series_files, guides=None):
+    lines = [
+        f'set title "{title}"',
+        f'set ylabel "{ylabel}"',
+    ]
+    plots = []
+    for index, (path, label, dashed, colour) in enumerate(series_files, start=1):
+        style = f"lw 2 dt {'2' if dashed else '1'} lc rgb '{colour}' pt {index % 7 + 1} ps 0.8"
+        plots.append(f"'{path}' using 1:2 with linespoints {style} title '{label}'")
+    for expression, label in guides or []:
+        plots.append(f"{expression} with lines lw 1 dt 3 lc rgb '#888888' title '{label}'")
+    if not plots:
+        return lines + ['set label 1 "no data" at graph 0.5, 0.5 center', "plot NaN notitle", "unset label 1"]
+    return lines + ["plot " + ", \\\n     ".join(plots)]
+
+
+def draw(png, panels, title, context_line):
+    """panels: list of (panel title, ylabel, series_files, guides)."""
+    width = 620 * len(panels)
+    script = [
+        f"set terminal pngcairo size {width},560 font 'DejaVu Sans,10'",
+        f"set output '{png}'",
+        "set logscale x 2",
+        "set logscale y 10",
+        "set format y '%g'",
+        "set xlabel 'sequence length (tokens)'",
+        "set grid",
+        "set key top left font ',9'",
+        f"set multiplot layout 1,{len(panels)} title \"{title}\\n{{/*0.8 {context_line}}}\"",
+    ]
+    for panel in panels:
+        script += panel_commands(*panel)
+    script.append("unset multiplot")
+    subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: plot.py RESULTS.json OUTPUT_DIR")
+    if shutil.which("gnuplot") is None:
+        sys.exit("plot.py: gnuplot is not installed (Debian package gnuplot-nox)")
+    data = results_data.load(sys.argv[1])
+    output = sys.argv[2]
+    os.makedirs(output, exist_ok=True)
+    context_line = results_data.context_line(data)
+    hiddens = data.hiddens()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        def files_for(series, value, hidden):
+            files = []
+            for kind, label in series:
+                points = data.series(kind, hidden, value)
+                if points:
+                    path = write_series(scratch, f"{kind}_{value}_{hidden}", points, 1e3)
+                    files.append((path, label, False, COLOURS[kind]))
+            return files
+
+        def time_guides(kind, hidden):
+            # Growth references through the 512-token point: N log N and N^2.
+            anchor = dict(data.series(kind, hidden, "seconds")).get(512)
+            if anchor is None:
+                return []
+            anchor *= 1e3
+            return [(f"{anchor}*(x/512.0)*log(x)/log(512.0)", "N log N through fftw at 512"),
+                    (f"{anchor}*(x/512.0)**2", "N^2 through attention at 512")]
+
+        panels = []
+        for hidden in hiddens:
+            files = files_for(MIXING_SERIES, "seconds", hidden)
+            guides = time_guides("mixing/fftw", hidden)[:1] + time_guides("attention", hidden)[1:]
+            panels.append((f"hidden {hidden}", "milliseconds per call (CPU time)", files, guides))
+        draw(os.path.join(output, "mixing_time.png"), panels,
+             "Token mixing: Fourier mixing vs self-attention (batch 1, float, 1 thread)", context_line)
+
+        panels = []
+        for hidden in hiddens:
+            files = files_for(LAYER_SERIES, "seconds", hidden)
+            panels.append((f"hidden {hidden}, intermediate {4 * hidden}", "milliseconds per call (CPU time)", files,
+                           None))
+        draw(os.path.join(output, "layer_time.png"), panels,
+             "Encoder layer: FNet vs Transformer, same feed-forward (batch 1, float, 1 thread)", context_line)
+
+        panels = []
+        for hidden in hiddens:
+            files = []
+            for kind, counter, label in MEMORY_SERIES:
+                points = data.series(kind, hidden, counter)
+                if points:
+                    path = write_series(scratch, f"{kind}_{counter}_{hidden}", points, 1.0 / 2**20)
+                    dashed = counter == "warm_peak_bytes" or kind.startswith("layer/")
+                    files.append((path, label, dashed, COLOURS[kind]))
+            panels.append((f"hidden {hidden}", "peak heap MiB beyond input and output", files, None))
+        draw(os.path.join(output, "peak_memory.png"), panels,
+             "Peak memory of one call (measured: every heap allocation counted)", context_line)
+
+
+if __name__ == "__main__":
+    main()

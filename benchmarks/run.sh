@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds fnet_benchmarks (CMake preset release-native: -O3 -march=native), runs it with JSON output, draws the
+# plots and writes the ratio table.
+#
+#   benchmarks/run.sh            the full suite (about 10-15 minutes on 2 cores); writes benchmarks/plots/*.png
+#                                and benchmarks/RESULTS.md, JSON in benchmarks/results/full.json
+#   benchmarks/run.sh --quick    a few sizes (about a minute); report in build/release-native/quick-report/
+#   --no-build                   use the executable already built
+#   -- ARGS                      passed on to fnet_benchmarks (e.g. -- --benchmark_filter=attention)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+build=1
+extra=()
+while (($#)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --no-build) build=0 ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+python=/usr/bin/python3
+[[ -x $python ]] || python=python3
+executable=build/release-native/benchmarks/fnet_benchmarks
+
+if ((build)); then
+  cmake --preset release-native >/dev/null
+  cmake --build --preset release-native --target fnet_benchmarks -j "$(nproc)"
+fi
+
+mkdir -p benchmarks/results
+if ((quick)); then
+  json=benchmarks/results/quick.json
+  report_dir=build/release-native/quick-report
+  plots_dir=$report_dir/plots
+  results=$report_dir/RESULTS.md
+  args=(--quick --benchmark_min_time=0.2)
+else
+  json=benchmarks/results/full.json
+  plots_dir=benchmarks/plots
+  results=benchmarks/RESULTS.md
+  args=()
+fi
+mkdir -p "$plots_dir"
+
+"$executable" "${args[@]}" --benchmark_out="$json" --benchmark_out_format=json \
+  --benchmark_counters_tabular=true "${extra[@]}"
+
+"$python" benchmarks/plot.py "$json" "$plots_dir"
+"$python" benchmarks/ratios.py "$json" plots > "$results"
+echo "run.sh: results in $results, plots in $plots_dir, raw JSON in $json"
