@@ -1,0 +1,259 @@
+// Steady-state forward calls on caller memory with a reused workspace perform no heap allocation: every
+// global operator new (and, on glibc without sanitizers, every malloc) is counted around the calls.
+#include <fnet/encoder.hpp>
+#include <fnet/feed_forward.hpp>
+#include <fnet/fft/builtin.hpp>
+#if defined(FNET_HAS_FFTW)
+#include <fnet/fft/fftw.hpp>
+#endif
+#include <fnet/fourier_mixing.hpp>
+#include <fnet/layer_norm.hpp>
+#include <fnet/threads.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<long> new_calls{0};
+std::atomic<long> malloc_calls{0};
+
+void* counted_new(std::size_t size) {
+  if (counting.load(std::memory_order_relaxed)) new_calls.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+
+void* counted_aligned_new(std::size_t size, std::align_val_t alignment) {
+  if (counting.load(std::memory_order_relaxed)) new_calls.fetch_add(1, std::memory_order_relaxed);
+  const auto align = static_cast<std::size_t>(alignment);
+  void* p = nullptr;
+  if (posix_memalign(&p, align < sizeof(void*) ? sizeof(void*) : align, size == 0 ? 1 : size) == 0) return p;
+  throw std::bad_alloc();
+}
+}  // namespace
+
+void* operator new(std::size_t size) {
+  return counted_new(size);
+}
+void* operator new[](std::size_t size) {
+  return counted_new(size);
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return counted_new(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return counted_new(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new(std::size_t size, std::align_val_t alignment) {
+  return counted_aligned_new(size, alignment);
+}
+void* operator new[](std::size_t size, std::align_val_t alignment) {
+  return counted_aligned_new(size, alignment);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+// malloc itself, for allocations that bypass operator new (Eigen's aligned_malloc, FFTW's fftw_malloc).
+// Interposing it needs glibc's internal entry points and is impossible under a sanitizer's own allocator.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define FNET_TEST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FNET_TEST_SANITIZED 1
+#endif
+#if defined(__GLIBC__) && !defined(FNET_TEST_SANITIZED)
+#define FNET_TEST_COUNTS_MALLOC 1
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+
+void* malloc(std::size_t size) noexcept {
+  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(size);
+}
+void* calloc(std::size_t count, std::size_t size) noexcept {
+  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_calloc(count, size);
+}
+void* realloc(void* p, std::size_t size) noexcept {
+  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, size);
+}
+int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
+  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  void* p = __libc_memalign(alignment, size);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
+  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(alignment, size);
+}
+void* memalign(std::size_t alignment, std::size_t size) noexcept {
+  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(alignment, size);
+}
+}
+#endif
+
+namespace {
+
+void* volatile escape = nullptr;  // keeps the counter test's allocations from being optimised away
+
+struct Counts {
+  long news = 0;
+  long mallocs = 0;
+};
+
+template <class F>
+Counts count_allocations(F&& f) {
+  new_calls = 0;
+  malloc_calls = 0;
+  counting = true;
+  f();
+  counting = false;
+  return {new_calls.load(), malloc_calls.load()};
+}
+
+// check_malloc = false where a third-party library allocates behind our back: FFTW's own execute functions
+// fftw_malloc scratch for buffered and prime-length plans on every call, which no caller can prevent.
+template <class F>
+void expect_steady_state_allocation_free(F&& call, bool check_malloc = true) {
+  call();  // warm-up: the workspace, FFT plans and packing buffers grow here
+  call();
+  const Counts counts = count_allocations([&] {
+    for (int i = 0; i < 3; ++i) call();
+  });
+  EXPECT_EQ(counts.news, 0) << "operator new calls at steady state";
+#if defined(FNET_TEST_COUNTS_MALLOC)
+  if (check_malloc) {
+    EXPECT_EQ(counts.mallocs, 0) << "malloc-family calls at steady state";
+  }
+#else
+  (void)check_malloc;
+#endif
+}
+
+template <class Backend>
+constexpr bool backend_never_mallocs() {
+  return std::is_same_v<Backend, fnet::fft::Builtin>;
+}
+
+template <class Backend>
+class AllocationTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fnet::set_num_threads(1); }
+};
+
+using Backends = ::testing::Types<fnet::fft::Builtin
+#if defined(FNET_HAS_FFTW)
+                                  ,
+                                  fnet::fft::Fftw
+#endif
+                                  >;
+TYPED_TEST_SUITE(AllocationTest, Backends);
+
+// The counter itself works: otherwise every test below would pass vacuously.
+TEST(AllocationCounter, SeesAllocations) {
+  const Counts counts = count_allocations([] {
+    std::vector<int> numbers(1000, 1);
+    escape = numbers.data();
+    fnet::Tensor3<float> t(2, 3, 4);
+    t.setZero();
+    escape = t.data();
+  });
+  EXPECT_GE(counts.news, 1);
+#if defined(FNET_TEST_COUNTS_MALLOC)
+  EXPECT_GE(counts.mallocs, 1);
+#endif
+}
+
+TYPED_TEST(AllocationTest, MixingWorkspaceOverload) {
+  fnet::FourierMixing<float, TypeParam> mixing;
+  for (const auto& [b, s, h] : {std::tuple<long, long, long>{2, 128, 768}, {1, 509, 60}, {3, 37, 48}}) {
+    fnet::Tensor3<float> x(b, s, h), out(b, s, h);
+    x.setRandom();
+    fnet::Workspace<float> workspace;
+    expect_steady_state_allocation_free(
+        [&] { mixing.forward(fnet::as_map(x), fnet::as_map(out), workspace); },
+        backend_never_mallocs<TypeParam>());
+  }
+}
+
+TYPED_TEST(AllocationTest, EncoderWorkspaceOverload) {
+  // Sizes where Eigen's own product would allocate its packing buffers on the heap.
+  auto config = fnet::EncoderConfig::fnet_base();
+  config.num_layers = 2;
+  config.intermediate_size = 1024;
+  fnet::FNetEncoder<float, TypeParam> encoder(config);
+  encoder.initialize(3);
+  fnet::Tensor3<float> x(2, 160, 768), out(2, 160, 768);
+  x.setRandom();
+  fnet::Workspace<float> workspace;
+  expect_steady_state_allocation_free([&] { encoder.forward(fnet::as_map(x), fnet::as_map(out), workspace); },
+                                      backend_never_mallocs<TypeParam>());
+
+  fnet::FNetEncoder<double, TypeParam> small(fnet::EncoderConfig{60, 96, 2, fnet::Activation::gelu, 1e-12});
+  small.initialize(4);
+  fnet::Tensor3<double> xs(3, 37, 60), outs(3, 37, 60);
+  xs.setRandom();
+  fnet::Workspace<double> small_workspace;
+  expect_steady_state_allocation_free(
+      [&] { small.forward(fnet::as_map(xs), fnet::as_map(outs), small_workspace); },
+      backend_never_mallocs<TypeParam>());
+}
+
+TEST(Allocation, FeedForwardAndLayerNormOnCallerMemory) {
+  fnet::FeedForward<float> ffn(768, 3072, fnet::Activation::gelu_new);
+  ffn.initialize(5);
+  fnet::LayerNorm<float> norm(768, 1e-12);
+  fnet::Tensor3<float> x(1, 300, 768), out(1, 300, 768);
+  x.setRandom();
+  fnet::Workspace<float> workspace;
+  expect_steady_state_allocation_free([&] { ffn.forward(fnet::as_map(x), fnet::as_map(out), workspace); });
+  expect_steady_state_allocation_free([&] { norm.forward(fnet::as_map(x), fnet::as_map(out)); });
+}
+
+}  // namespace
