@@ -4,5 +4,16 @@
 #include <fnet/version.hpp>
 #include <fnet/fft/backend.hpp>
 #include <fnet/fft/builtin.hpp>
+#include <fnet/tensor.hpp>
+#include <fnet/threads.hpp>
+#include <fnet/workspace.hpp>
+#include <fnet/parameter.hpp>
+#include <fnet/activation.hpp>
+#include <fnet/encoder_config.hpp>
+#include <fnet/layer_norm.hpp>
+#include <fnet/feed_forward.hpp>
+#include <fnet/fourier_mixing.hpp>
+#include <fnet/encoder_layer.hpp>
+#include <fnet/encoder.hpp>
 #include <fnet/baseline/multi_head_attention.hpp>
 #include <fnet/baseline/transformer_encoder_layer.hpp>
