@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the key ratios of one fnet_benchmarks run as markdown (benchmarks/RESULTS.md).
 
-    ratios.py RESULTS.json [PLOTS_DIR_RELATIVE_TO_THE_MARKDOWN]
+    ratios.py RESULTS.json [PLOTS_DIR_RELATIVE_TO_THE_MARKDOWN] [--wall-seconds N]
 
 Every ratio comes from the one JSON file (one run). Times are CPU time per call (single-threaded benchmarks);
 targets are the issue's. Where a target is missed, the table says so and the notes give the reason with figures
@@ -48,10 +48,16 @@ def verdict(value, target, at_least=True):
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: ratios.py RESULTS.json [PLOTS_DIR]")
-    data = results_data.load(sys.argv[1])
-    plots = sys.argv[2] if len(sys.argv) == 3 else "plots"
+    arguments = sys.argv[1:]
+    wall_seconds = None
+    if "--wall-seconds" in arguments:
+        at = arguments.index("--wall-seconds")
+        wall_seconds = float(arguments[at + 1])
+        del arguments[at:at + 2]
+    if len(arguments) not in (1, 2):
+        sys.exit("usage: ratios.py RESULTS.json [PLOTS_DIR] [--wall-seconds N]")
+    data = results_data.load(arguments[0])
+    plots = arguments[1] if len(arguments) == 2 else "plots"
     c = data.context
     t = lambda kind, seq, value="seconds": data.get(kind, seq, H, value)  # noqa: E731
 
@@ -142,7 +148,8 @@ def main():
     print(f"- Eigen {c.get('eigen', '?')} ({c.get('eigen_simd', '?')}); {c.get('fftw', 'no FFTW')}")
     load = c.get("load_avg")
     load = ", ".join(f"{x:.1f}" for x in load) if isinstance(load, list) else "?"
-    print(f"- Run: {c.get('date', '?')}; load average at start {load} (1, 5, 15 min)")
+    took = "" if wall_seconds is None else f"; the whole run took {wall_seconds / 60:.1f} min"
+    print(f"- Run: {c.get('date', '?')}; load average at start {load} (1, 5, 15 min){took}")
     print("- Every benchmark: batch 1, float, one thread; time = CPU time per call (the machine was shared with "
           "other work while measuring, so figures are noisy; CPU time is the figure least disturbed by it).")
     print("- `peak_bytes`: the most heap memory one call holds at once beyond its input and output, measured by "

@@ -48,9 +48,10 @@ else
 fi
 mkdir -p "$plots_dir"
 
+start=$SECONDS
 "$executable" "${args[@]}" --benchmark_out="$json" --benchmark_out_format=json \
   --benchmark_counters_tabular=true "${extra[@]}"
 
 "$python" benchmarks/plot.py "$json" "$plots_dir"
-"$python" benchmarks/ratios.py "$json" plots > "$results"
+"$python" benchmarks/ratios.py "$json" plots --wall-seconds $((SECONDS - start)) > "$results"
 echo "run.sh: results in $results, plots in $plots_dir, raw JSON in $json"
