@@ -131,6 +131,26 @@ def main():
                             "n/a" if exponent is None else f"{exponent:.2f}",
                             "n/a" if tail is None else f"{math.log2(tail):.2f}"))
 
+    measured = ratio(t("attention", 8192), t("attention", 512))
+    if measured is not None and measured < 0.75 * 256:
+        tail = ratio(t("attention", 8192), t("attention", 4096))
+        notes.append(
+            f"attention growth 512 to 8192 ({fmt_ratio(measured)}, not 256x): at 512 tokens the Q/K/V and output "
+            f"projections (8 S H^2 = {8 * 512 * H * H / 1e9:.1f} GFLOP) cost more than the quadratic part "
+            f"(4 S^2 H = {4 * 512 * 512 * H / 1e9:.1f} GFLOP); the quadratic part dominates from S = 2H = {2 * H} "
+            f"tokens on, so the growth is between linear and quadratic over this range and approaches N^2 at its end"
+            + (f" (local exponent {math.log2(tail):.2f} from 4096 to 8192)." if tail else "."))
+    for kind in ("mixing/fftw", "mixing/builtin"):
+        measured = ratio(t(kind, 8192), t(kind, 512))
+        predicted = (8192 * math.log2(8192 * H)) / (512 * math.log2(512 * H))
+        if measured is not None and measured > 1.3 * predicted:
+            spectrum = 8192 * (H // 2 + 1) * 8
+            notes.append(
+                f"`{kind}` growth 512 to 8192 ({fmt_ratio(measured)} vs {fmt_ratio(predicted)} for N log N): the "
+                f"operation count grows as N log N, but the half spectrum grows from {mib(512 * (H // 2 + 1) * 8)} "
+                f"(cache-resident) to {mib(spectrum)} (main memory), and the column transforms down the sequence "
+                "then run at memory bandwidth rather than at arithmetic speed.")
+
     print("# Benchmark results\n")
     print("Produced by `benchmarks/run.sh` (`bash setup.sh bench`) from one run of `fnet_benchmarks`; edit the "
           "scripts, not this file.\n")
