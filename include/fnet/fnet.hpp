@@ -4,6 +4,11 @@
 #include <fnet/version.hpp>
 #include <fnet/fft/backend.hpp>
 #include <fnet/fft/builtin.hpp>
+#include <fnet/fft/dft_matrix.hpp>
+#if defined(FNET_HAS_FFTW)
+#include <fnet/fft/fftw.hpp>
+#endif
+#include <fnet/fft/default.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
 #include <fnet/workspace.hpp>

@@ -1,0 +1,213 @@
+// fnet::fft::Fftw: the FFT backend over FFTW 3 (fftw3 for double, fftw3f for float), with its plan cache and
+// wisdom.
+#pragma once
+
+#include <fnet/fft/backend.hpp>
+#include <fnet/fft/detail/fftw_plans.hpp>
+
+#include <complex>
+#include <cstddef>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace fnet::fft {
+
+/**
+ * FFT backend over FFTW 3. Meets the contract of <fnet/fft/backend.hpp> for float and double.
+ *
+ *   fnet::fft::Fftw fftw;                                   // FFTW_ESTIMATE plans
+ *   fnet::fft::Fftw tuned{fnet::fft::Fftw::Rigour::measure};  // slower first call, faster after
+ *   std::vector<float> x(768);
+ *   std::vector<std::complex<float>> spectrum(768 / 2 + 1);
+ *   fftw.forward_real(fnet::fft::RealToComplexBatch<float>{768, 1, x.data(), 768, spectrum.data(), 385});
+ *
+ * Plans are cached per layout (length, count, strides, distances, kind, direction, in place or not, SIMD
+ * alignment of the arrays, rigour) and shared by all copies of the object. A plan is made once, on scratch
+ * arrays (so FFTW_MEASURE and up never touch user data), under one process-wide lock because FFTW's planner
+ * is not thread-safe; it then runs through FFTW's new-array execute functions on any buffers of that layout,
+ * from any number of threads at once. Arrays that are not at FFTW's SIMD alignment get FFTW_UNALIGNED plans.
+ *
+ * Other code in the same process that creates FFTW plans directly (not through this class) must not do so
+ * while this class plans: FFTW offers no lock of its own.
+ */
+class Fftw {
+ public:
+  /// How hard FFTW searches for a fast plan: FFTW_ESTIMATE, FFTW_MEASURE, FFTW_PATIENT, FFTW_EXHAUSTIVE.
+  /// Anything above estimate times candidate plans on the first call of each layout (seconds for patient).
+  enum class Rigour { estimate, measure, patient, exhaustive };
+
+  static constexpr const char* name = "fftw";
+
+  Fftw() : Fftw(Rigour::estimate) {}
+  explicit Fftw(Rigour rigour) : cache_(std::make_shared<fnet::detail::FftwPlanCache>()), rigour_(rigour) {}
+
+  Rigour rigour() const { return rigour_; }
+
+  void forward_real(const RealToComplexBatch<float>& batch) const { run_forward_real(batch); }
+  void forward_real(const RealToComplexBatch<double>& batch) const { run_forward_real(batch); }
+  void inverse_real(const ComplexToRealBatch<float>& batch) const { run_inverse_real(batch); }
+  void inverse_real(const ComplexToRealBatch<double>& batch) const { run_inverse_real(batch); }
+  void transform(const ComplexBatch<float>& batch, Direction direction) const {
+    run_transform(batch, direction);
+  }
+  void transform(const ComplexBatch<double>& batch, Direction direction) const {
+    run_transform(batch, direction);
+  }
+
+  /// Drops every cached plan of this object and its copies. Not concurrently with a transform.
+  void clear() const { cache_->clear(); }
+
+  /// Number of plans cached (float and double together), for this object and its copies.
+  std::size_t cached_plan_count() const { return cache_->size(); }
+
+  /// FFTW's accumulated wisdom for one precision (T = float or double), in FFTW's text format. Wisdom is
+  /// process-wide, gathered by every plan made with rigour measure or above.
+  template <class T>
+  static std::string export_wisdom() {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "FFTW wisdom exists for float and double");
+    std::string text;
+    std::lock_guard<std::mutex> planner(fnet::detail::fftw_planner_mutex());
+    fnet::detail::FftwApi<T>::export_wisdom(
+        [](char c, void* sink) { static_cast<std::string*>(sink)->push_back(c); }, &text);
+    return text;
+  }
+
+  /// Adds wisdom exported earlier (by export_wisdom or FFTW's own tools) to FFTW's store, so plans made after
+  /// this call (not those already cached) find fast algorithms without measuring. Throws
+  /// std::invalid_argument if the text is not FFTW wisdom for precision T.
+  template <class T>
+  static void import_wisdom(const std::string& wisdom) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "FFTW wisdom exists for float and double");
+    bool accepted = false;
+    {
+      std::lock_guard<std::mutex> planner(fnet::detail::fftw_planner_mutex());
+      accepted = fnet::detail::FftwApi<T>::import_wisdom(wisdom.c_str());
+    }
+    if (!accepted)
+      throw std::invalid_argument(
+          std::string("fnet::fft::Fftw::import_wisdom: the text is not FFTW wisdom for ") +
+          fnet::detail::FftwApi<T>::precision + " (starts with \"" + wisdom.substr(0, 40) + "\")");
+  }
+
+  /// Writes export_wisdom<T>() to a file (created or replaced). Throws std::runtime_error naming the file.
+  template <class T>
+  static void save_wisdom(const std::string& path) {
+    const std::string text = export_wisdom<T>();
+    std::ofstream file(path, std::ios::binary | std::ios::trunc);
+    if (!file)
+      throw std::runtime_error("fnet::fft::Fftw::save_wisdom: cannot open '" + path + "' for writing");
+    file << text;
+    file.flush();
+    if (!file) throw std::runtime_error("fnet::fft::Fftw::save_wisdom: cannot write '" + path + "'");
+  }
+
+  /// Imports the wisdom held in a file written by save_wisdom<T> (or fftw-wisdom). Throws std::runtime_error
+  /// naming the file if it cannot be read, std::invalid_argument naming it if it holds no wisdom for T.
+  template <class T>
+  static void load_wisdom(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file)
+      throw std::runtime_error("fnet::fft::Fftw::load_wisdom: cannot open '" + path + "' for reading");
+    std::ostringstream text;
+    text << file.rdbuf();
+    if (file.bad()) throw std::runtime_error("fnet::fft::Fftw::load_wisdom: cannot read '" + path + "'");
+    try {
+      import_wisdom<T>(text.str());
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument("fnet::fft::Fftw::load_wisdom: '" + path + "' holds no FFTW wisdom for " +
+                                  fnet::detail::FftwApi<T>::precision);
+    }
+  }
+
+ private:
+  unsigned rigour_flags() const {
+    switch (rigour_) {
+      case Rigour::measure:
+        return FFTW_MEASURE;
+      case Rigour::patient:
+        return FFTW_PATIENT;
+      case Rigour::exhaustive:
+        return FFTW_EXHAUSTIVE;
+      case Rigour::estimate:
+        break;
+    }
+    return FFTW_ESTIMATE;
+  }
+
+  template <class T>
+  static bool simd_aligned(const void* input, const void* output) {
+    return fnet::detail::FftwApi<T>::alignment_of(static_cast<const T*>(input)) == 0 &&
+           fnet::detail::FftwApi<T>::alignment_of(static_cast<const T*>(output)) == 0;
+  }
+
+  // Distances of a single transform are meaningless (and unchecked): zero them so such calls share one plan.
+  template <class Batch>
+  fnet::detail::FftwPlanKey key_for(fnet::detail::FftwKind kind, const Batch& batch,
+                                    std::ptrdiff_t input_distance, std::ptrdiff_t output_distance) const {
+    fnet::detail::FftwPlanKey key;
+    key.kind = kind;
+    key.rigour_flags = rigour_flags();
+    key.length = static_cast<std::ptrdiff_t>(batch.length);
+    key.count = static_cast<std::ptrdiff_t>(batch.count);
+    key.input_distance = batch.count > 1 ? input_distance : 0;
+    key.output_distance = batch.count > 1 ? output_distance : 0;
+    return key;
+  }
+
+  template <class T>
+  void run_forward_real(const RealToComplexBatch<T>& batch) const {
+    check(batch);
+    using Api = fnet::detail::FftwApi<T>;
+    auto key =
+        key_for(fnet::detail::FftwKind::real_to_complex, batch, batch.input_distance, batch.output_distance);
+    key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
+    const auto plan = cache_->plan<T>(key);
+    // FFTW's signature is not const-correct; an out-of-place r2c plan never writes its input.
+    Api::execute_r2c(plan->get(), const_cast<T*>(batch.input),
+                     reinterpret_cast<typename Api::Complex*>(batch.output));
+  }
+
+  template <class T>
+  void run_inverse_real(const ComplexToRealBatch<T>& batch) const {
+    check(batch);
+    using Api = fnet::detail::FftwApi<T>;
+    auto key =
+        key_for(fnet::detail::FftwKind::complex_to_real, batch, batch.input_distance, batch.output_distance);
+    key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
+    const auto plan = cache_->plan<T>(key);
+    // Planned with FFTW_PRESERVE_INPUT, so the input really is left alone.
+    Api::execute_c2r(plan->get(),
+                     reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input)),
+                     batch.output);
+  }
+
+  template <class T>
+  void run_transform(const ComplexBatch<T>& batch, Direction direction) const {
+    check(batch);
+    using Api = fnet::detail::FftwApi<T>;
+    auto key = key_for(direction == Direction::forward ? fnet::detail::FftwKind::complex_forward
+                                                       : fnet::detail::FftwKind::complex_inverse,
+                       batch, batch.distance, batch.distance);
+    key.input_stride = batch.stride;
+    key.output_stride = batch.stride;
+    key.in_place = batch.input == batch.output;
+    key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
+    const auto plan = cache_->plan<T>(key);
+    Api::execute_dft(plan->get(),
+                     reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input)),
+                     reinterpret_cast<typename Api::Complex*>(batch.output));
+  }
+
+  std::shared_ptr<fnet::detail::FftwPlanCache> cache_;
+  Rigour rigour_;
+};
+
+}  // namespace fnet::fft
