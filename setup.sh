@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 build_packages=(cmake ninja-build g++ pkg-config libeigen3-dev libfftw3-dev libbenchmark-dev)
-test_packages=(clang libclang-rt-14-dev libgtest-dev nlohmann-json3-dev libsentencepiece-dev sentencepiece python3-torch python3-numpy)
+test_packages=(clang libclang-rt-14-dev libgtest-dev nlohmann-json3-dev libsentencepiece-dev sentencepiece python3-torch python3-numpy
+  libopenblas-dev)
 bench_packages=(gnuplot-nox fonts-dejavu-core python3)
 
 ensure_packages() {

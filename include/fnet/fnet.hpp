@@ -9,6 +9,7 @@
 #include <fnet/fft/fftw.hpp>
 #endif
 #include <fnet/fft/default.hpp>
+#include <fnet/gemm.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
 #include <fnet/workspace.hpp>

@@ -1,7 +1,11 @@
-// dense(): the one routine every dense product of the library goes through, y = x * W^T (+ b).
+// dense(): the one routine every dense product of the library goes through, y = x * W^T (+ b), and the
+// GEMM backend switch behind it (Eigen's own GEMM, or CBLAS with FNET_HAS_BLAS; see fnet/gemm.hpp).
 #pragma once
 
 #include <fnet/detail/aligned_buffer.hpp>
+#if defined(FNET_HAS_BLAS)
+#include <fnet/detail/cblas.hpp>
+#endif
 
 #include <Eigen/Core>
 
@@ -53,6 +57,17 @@ void gemm_accumulate_xwt(Eigen::Index rows, Eigen::Index cols, Eigen::Index dept
                          Eigen::Index x_stride, const Scalar* weight, Eigen::Index weight_stride, Scalar* y,
                          Eigen::Index y_stride) {
   if (rows <= 0 || cols <= 0 || depth <= 0) return;
+#if defined(FNET_HAS_BLAS)
+  if constexpr (blas_scalar_v<Scalar>) {
+    if (fits_blas_int(rows) && fits_blas_int(cols) && fits_blas_int(depth) && fits_blas_int(x_stride) &&
+        fits_blas_int(weight_stride) && fits_blas_int(y_stride)) {
+      blas_accumulate_xwt<Scalar>(static_cast<int>(rows), static_cast<int>(cols), static_cast<int>(depth), x,
+                                  static_cast<int>(x_stride), weight, static_cast<int>(weight_stride), y,
+                                  static_cast<int>(y_stride));
+      return;
+    }
+  }
+#endif
 #if FNET_EIGEN_GEMM_INTERNALS
   ProvidedGemmBlocking<Scalar> blocking(rows, cols, depth);
   Eigen::internal::general_matrix_matrix_product<Eigen::Index, Scalar, Eigen::RowMajor, false, Scalar,
