@@ -16,6 +16,8 @@ class Results:
             parts = name.split("/")
             if len(parts) < 3:
                 continue
+            if not (parts[-2].isdigit() and parts[-1].isdigit()):
+                continue  # not one of the <kind>/<seq>/<hidden> benchmarks
             if run.get("error_occurred"):
                 self.errors.append(f"{name}: {run.get('error_message', 'error')}")
                 continue

@@ -6,7 +6,8 @@
 #                                and benchmarks/RESULTS.md, JSON in benchmarks/results/full.json
 #   benchmarks/run.sh --quick    a few sizes (about a minute); report in build/release-native/quick-report/
 #   --no-build                   use the executable already built
-#   -- ARGS                      passed on to fnet_benchmarks (e.g. -- --benchmark_filter=attention)
+#   -- ARGS                      passed on to fnet_benchmarks (e.g. -- --benchmark_filter=attention); by default
+#                                only the mixing/, attention/ and layer/ families run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ while (($#)); do
     --quick) quick=1 ;;
     --no-build) build=0 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -45,6 +46,10 @@ else
   plots_dir=benchmarks/plots
   results=benchmarks/RESULTS.md
   args=()
+fi
+# The comparison families only, unless the caller picks benchmarks itself.
+if [[ " ${extra[*]-} " != *" --benchmark_filter="* ]]; then
+  args+=("--benchmark_filter=^(mixing|attention|layer)/")
 fi
 mkdir -p "$plots_dir"
 
