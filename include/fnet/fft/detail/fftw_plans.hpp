@@ -114,7 +114,7 @@ struct FftwPlanKey {
   bool operator<(const FftwPlanKey& other) const { return tied() < other.tied(); }
 };
 
-inline std::string describe(const FftwPlanKey& key) {
+inline std::string fftw_describe(const FftwPlanKey& key) {
   static const char* const kinds[] = {"real-to-complex", "complex-to-real", "forward complex",
                                       "inverse complex"};
   return std::string(kinds[static_cast<int>(key.kind)]) + " transform of length " +
@@ -172,7 +172,7 @@ class FftwPlan {
     }
     if (plan_ == nullptr)
       throw std::runtime_error(std::string("fnet::fft::Fftw: FFTW (") + Api::precision +
-                               ") could not plan a " + describe(key));
+                               ") could not plan a " + fftw_describe(key));
   }
 
   FftwPlan(const FftwPlan&) = delete;
