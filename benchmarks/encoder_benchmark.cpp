@@ -1,0 +1,178 @@
+// The whole FNet-Base encoder against what bounds it: the machine's GEMM rate for the feed-forward shapes,
+// and the cost of everything that is not a GEMM (mixing, LayerNorm, bias + activation).
+//
+// Names (batch 1, float, seeded weights, one thread unless the name says threads:N):
+//   encoder/fnet_base/<seq>[/threads:N]  12 layers, hidden 768, intermediate 3072, gelu_new; N is every
+//                                        hardware thread
+//   sgemm/feed_forward/<seq>             the two feed-forward products of one layer as two whole GEMMs
+//                                        (seq x 3072 x 768, seq x 768 x 3072) on the configured GEMM backend,
+//                                        no chunking, no bias: the rate the encoder's feed-forward can reach
+//   encoder_parts/mixing_layernorm/<seq> 12 layers' Fourier mixing (default FFT backend), residual adds and
+//                                        both LayerNorms, with the layer's own kernels
+//   encoder_parts/bias_activation/<seq>  12 layers' bias + gelu_new over the seq x 3072 activations
+// Counters: tokens_per_second; gflops = feed-forward FLOPs (4 seq hidden intermediate per layer) over the
+// time.
+#include <fnet/detail/dense.hpp>
+#include <fnet/detail/row_kernels.hpp>
+#include <fnet/encoder.hpp>
+#include <fnet/encoder_config.hpp>
+#include <fnet/fourier_mixing.hpp>
+#include <fnet/gemm.hpp>
+#include <fnet/threads.hpp>
+#include <fnet/workspace.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <complex>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Scalar = float;
+constexpr long kHidden = 768, kIntermediate = 3072, kLayers = 12;
+
+std::vector<Scalar> uniform_values(std::size_t count, std::uint64_t seed) {
+  std::mt19937_64 engine(seed);
+  std::uniform_real_distribution<Scalar> uniform(-1.0f, 1.0f);
+  std::vector<Scalar> values(count);
+  for (auto& v : values) v = uniform(engine);
+  return values;
+}
+
+double feed_forward_flops(long seq) {
+  return 4.0 * static_cast<double>(seq) * kHidden * kIntermediate;
+}
+
+void set_counters(benchmark::State& state, long seq, double flops_per_iteration) {
+  state.counters["tokens_per_second"] =
+      benchmark::Counter(static_cast<double>(seq), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gflops"] =
+      benchmark::Counter(flops_per_iteration * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void encoder_forward(benchmark::State& state, long seq, int threads) {
+  const fnet::FNetEncoder<Scalar>* encoder = [] {
+    static const auto* shared = [] {
+      auto* e = new fnet::FNetEncoder<Scalar>(fnet::EncoderConfig::fnet_base());
+      e->initialize(42);
+      return e;
+    }();
+    return shared;
+  }();
+  fnet::set_num_threads(threads);
+  fnet::Tensor3<Scalar> x(1, seq, kHidden), out(1, seq, kHidden);
+  const auto values = uniform_values(static_cast<std::size_t>(x.size()), 7);
+  std::copy(values.begin(), values.end(), x.data());
+  fnet::Workspace<Scalar> workspace;
+  encoder->forward(fnet::as_map(x), fnet::as_map(out), workspace);  // plans, workspace, BLAS buffers
+  for (auto _ : state) {
+    encoder->forward(fnet::as_map(x), fnet::as_map(out), workspace);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  fnet::set_num_threads(1);
+  set_counters(state, seq, kLayers * feed_forward_flops(seq));
+}
+
+void sgemm_feed_forward(benchmark::State& state, long seq) {
+  const auto x = uniform_values(static_cast<std::size_t>(seq * kHidden), 1);
+  const auto w1 = uniform_values(static_cast<std::size_t>(kIntermediate * kHidden), 2);
+  const auto w2 = uniform_values(static_cast<std::size_t>(kHidden * kIntermediate), 3);
+  std::vector<Scalar> intermediate(static_cast<std::size_t>(seq * kIntermediate));
+  std::vector<Scalar> y(static_cast<std::size_t>(seq * kHidden));
+  const auto run = [&] {
+    fnet::detail::gemm_accumulate_xwt<Scalar>(seq, kIntermediate, kHidden, x.data(), kHidden, w1.data(),
+                                              kHidden, intermediate.data(), kIntermediate);
+    fnet::detail::gemm_accumulate_xwt<Scalar>(seq, kHidden, kIntermediate, intermediate.data(), kIntermediate,
+                                              w2.data(), kIntermediate, y.data(), kHidden);
+  };
+  run();
+  for (auto _ : state) {
+    // Both products accumulate (beta = 1, as the library calls them); the values grow but stay finite.
+    run();
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, seq, feed_forward_flops(seq));
+}
+
+void mixing_layernorm(benchmark::State& state, long seq) {
+  const fnet::FourierMixing<Scalar> mixing;
+  const auto x = uniform_values(static_cast<std::size_t>(seq * kHidden), 4);
+  const auto residual = uniform_values(static_cast<std::size_t>(seq * kHidden), 5);
+  std::vector<Scalar> h(x.size()), out(x.size());
+  const std::vector<Scalar> gamma(kHidden, 1.0f), beta(kHidden, 0.0f);
+  std::vector<std::complex<Scalar>> spectrum(static_cast<std::size_t>(seq * (kHidden / 2 + 1)));
+  for (auto _ : state) {
+    for (long layer = 0; layer < kLayers; ++layer) {
+      mixing.half_spectrum(x.data(), seq, kHidden, spectrum.data());
+      for (long n = 0; n < seq; ++n) {
+        Scalar* h_row = h.data() + n * kHidden;
+        mixing.unpack_row(spectrum.data(), seq, kHidden, n, x.data() + n * kHidden, h_row);
+        fnet::detail::add_layer_norm_row<Scalar>(h_row, nullptr, h_row, kHidden, gamma.data(), beta.data(),
+                                                 1e-12);
+      }
+      for (long n = 0; n < seq; ++n)
+        fnet::detail::add_layer_norm_row<Scalar>(h.data() + n * kHidden, residual.data() + n * kHidden,
+                                                 out.data() + n * kHidden, kHidden, gamma.data(), beta.data(),
+                                                 1e-12);
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, seq, 0.0);
+}
+
+void bias_activation(benchmark::State& state, long seq) {
+  const auto fresh = uniform_values(static_cast<std::size_t>(seq * kIntermediate), 6);
+  const auto bias = uniform_values(static_cast<std::size_t>(kIntermediate), 7);
+  std::vector<Scalar> activations = fresh;
+  for (auto _ : state) {
+    for (long layer = 0; layer < kLayers; ++layer) {
+      // Fresh pre-activations each layer (the GEMM would have written them); the copy is timed with the
+      // pass it feeds, which overstates the pass slightly.
+      std::copy(fresh.begin(), fresh.end(), activations.begin());
+      fnet::detail::bias_activation_rows(activations.data(), seq, kIntermediate, bias.data(),
+                                         fnet::Activation::gelu_new);
+    }
+    benchmark::DoNotOptimize(activations.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, seq, 0.0);
+}
+
+const bool registered = [] {
+  const int all_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (long seq : {128L, 512L}) {
+    const std::string size = std::to_string(seq);
+    benchmark::RegisterBenchmark(("encoder/fnet_base/" + size).c_str(),
+                                 [seq](benchmark::State& s) { encoder_forward(s, seq, 1); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    if (all_threads > 1)
+      benchmark::RegisterBenchmark(
+          ("encoder/fnet_base/" + size + "/threads:" + std::to_string(all_threads)).c_str(),
+          [seq, all_threads](benchmark::State& s) { encoder_forward(s, seq, all_threads); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    benchmark::RegisterBenchmark(("sgemm/feed_forward/" + size).c_str(), [seq](benchmark::State& s) {
+      sgemm_feed_forward(s, seq);
+    })->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("encoder_parts/mixing_layernorm/" + size).c_str(),
+                                 [seq](benchmark::State& s) { mixing_layernorm(s, seq); })
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("encoder_parts/bias_activation/" + size).c_str(), [seq](
+                                                                                        benchmark::State& s) {
+      bias_activation(s, seq);
+    })->Unit(benchmark::kMillisecond);
+  }
+  benchmark::AddCustomContext("gemm_backend", fnet::gemm_backend_name);
+  return true;
+}();
+
+}  // namespace
