@@ -139,26 +139,20 @@ class FNetEncoderLayer {
       }
     });
 
-    // Pass 2, fixed blocks of token rows: feed-forward, residual and LayerNorm into out.
-    const std::size_t chunks = detail::ceil_div(tokens, detail::kTokenRowBlock);
-    const std::size_t intermediate_slot =
-        detail::intermediate_slot_size<Scalar>(tokens, config_.intermediate_size);
-    Scalar* intermediates =
-        workspace.intermediate_buffer(intermediate_slot * detail::slot_count(chunks, threads));
+    // Pass 2: feed-forward into out (blocks of output columns, fixed by the sizes), then residual and
+    // LayerNorm on each block of finished rows.
+    Scalar* intermediate = workspace.intermediate_buffer(feed_forward.scratch_size(tokens));
     const double eps_out = output_layer_norm.eps();
-    detail::parallel_for(chunks, threads, [&](std::size_t chunk, int slot) {
-      const std::size_t begin = chunk * detail::kTokenRowBlock;
-      const auto rows = static_cast<Eigen::Index>(std::min(tokens, begin + detail::kTokenRowBlock) - begin);
-      const Eigen::Index offset = static_cast<Eigen::Index>(begin) * hidden;
-      feed_forward.forward_rows(h + offset, rows, out + offset,
-                                intermediates + intermediate_slot * static_cast<std::size_t>(slot));
-      for (Eigen::Index r = 0; r < rows; ++r) {
-        Scalar* out_row = out + offset + r * hidden;
-        detail::add_layer_norm_row<Scalar>(h + offset + r * hidden, out_row, out_row, hidden,
-                                           output_layer_norm.weight.data(), output_layer_norm.bias.data(),
-                                           eps_out);
-      }
-    });
+    feed_forward.forward_tokens(
+        h, tokens, out, intermediate, threads, [&](std::size_t first, Eigen::Index rows) {
+          const Eigen::Index offset = static_cast<Eigen::Index>(first) * hidden;
+          for (Eigen::Index r = 0; r < rows; ++r) {
+            Scalar* out_row = out + offset + r * hidden;
+            detail::add_layer_norm_row<Scalar>(h + offset + r * hidden, out_row, out_row, hidden,
+                                               output_layer_norm.weight.data(), output_layer_norm.bias.data(),
+                                               eps_out);
+          }
+        });
   }
 
  private:

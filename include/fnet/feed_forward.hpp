@@ -14,6 +14,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -99,26 +100,63 @@ class FeedForward {
     detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size_));
     detail::check_output(owner, x, out);
     const auto tokens = static_cast<std::size_t>(x.dimension(0) * x.dimension(1));
-    const int threads = num_threads();
-    const std::size_t chunks = detail::ceil_div(tokens, detail::kTokenRowBlock);
-    const std::size_t slot_size = detail::intermediate_slot_size<Scalar>(tokens, intermediate_size_);
-    Scalar* scratch = workspace.intermediate_buffer(slot_size * detail::slot_count(chunks, threads));
-    const auto hidden = static_cast<Eigen::Index>(hidden_size_);
-    detail::parallel_for(chunks, threads, [&](std::size_t chunk, int slot) {
-      const std::size_t begin = chunk * detail::kTokenRowBlock;
-      const auto rows = static_cast<Eigen::Index>(std::min(tokens, begin + detail::kTokenRowBlock) - begin);
-      const auto offset = static_cast<Eigen::Index>(begin) * hidden;
-      forward_rows(x.data() + offset, rows, out.data() + offset,
-                   scratch + slot_size * static_cast<std::size_t>(slot));
-    });
+    Scalar* intermediate = workspace.intermediate_buffer(scratch_size(tokens));
+    forward_tokens(x.data(), tokens, out.data(), intermediate, num_threads(),
+                   [](std::size_t, Eigen::Index) {});
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq) const {
-    const std::size_t tokens = batch * seq;
-    const std::size_t chunks = detail::ceil_div(tokens, detail::kTokenRowBlock);
-    workspace.intermediate_buffer(detail::intermediate_slot_size<Scalar>(tokens, intermediate_size_) *
-                                  detail::slot_count(chunks, num_threads()));
+    workspace.intermediate_buffer(scratch_size(batch * seq));
+  }
+
+  /// Scratch elements forward_tokens needs for `tokens` rows (the activations of one group of rows).
+  std::size_t scratch_size(std::size_t tokens) const {
+    return detail::aligned_count<Scalar>(std::min(tokens, kGroupRows) * intermediate_size_);
+  }
+
+  /// The kernel behind forward for `tokens` contiguous rows x -> y (y may be x), on up to `threads` threads,
+  /// with `intermediate` holding scratch_size(tokens) elements. Rows go in groups of kGroupRows; in a group,
+  /// each product is cut into blocks of output columns (weight rows) whose widths depend on the sizes only,
+  /// so every output element is the same sum whatever the thread count, and each GEMM call keeps all the
+  /// group's rows (a BLAS packs the weight block once per call). Once a group's outputs are complete,
+  /// after_rows(first_row, row_count) runs on its blocks of detail::kTokenRowBlock rows (in parallel): the
+  /// layer fuses its residual + LayerNorm there. No checks: callers check shapes first.
+  template <class AfterRows>
+  void forward_tokens(const Scalar* x, std::size_t tokens, Scalar* y, Scalar* intermediate, int threads,
+                      AfterRows&& after_rows) const {
+    const auto h = static_cast<Eigen::Index>(hidden_size_), i = static_cast<Eigen::Index>(intermediate_size_);
+    const ColumnBlocks first(i, kIntermediateColumns), second(h, kOutputColumns);
+    for (std::size_t group = 0; group < tokens; group += kGroupRows) {
+      const auto rows = static_cast<Eigen::Index>(std::min(kGroupRows, tokens - group));
+      const Scalar* x_group = x + static_cast<Eigen::Index>(group) * h;
+      Scalar* y_group = y + static_cast<Eigen::Index>(group) * h;
+      // intermediate = act(x W1^T + b1), block by block of intermediate columns, each finished while hot.
+      detail::parallel_for(first.count, threads, [&](std::size_t block, int) {
+        const Eigen::Index begin = first.begin(block), width = first.width(block);
+        for (Eigen::Index r = 0; r < rows; ++r) std::fill_n(intermediate + r * i + begin, width, Scalar(0));
+        detail::gemm_accumulate_xwt<Scalar>(
+            rows, width, h, x_group, h, intermediate_weight.data() + begin * h, h, intermediate + begin, i);
+        for (Eigen::Index r = 0; r < rows; ++r)
+          detail::bias_activation_rows(intermediate + r * i + begin, 1, width,
+                                       intermediate_bias.data() + begin, activation_);
+      });
+      // y = intermediate W2^T + b2 (x has been read in full: y may be x).
+      detail::parallel_for(second.count, threads, [&](std::size_t block, int) {
+        const Eigen::Index begin = second.begin(block), width = second.width(block);
+        for (Eigen::Index r = 0; r < rows; ++r)
+          std::copy_n(output_bias.data() + begin, width, y_group + r * h + begin);
+        detail::gemm_accumulate_xwt<Scalar>(rows, width, i, intermediate, i, output_weight.data() + begin * i,
+                                            i, y_group + begin, h);
+      });
+      const std::size_t row_blocks = detail::ceil_div(static_cast<std::size_t>(rows), detail::kTokenRowBlock);
+      detail::parallel_for(row_blocks, threads, [&](std::size_t block, int) {
+        const std::size_t first_row = block * detail::kTokenRowBlock;
+        const auto count = static_cast<Eigen::Index>(
+            std::min(static_cast<std::size_t>(rows), first_row + detail::kTokenRowBlock) - first_row);
+        after_rows(group + first_row, count);
+      });
+    }
   }
 
   /// The kernel behind forward: `rows` contiguous tokens x -> y (y may be x), with `intermediate` holding
@@ -158,6 +196,29 @@ class FeedForward {
             {"output.dense.weight", self.output_weight.data(), matrix_shape(self.output_weight)},
             {"output.dense.bias", self.output_bias.data(), vector_shape(self.output_bias)}};
   }
+
+  // Rows whose intermediate activations exist at once (bounds the scratch: 512 x 3072 floats for FNet-Base).
+  static constexpr std::size_t kGroupRows = 512;
+  // Target widths of the column blocks: 3072 intermediate columns in 4 blocks, 768 output columns in 2, so
+  // two threads share even one group, while every call stays a large GEMM.
+  static constexpr Eigen::Index kIntermediateColumns = 768;
+  static constexpr Eigen::Index kOutputColumns = 384;
+
+  // `columns` cut into ceil(columns / target) blocks of equal width rounded up to 16 (the last one narrower).
+  struct ColumnBlocks {
+    ColumnBlocks(Eigen::Index columns, Eigen::Index target) : columns_(columns) {
+      const Eigen::Index blocks = (columns + target - 1) / target;
+      step_ = ((columns + blocks - 1) / blocks + 15) / 16 * 16;
+      count = static_cast<std::size_t>((columns + step_ - 1) / step_);
+    }
+    Eigen::Index begin(std::size_t block) const { return static_cast<Eigen::Index>(block) * step_; }
+    Eigen::Index width(std::size_t block) const { return std::min(step_, columns_ - begin(block)); }
+    std::size_t count = 0;
+
+   private:
+    Eigen::Index columns_;
+    Eigen::Index step_ = 1;
+  };
 
   std::size_t hidden_size_;
   std::size_t intermediate_size_;
