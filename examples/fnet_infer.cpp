@@ -23,6 +23,7 @@
 
 #include <unistd.h>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -136,7 +137,12 @@ class PendingOutputs {
                                       .string();
     files_.emplace_back(temporary, final_path);
     fnet::io::write_npy_float32(temporary, data, shape);
+    summary_ += (summary_.empty() ? "" : ", ") + name + " (";
+    for (std::size_t i = 0; i < shape.size(); ++i) summary_ += (i ? ", " : "") + std::to_string(shape[i]);
+    summary_ += ")";
   }
+
+  const std::string& summary() const { return summary_; }
 
   void commit() {
     for (const auto& [temporary, final_path] : files_)
@@ -149,6 +155,7 @@ class PendingOutputs {
  private:
   std::string directory_;
   std::vector<std::pair<std::string, std::string>> files_;  // (temporary, final)
+  std::string summary_;
 };
 
 template <class Tensor>
@@ -158,8 +165,12 @@ std::vector<float> as_floats(const Tensor& tensor) {
 
 template <class Backend>
 void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds& token_types) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
   const auto model = fnet::io::load_pretrained<float, Backend>(options.model);
+  const auto loaded = clock::now();
   const auto out = model.forward(ids, token_types);
+  const auto finished = clock::now();
   const auto batch = static_cast<std::size_t>(ids.rows()), seq = static_cast<std::size_t>(ids.cols());
   const std::size_t hidden = model.config().hidden_size;
 
@@ -177,6 +188,16 @@ void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds
   if (out.token_logits)
     outputs.add("logits.npy", out.token_logits->data(), {batch, seq, model.config().num_labels});
   outputs.commit();
+
+  // A summary on stdout (errors go to stderr alone): what ran, how long it took, what was written.
+  const double load_ms = std::chrono::duration<double, std::milli>(loaded - start).count();
+  const double forward_ms = std::chrono::duration<double, std::milli>(finished - loaded).count();
+  std::printf("fnet-infer: %s (hidden %zu, %zu layers, vocab %zu), %s backend, %d thread(s)\n",
+              options.model.c_str(), hidden, model.config().num_hidden_layers, model.config().vocab_size,
+              Backend::name, fnet::num_threads());
+  std::printf("  batch %zu x seq %zu: load %.1f ms, forward %.1f ms (%.0f tokens/s)\n", batch, seq, load_ms,
+              forward_ms, static_cast<double>(batch * seq) / (forward_ms / 1000.0));
+  std::printf("  wrote %s\n", outputs.summary().c_str());
 }
 
 int run_main(int argc, char** argv) {
