@@ -97,8 +97,9 @@ int run(const Options& options, const char* backend_name) {
   std::printf("FNet encoder (fnet-%s shape): %zu layers, hidden %zu, intermediate %zu, %s, %zu parameters\n",
               options.config.c_str(), config.num_layers, config.hidden_size, config.intermediate_size,
               fnet::to_string(config.activation), parameter_count);
-  std::printf("input: batch %ld x seq %ld x hidden %ld (float), FFT backend %s, %ld thread(s)\n",
-              options.batch, options.seq, static_cast<long>(hidden), backend_name, options.threads);
+  std::printf("input: batch %ld x seq %ld x hidden %ld (float), FFT backend %s, GEMM %s, %ld thread(s)\n",
+              options.batch, options.seq, static_cast<long>(hidden), backend_name, fnet::gemm_backend_name,
+              options.threads);
 
   using clock = std::chrono::steady_clock;
   auto start = clock::now();
