@@ -54,7 +54,10 @@ fi
 mkdir -p "$plots_dir"
 
 start=$SECONDS
-"$executable" "${args[@]}" --benchmark_out="$json" --benchmark_out_format=json \
+# OpenBLAS picks its kernels from the CPU; an OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE left in the environment for
+# other programs (e.g. forcing Haswell kernels on an AVX-512 CPU) would slow the feed-forward GEMMs of the
+# layers measured here. They are dropped for this one command only.
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$executable" "${args[@]}" --benchmark_out="$json" --benchmark_out_format=json \
   --benchmark_counters_tabular=true "${extra[@]}"
 
 "$python" benchmarks/plot.py "$json" "$plots_dir"
