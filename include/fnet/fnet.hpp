@@ -1,7 +1,11 @@
-// Umbrella header: everything a user of the library needs.
+// Umbrella header: the core library (layers, encoder, model, FFT backends, attention baseline).
+// Checkpoint I/O (<fnet/io/...>, needs nlohmann_json) and <fnet/tokenizer.hpp> (needs SentencePiece) are
+// included on their own, through the FNet::checkpoint and FNet::tokenizer targets.
 #pragma once
 
 #include <fnet/version.hpp>
+
+// FFT backends
 #include <fnet/fft/backend.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/fft/dft_matrix.hpp>
@@ -9,17 +13,29 @@
 #include <fnet/fft/fftw.hpp>
 #endif
 #include <fnet/fft/default.hpp>
+
+// Building blocks
 #include <fnet/gemm.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
 #include <fnet/workspace.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/activation.hpp>
+
+// Layers and the encoder
 #include <fnet/encoder_config.hpp>
 #include <fnet/layer_norm.hpp>
 #include <fnet/feed_forward.hpp>
 #include <fnet/fourier_mixing.hpp>
 #include <fnet/encoder_layer.hpp>
 #include <fnet/encoder.hpp>
+
+// The full model: embeddings, pooler, heads
+#include <fnet/model_config.hpp>
+#include <fnet/embeddings.hpp>
+#include <fnet/heads.hpp>
+#include <fnet/model.hpp>
+
+// The attention baseline for comparisons
 #include <fnet/baseline/multi_head_attention.hpp>
 #include <fnet/baseline/transformer_encoder_layer.hpp>
