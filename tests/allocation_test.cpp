@@ -12,7 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <complex>
 #include <cstdlib>
 #include <new>
 #include <tuple>
@@ -23,6 +25,16 @@ namespace {
 std::atomic<bool> counting{false};
 std::atomic<long> new_calls{0};
 std::atomic<long> malloc_calls{0};
+std::atomic<std::size_t> largest_malloc{0};  // bytes of the largest malloc-family call while counting
+
+void count_malloc(std::size_t bytes) {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  std::size_t largest = largest_malloc.load(std::memory_order_relaxed);
+  while (bytes > largest &&
+         !largest_malloc.compare_exchange_weak(largest, bytes, std::memory_order_relaxed)) {
+  }
+}
 
 void* counted_new(std::size_t size) {
   if (counting.load(std::memory_order_relaxed)) new_calls.fetch_add(1, std::memory_order_relaxed);
@@ -109,30 +121,30 @@ void* __libc_realloc(void*, std::size_t);
 void* __libc_memalign(std::size_t, std::size_t);
 
 void* malloc(std::size_t size) noexcept {
-  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  count_malloc(size);
   return __libc_malloc(size);
 }
 void* calloc(std::size_t count, std::size_t size) noexcept {
-  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  count_malloc(count * size);
   return __libc_calloc(count, size);
 }
 void* realloc(void* p, std::size_t size) noexcept {
-  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  count_malloc(size);
   return __libc_realloc(p, size);
 }
 int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
-  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  count_malloc(size);
   void* p = __libc_memalign(alignment, size);
   if (p == nullptr) return ENOMEM;
   *out = p;
   return 0;
 }
 void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
-  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  count_malloc(size);
   return __libc_memalign(alignment, size);
 }
 void* memalign(std::size_t alignment, std::size_t size) noexcept {
-  if (counting.load(std::memory_order_relaxed)) malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  count_malloc(size);
   return __libc_memalign(alignment, size);
 }
 }
@@ -145,16 +157,18 @@ void* volatile escape = nullptr;  // keeps the counter test's allocations from b
 struct Counts {
   long news = 0;
   long mallocs = 0;
+  std::size_t largest_malloc_bytes = 0;
 };
 
 template <class F>
 Counts count_allocations(F&& f) {
   new_calls = 0;
   malloc_calls = 0;
+  largest_malloc = 0;
   counting = true;
   f();
   counting = false;
-  return {new_calls.load(), malloc_calls.load()};
+  return {new_calls.load(), malloc_calls.load(), largest_malloc.load()};
 }
 
 // check_malloc = false where a third-party library allocates behind our back: FFTW's own execute functions
@@ -244,6 +258,61 @@ TYPED_TEST(AllocationTest, EncoderWorkspaceOverload) {
       [&] { small.forward(fnet::as_map(xs), fnet::as_map(outs), small_workspace); },
       backend_never_mallocs<TypeParam>());
 }
+
+#if defined(FNET_HAS_FFTW)
+// FFTW_ESTIMATE planning never touches the arrays, so a cold Rigour::estimate call plans on the caller's own
+// arrays: it allocates nothing larger than a warm call (whose execution may buffer, e.g. FFTW copies a c2r
+// input it must preserve) or a quarter of the smallest array. Rigour::measure needs scratch arrays of the
+// transform's size (which also shows the counter sees FFTW's allocations). The in-place shape is the mixing
+// layer's: with fewer, longer interleaved columns FFTW's own estimate plans hold a buffer of the array's
+// size.
+TEST(Allocation, FftwEstimatePlansWithoutScratchArrays) {
+#if !defined(FNET_TEST_COUNTS_MALLOC)
+  GTEST_SKIP() << "malloc is not interposed in this build";
+#else
+  using fnet::fft::Fftw;
+  const std::size_t n = 1024, count = 64, bins = n / 2 + 1;
+  std::vector<float> real(n * count, 0.5f);
+  std::vector<std::complex<float> > spectrum(bins * count, {0.25f, -0.5f});
+  std::vector<std::complex<float> > signal(n * count, {1.0f, 2.0f}), transformed(n * count);
+  const std::size_t columns = 385, column_length = 64;
+  const auto run = [&](const Fftw& fftw, int kind) {
+    switch (kind) {
+      case 0:
+        fftw.forward_real(
+            fnet::fft::RealToComplexBatch<float>{n, count, real.data(), static_cast<std::ptrdiff_t>(n),
+                                                 spectrum.data(), static_cast<std::ptrdiff_t>(bins)});
+        break;
+      case 1:
+        fftw.inverse_real(fnet::fft::ComplexToRealBatch<float>{n, count, spectrum.data(),
+                                                               static_cast<std::ptrdiff_t>(bins), real.data(),
+                                                               static_cast<std::ptrdiff_t>(n)});
+        break;
+      case 2:  // in place, interleaved columns
+        fftw.transform(fnet::fft::ComplexBatch<float>{column_length, columns, signal.data(), signal.data(),
+                                                      static_cast<std::ptrdiff_t>(columns), 1},
+                       fnet::fft::Direction::forward);
+        break;
+      default:
+        fftw.transform(fnet::fft::ComplexBatch<float>{n, count, signal.data(), transformed.data(), 1,
+                                                      static_cast<std::ptrdiff_t>(n)},
+                       fnet::fft::Direction::inverse);
+    }
+  };
+  for (int kind = 0; kind < 4; ++kind) {
+    const std::size_t smallest_array_bytes =
+        kind == 2 ? sizeof(std::complex<float>) * columns * column_length : sizeof(float) * n * count;
+    const Fftw estimate(Fftw::Rigour::estimate);
+    const std::size_t cold = count_allocations([&] { run(estimate, kind); }).largest_malloc_bytes;
+    const std::size_t warm = count_allocations([&] { run(estimate, kind); }).largest_malloc_bytes;
+    EXPECT_LE(cold, std::max(warm, smallest_array_bytes / 4)) << "kind " << kind;
+    const Fftw measure(Fftw::Rigour::measure);
+    EXPECT_GE(count_allocations([&] { run(measure, kind); }).largest_malloc_bytes, smallest_array_bytes)
+        << "kind " << kind;
+  }
+#endif
+}
+#endif
 
 TEST(Allocation, FeedForwardAndLayerNormOnCallerMemory) {
   fnet::FeedForward<float> ffn(768, 3072, fnet::Activation::gelu_new);

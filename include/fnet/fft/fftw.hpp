@@ -28,10 +28,12 @@ namespace fnet::fft {
  *   fftw.forward_real(fnet::fft::RealToComplexBatch<float>{768, 1, x.data(), 768, spectrum.data(), 385});
  *
  * Plans are cached per layout (length, count, strides, distances, kind, direction, in place or not, SIMD
- * alignment of the arrays, rigour) and shared by all copies of the object. A plan is made once, on scratch
- * arrays (so FFTW_MEASURE and up never touch user data), under one process-wide lock because FFTW's planner
- * is not thread-safe; it then runs through FFTW's new-array execute functions on any buffers of that layout,
- * from any number of threads at once. Arrays that are not at FFTW's SIMD alignment get FFTW_UNALIGNED plans.
+ * alignment of the arrays, rigour) and shared by all copies of the object. A plan is made once, under one
+ * process-wide lock because FFTW's planner is not thread-safe: with Rigour::estimate on the caller's arrays
+ * (FFTW_ESTIMATE never reads or writes them, so planning costs no memory of the transform's size), above it
+ * on zeroed scratch arrays (FFTW_MEASURE and up run transforms on them, and must never touch user data). It
+ * then runs through FFTW's new-array execute functions on any buffers of that layout, from any number of
+ * threads at once. Arrays that are not at FFTW's SIMD alignment get FFTW_UNALIGNED plans.
  *
  * Other code in the same process that creates FFTW plans directly (not through this class) must not do so
  * while this class plans: FFTW offers no lock of its own.
@@ -169,10 +171,11 @@ class Fftw {
     auto key =
         key_for(fnet::detail::FftwKind::real_to_complex, batch, batch.input_distance, batch.output_distance);
     key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
-    const auto plan = cache_->plan<T>(key);
-    // FFTW's signature is not const-correct; an out-of-place r2c plan never writes its input.
-    Api::execute_r2c(plan->get(), const_cast<T*>(batch.input),
-                     reinterpret_cast<typename Api::Complex*>(batch.output));
+    // FFTW's signatures are not const-correct; neither planning on nor executing an out-of-place r2c plan
+    // writes its input.
+    T* input = const_cast<T*>(batch.input);
+    const auto plan = cache_->plan<T>(key, input, batch.output);
+    Api::execute_r2c(plan->get(), input, reinterpret_cast<typename Api::Complex*>(batch.output));
   }
 
   template <class T>
@@ -182,11 +185,10 @@ class Fftw {
     auto key =
         key_for(fnet::detail::FftwKind::complex_to_real, batch, batch.input_distance, batch.output_distance);
     key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
-    const auto plan = cache_->plan<T>(key);
     // Planned with FFTW_PRESERVE_INPUT, so the input really is left alone.
-    Api::execute_c2r(plan->get(),
-                     reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input)),
-                     batch.output);
+    auto* input = reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input));
+    const auto plan = cache_->plan<T>(key, input, batch.output);
+    Api::execute_c2r(plan->get(), input, batch.output);
   }
 
   template <class T>
@@ -200,10 +202,10 @@ class Fftw {
     key.output_stride = batch.stride;
     key.in_place = batch.input == batch.output;
     key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
-    const auto plan = cache_->plan<T>(key);
-    Api::execute_dft(plan->get(),
-                     reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input)),
-                     reinterpret_cast<typename Api::Complex*>(batch.output));
+    // An out-of-place complex plan never writes its input (FFTW_PRESERVE_INPUT).
+    auto* input = reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input));
+    const auto plan = cache_->plan<T>(key, input, batch.output);
+    Api::execute_dft(plan->get(), input, reinterpret_cast<typename Api::Complex*>(batch.output));
   }
 
   std::shared_ptr<fnet::detail::FftwPlanCache> cache_;

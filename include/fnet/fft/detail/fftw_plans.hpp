@@ -123,14 +123,15 @@ inline std::string fftw_describe(const FftwPlanKey& key) {
          std::to_string(key.input_distance) + "/" + std::to_string(key.output_distance) + ")";
 }
 
-// One FFTW plan, owned; created and destroyed under the planner lock.
+// One FFTW plan, owned; created and destroyed under the planner lock. `input` and `output` are the arrays
+// of the call that needs the plan (the same pointer when in place).
 template <class T>
 class FftwPlan {
   using Api = FftwApi<T>;
   using Complex = typename Api::Complex;
 
  public:
-  explicit FftwPlan(const FftwPlanKey& key) {
+  FftwPlan(const FftwPlanKey& key, void* input, void* output) {
     const bool real_input = key.kind == FftwKind::real_to_complex;
     const bool real_output = key.kind == FftwKind::complex_to_real;
     const std::ptrdiff_t bins = key.length / 2 + 1;
@@ -148,25 +149,30 @@ class FftwPlan {
     const fftw_iodim64 dim{key.length, key.input_stride, key.output_stride};
     const fftw_iodim64 batch{key.count, key.input_distance, key.output_distance};
 
+    // FFTW_ESTIMATE plans neither read nor write their arrays (FFTW manual, "Planner Flags"; this holds for
+    // every kind, c2r with FFTW_PRESERVE_INPUT included), so they are made on the caller's arrays: no scratch
+    // of the transform's size. FFTW_MEASURE and up run transforms on the arrays they are given, so they get
+    // zeroed scratch (zeros: garbage could hold denormals and skew the timings), never the caller's data.
+    const bool on_callers_arrays = key.rigour_flags == FFTW_ESTIMATE;
+    // FFTW guarantees thread safety for execution only, so fftw_malloc/fftw_free stay under the lock too.
     std::lock_guard<std::mutex> planner(fftw_planner_mutex());
-    // Planning with FFTW_MEASURE and up runs transforms on the arrays it is given, so it gets zeroed scratch
-    // (zeros: garbage could hold denormals and skew the timings), never the caller's data.
-    ScratchArray input(input_bytes);
-    ScratchArray output(key.in_place ? 0 : output_bytes);
-    void* output_data = key.in_place ? input.data : output.data;
+    ScratchArray input_scratch(on_callers_arrays ? 0 : input_bytes);
+    ScratchArray output_scratch(on_callers_arrays || key.in_place ? 0 : output_bytes);
+    void* input_data = on_callers_arrays ? input : input_scratch.data;
+    void* output_data = on_callers_arrays ? output : key.in_place ? input_scratch.data : output_scratch.data;
     switch (key.kind) {
       case FftwKind::real_to_complex:
         plan_ =
-            Api::plan_r2c(dim, batch, static_cast<T*>(input.data), static_cast<Complex*>(output_data), flags);
+            Api::plan_r2c(dim, batch, static_cast<T*>(input_data), static_cast<Complex*>(output_data), flags);
         break;
       case FftwKind::complex_to_real:
         plan_ =
-            Api::plan_c2r(dim, batch, static_cast<Complex*>(input.data), static_cast<T*>(output_data), flags);
+            Api::plan_c2r(dim, batch, static_cast<Complex*>(input_data), static_cast<T*>(output_data), flags);
         break;
       case FftwKind::complex_forward:
       case FftwKind::complex_inverse:
         plan_ =
-            Api::plan_dft(dim, batch, static_cast<Complex*>(input.data), static_cast<Complex*>(output_data),
+            Api::plan_dft(dim, batch, static_cast<Complex*>(input_data), static_cast<Complex*>(output_data),
                           key.kind == FftwKind::complex_forward ? FFTW_FORWARD : FFTW_BACKWARD, flags);
         break;
     }
@@ -213,8 +219,10 @@ class FftwPlan {
 // the first thread that asks for it, while other lengths stay available to the other threads.
 class FftwPlanCache {
  public:
+  // `input` and `output` are the requesting call's arrays; only FFTW_ESTIMATE planning uses them, and never
+  // reads or writes them.
   template <class T>
-  std::shared_ptr<const FftwPlan<T>> plan(const FftwPlanKey& key) {
+  std::shared_ptr<const FftwPlan<T>> plan(const FftwPlanKey& key, void* input, void* output) {
     std::shared_ptr<Slot<T>> slot;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -225,7 +233,7 @@ class FftwPlanCache {
     std::lock_guard<std::mutex> building(slot->mutex);
     if (!slot->plan) {
       try {
-        slot->plan = std::make_shared<const FftwPlan<T>>(key);
+        slot->plan = std::make_shared<const FftwPlan<T>>(key, input, output);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex_);
         auto found = slots<T>().find(key);
