@@ -13,10 +13,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <complex>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -155,6 +159,53 @@ TYPED_TEST(MixingTest, MatchesNaiveDoubleSumDft) {
     const double error = relative_rms(y, cached_reference(b, s, h));
     EXPECT_LE(error, TestFixture::bound(s, h)) << "shape (" << b << ", " << s << ", " << h << ")";
     EXPECT_EQ(max_abs_diff(x, input), 0.0) << "the input was modified";
+  }
+}
+
+// The kernel folds rows m and seq-m and packs columns 2j, 2j+1 together; where each folded row waits
+// depends on seq's parity and on whether any row pairs with another (seq <= 2), and the last column pair is
+// half empty when hidden/2+1 is odd. Every such case, against the long-double reference.
+TYPED_TEST(MixingTest, EveryParityOfSeqAndHidden) {
+  using Scalar = typename TestFixture::Scalar;
+  typename TestFixture::Mixing mixing;
+  for (long s = 1; s <= 9; ++s)
+    for (long h : {1L, 2L, 3L, 4L, 5L, 6L, 7L, 61L}) {
+      const auto input = random_input(2, s, h, static_cast<std::uint64_t>(77 * s + h));
+      const auto y = mixing.forward(to_tensor<Scalar>(input));
+      EXPECT_LE(relative_rms(y, reference_mixing(input)), TestFixture::bound(s, h))
+          << "shape (2, " << s << ", " << h << ")";
+    }
+}
+
+// The kernels as the encoder layer uses them: half_spectrum writes only the seq x (hidden/2+1) complex values
+// it is given (aligned or not), and unpack_row adds the residual.
+TYPED_TEST(MixingTest, KernelsStayInsideTheirSpectrumBuffer) {
+  using Scalar = typename TestFixture::Scalar;
+  using Complex = std::complex<Scalar>;
+  typename TestFixture::Mixing mixing;
+  const Complex guard(Scalar(-7.25), Scalar(3.5));
+  for (const auto& [s, h] : {std::pair<long, long>{1, 1}, {2, 3}, {4, 4}, {7, 60}, {37, 61}, {64, 48}}) {
+    const auto input = random_input(1, s, h, static_cast<std::uint64_t>(5 * s + h));
+    const auto x = to_tensor<Scalar>(input);
+    const auto residual = to_tensor<Scalar>(random_input(1, s, h, 99));
+    const auto reference = reference_mixing(input);
+    const long size = s * (h / 2 + 1);
+    for (long shift : {0L, 1L}) {
+      std::vector<Complex> buffer(static_cast<std::size_t>(size + 2 + 2 * shift), guard);
+      Complex* spectrum = buffer.data() + 1 + shift;
+      mixing.half_spectrum(x.data(), s, h, spectrum);
+      EXPECT_EQ(buffer[static_cast<std::size_t>(shift)], guard)
+          << "wrote before the buffer, s " << s << " h " << h;
+      EXPECT_EQ(buffer[static_cast<std::size_t>(1 + shift + size)], guard)
+          << "wrote past the buffer, s " << s << " h " << h;
+      fnet::Tensor3<Scalar> out(1, s, h);
+      RefTensor expected(1, s, h);
+      for (long n = 0; n < s; ++n) {
+        mixing.unpack_row(spectrum, s, h, n, residual.data() + n * h, out.data() + n * h);
+        for (long k = 0; k < h; ++k) expected.at(0, n, k) = reference.at(0, n, k) + residual(0, n, k);
+      }
+      EXPECT_LE(relative_rms(out, expected), TestFixture::bound(s, h)) << "s " << s << " h " << h;
+    }
   }
 }
 

@@ -18,9 +18,14 @@
 namespace fnet {
 
 /// Mix(x)[b, n, k] = Re sum_m sum_h x[b, m, h] exp(-2 pi i (n m / seq + k h / hidden)), unnormalised: what
-/// torch.fft.fftn(x, dim=(1, 2)).real computes, without ever forming a complex seq x hidden array. Each item
-/// costs one real transform per token row (hidden/2+1 bins each), one in-place complex transform down the
-/// hidden/2+1 interleaved columns, and a Hermitian-symmetry unpacking of the real part.
+/// torch.fft.fftn(x, dim=(1, 2)).real computes, without ever forming a complex seq x hidden array.
+///
+/// Only the real part is wanted, and for real x it is the full 2-D transform of the centrosymmetric part
+/// x_s[m, h] = (x[m, h] + x[-m, -h]) / 2 (indices mod seq, hidden), whose spectrum is real. So each item
+/// costs real transforms of length hidden for only seq/2+1 folded rows; the resulting columns are Hermitian
+/// along seq, so their transforms are real and two columns share one complex transform (hidden/4+1
+/// interleaved columns of length seq). That is about half the work of the textbook real-input route (rFFT of
+/// every row, complex FFT of hidden/2+1 columns), in the same seq x (hidden/2+1) complex workspace.
 ///
 ///     fnet::FourierMixing<float> mixing;                        // fnet::fft::Default backend
 ///     fnet::Tensor3<float> y = mixing.forward(x);               // any (batch, seq, hidden), all >= 1
@@ -77,47 +82,118 @@ class FourierMixing {
                               detail::slot_count(batch, num_threads()));
   }
 
-  /// Kernel, step 1 and 2: Z = FFT over seq of (rFFT over hidden of one seq x hidden item), written to
-  /// `spectrum` (seq x (hidden/2+1), row-major). No shape checks.
+  /// Kernel, steps 1 and 2: Mix(item)[n, k] for every n and k <= hidden/2, written to `spectrum` (which must
+  /// hold seq x (hidden/2+1) complex values, FFTW-aligned for speed) in a packed form that only unpack_row
+  /// reads. No shape checks.
   void half_spectrum(const Scalar* item, Eigen::Index seq, Eigen::Index hidden,
                      std::complex<Scalar>* spectrum) const {
-    const auto bins = static_cast<std::size_t>(hidden / 2 + 1);
-    fft::RealToComplexBatch<Scalar> rows;
-    rows.length = static_cast<std::size_t>(hidden);
-    rows.count = static_cast<std::size_t>(seq);
-    rows.input = item;
-    rows.input_distance = hidden;
-    rows.output = spectrum;
-    rows.output_distance = static_cast<std::ptrdiff_t>(bins);
-    backend_.forward_real(rows);
+    using Complex = std::complex<Scalar>;
+    const Eigen::Index bins = hidden / 2 + 1;
+    const Eigen::Index pairs = (bins + 1) / 2;  // complex columns, each carrying two real ones
+    // Rows 1..paired of x_s are folded from rows m and seq-m of x; row 0 (and row seq/2 when seq is even)
+    // pairs with itself.
+    const Eigen::Index paired = (seq - 1) / 2;
+    const bool has_middle = seq % 2 == 0;
+    Scalar* floats = reinterpret_cast<Scalar*>(spectrum);
+    auto row = [&](Eigen::Index r) { return spectrum + r * bins; };
+
+    // Where each folded row's rFFT lands before packing: rows 1..paired at 0..paired-1 (one aligned batch),
+    // the self-paired rows after them at the end of the buffer, out of the batch's way.
+    const Eigen::Index first_row_at = paired > 0 ? seq - 1 : 0;
+    const Eigen::Index middle_row_at = paired > 0 ? seq - 2 : seq / 2;
+
+    if (paired > 0) {
+      // The folded real rows sit past the batch's output (at an SIMD-aligned start: FFTW plans for
+      // unaligned arrays are twice as slow); the space is free until the packing below.
+      constexpr auto align = static_cast<Eigen::Index>(16 / sizeof(Scalar));
+      const Eigen::Index fold_start = (2 * paired * bins + align - 1) / align * align;
+      const Eigen::Index fold_distance = 2 * bins;
+      for (Eigen::Index m = 1; m <= paired; ++m) {
+        const Scalar* a = item + m * hidden;
+        const Scalar* b = item + (seq - m) * hidden;
+        Scalar* folded = floats + fold_start + (m - 1) * fold_distance;
+        folded[0] = Scalar(0.5) * (a[0] + b[0]);
+        for (Eigen::Index h = 1; h < hidden; ++h) folded[h] = Scalar(0.5) * (a[h] + b[hidden - h]);
+      }
+      fft::RealToComplexBatch<Scalar> rows;
+      rows.length = static_cast<std::size_t>(hidden);
+      rows.count = static_cast<std::size_t>(paired);
+      rows.input = floats + fold_start;
+      rows.input_distance = fold_distance;
+      rows.output = spectrum;
+      rows.output_distance = bins;
+      backend_.forward_real(rows);
+    }
+    // A self-paired row's fold is its even part, whose rFFT is the real part of the row's rFFT.
+    forward_real_row(item, hidden, row(first_row_at));
+    if (has_middle) forward_real_row(item + (seq / 2) * hidden, hidden, row(middle_row_at));
+
+    // Pack columns 2j and 2j+1 (Hermitian along seq) as one complex column a + i b; row seq-m of it is
+    // conj(a) + i conj(b). Writes never reach a row that is still to be read: the middle row first, then the
+    // paired rows from the last, then row 1 together with row 0.
+    auto pack_self = [&](const Complex* from, Complex* to) {
+      for (Eigen::Index j = 0; j < pairs; ++j) {
+        const Scalar b = 2 * j + 1 < bins ? from[2 * j + 1].real() : Scalar(0);
+        to[j] = Complex(from[2 * j].real(), b);
+      }
+    };
+    if (has_middle) pack_self(row(middle_row_at), row(seq / 2));
+    for (Eigen::Index m = paired; m >= 1; --m) {
+      const Complex* from = row(m - 1);
+      const Complex* self = m == 1 ? row(first_row_at) : nullptr;
+      Complex* to = row(m);
+      Complex* mirror = row(seq - m);
+      Complex* first = row(0);
+      for (Eigen::Index j = 0; j < pairs; ++j) {
+        const bool has_b = 2 * j + 1 < bins;
+        const Complex a = from[2 * j];
+        const Complex b = has_b ? from[2 * j + 1] : Complex(0);
+        if (self != nullptr) {
+          const Scalar self_b = has_b ? self[2 * j + 1].real() : Scalar(0);
+          first[j] = Complex(self[2 * j].real(), self_b);  // read before written: j <= 2j
+        }
+        to[j] = Complex(a.real() - b.imag(), a.imag() + b.real());
+        mirror[j] = Complex(a.real() + b.imag(), b.real() - a.imag());
+      }
+    }
+    if (paired == 0) pack_self(row(0), row(0));
 
     fft::ComplexBatch<Scalar> columns;
     columns.length = static_cast<std::size_t>(seq);
-    columns.count = bins;
+    columns.count = static_cast<std::size_t>(pairs);
     columns.input = spectrum;
     columns.output = spectrum;
-    columns.stride = static_cast<std::ptrdiff_t>(bins);
+    columns.stride = bins;
     columns.distance = 1;
     backend_.transform(columns, fft::Direction::forward);
   }
 
-  /// Kernel, step 3: row n of the mixing output from the half spectrum, plus residual[k] when residual is
-  /// not null. Columns past hidden/2 come from the conjugate-symmetric partner row (seq - n) mod seq.
+  /// Kernel, step 3: row n of the mixing output from half_spectrum's result, plus residual[k] when residual
+  /// is not null. Mix is centrosymmetric: columns past hidden/2 come from row (seq - n) mod seq, mirrored.
   static void unpack_row(const std::complex<Scalar>* spectrum, Eigen::Index seq, Eigen::Index hidden,
                          Eigen::Index n, const Scalar* residual, Scalar* out_row) {
     const Eigen::Index bins = hidden / 2 + 1;
-    const std::complex<Scalar>* row = spectrum + n * bins;
-    const std::complex<Scalar>* mirror = spectrum + ((seq - n) % seq) * bins;
+    // Packed row n holds Mix[n, k] as its k-th real number (the column pairs' real and imaginary parts).
+    const Scalar* row = reinterpret_cast<const Scalar*>(spectrum + n * bins);
+    const Scalar* mirror = reinterpret_cast<const Scalar*>(spectrum + ((seq - n) % seq) * bins);
     if (residual == nullptr) {
-      for (Eigen::Index k = 0; k < bins; ++k) out_row[k] = row[k].real();
-      for (Eigen::Index k = bins; k < hidden; ++k) out_row[k] = mirror[hidden - k].real();
+      for (Eigen::Index k = 0; k < bins; ++k) out_row[k] = row[k];
+      for (Eigen::Index k = bins; k < hidden; ++k) out_row[k] = mirror[hidden - k];
     } else {
-      for (Eigen::Index k = 0; k < bins; ++k) out_row[k] = residual[k] + row[k].real();
-      for (Eigen::Index k = bins; k < hidden; ++k) out_row[k] = residual[k] + mirror[hidden - k].real();
+      for (Eigen::Index k = 0; k < bins; ++k) out_row[k] = residual[k] + row[k];
+      for (Eigen::Index k = bins; k < hidden; ++k) out_row[k] = residual[k] + mirror[hidden - k];
     }
   }
 
  private:
+  void forward_real_row(const Scalar* input, Eigen::Index hidden, std::complex<Scalar>* output) const {
+    fft::RealToComplexBatch<Scalar> one;
+    one.length = static_cast<std::size_t>(hidden);
+    one.input = input;
+    one.output = output;
+    backend_.forward_real(one);
+  }
+
   Backend backend_{};
 };
 
