@@ -12,7 +12,8 @@
 //   encoder_parts/bias_activation/<seq>  12 layers' bias + gelu_new over the seq x 3072 activations
 // Counters: tokens_per_second; gflops = feed-forward FLOPs (4 seq hidden intermediate per layer) over the
 // time.
-#include <fnet/detail/dense.hpp>
+#include <fnet/detail/access.hpp>
+#include <fnet/detail/gemm.hpp>
 #include <fnet/detail/row_kernels.hpp>
 #include <fnet/encoder.hpp>
 #include <fnet/encoder_config.hpp>
@@ -107,16 +108,18 @@ void mixing_layernorm(benchmark::State& state, long seq) {
   const auto residual = uniform_values(static_cast<std::size_t>(seq * kHidden), 5);
   std::vector<Scalar> h(x.size()), out(x.size());
   const std::vector<Scalar> gamma(kHidden, 1.0f), beta(kHidden, 0.0f);
-  std::vector<std::complex<Scalar>> spectrum(static_cast<std::size_t>(seq * (kHidden / 2 + 1)));
+  std::vector<Scalar> scratch(fnet::detail::Access::mixing_scratch_size(mixing, seq, kHidden) + 64);
+  Scalar* aligned =
+      scratch.data() + (64 - reinterpret_cast<std::uintptr_t>(scratch.data()) % 64) % 64 / sizeof(Scalar);
   for (auto _ : state) {
     for (long layer = 0; layer < kLayers; ++layer) {
-      mixing.half_spectrum(x.data(), seq, kHidden, spectrum.data());
-      for (long n = 0; n < seq; ++n) {
-        Scalar* h_row = h.data() + n * kHidden;
-        mixing.unpack_row(spectrum.data(), seq, kHidden, n, x.data() + n * kHidden, h_row);
-        fnet::detail::add_layer_norm_row<Scalar>(h_row, nullptr, h_row, kHidden, gamma.data(), beta.data(),
-                                                 1e-12);
-      }
+      // The encoder layer's own pass: mixing plus the input, each row normalised as soon as it is complete.
+      fnet::detail::Access::mix_item(mixing, x.data(), seq, kHidden, h.data(), aligned, true,
+                                     [&](Eigen::Index n) {
+                                       Scalar* h_row = h.data() + n * kHidden;
+                                       fnet::detail::add_layer_norm_row<Scalar>(
+                                           h_row, nullptr, h_row, kHidden, gamma.data(), beta.data(), 1e-12);
+                                     });
       for (long n = 0; n < seq; ++n)
         fnet::detail::add_layer_norm_row<Scalar>(h.data() + n * kHidden, residual.data() + n * kHidden,
                                                  out.data() + n * kHidden, kHidden, gamma.data(), beta.data(),
@@ -147,7 +150,7 @@ void bias_activation(benchmark::State& state, long seq) {
 }
 
 const bool registered = [] {
-  const int all_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int all_threads = fnet::hardware_threads();
   for (long seq : {128L, 512L}) {
     const std::string size = std::to_string(seq);
     benchmark::RegisterBenchmark(("encoder/fnet_base/" + size).c_str(),

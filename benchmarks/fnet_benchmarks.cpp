@@ -133,7 +133,7 @@ fnet::EncoderConfig layer_config(long hidden) {
   fnet::EncoderConfig config;  // BERT/FNet-base proportions: intermediate = 4 hidden, gelu_new
   config.hidden_size = static_cast<std::size_t>(hidden);
   config.intermediate_size = 4 * static_cast<std::size_t>(hidden);
-  config.num_layers = 1;
+  config.num_hidden_layers = 1;
   return config;
 }
 

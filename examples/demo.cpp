@@ -78,7 +78,7 @@ template <class Backend>
 int run(const Options& options, const char* backend_name) {
   fnet::EncoderConfig config =
       options.config == "large" ? fnet::EncoderConfig::fnet_large() : fnet::EncoderConfig::fnet_base();
-  if (options.layers > 0) config.num_layers = static_cast<std::size_t>(options.layers);
+  if (options.layers > 0) config.num_hidden_layers = static_cast<std::size_t>(options.layers);
   fnet::set_num_threads(static_cast<int>(options.threads));
 
   fnet::FNetEncoder<float, Backend> encoder(config);
@@ -95,8 +95,8 @@ int run(const Options& options, const char* backend_name) {
   fnet::Workspace<float> workspace;
 
   std::printf("FNet encoder (fnet-%s shape): %zu layers, hidden %zu, intermediate %zu, %s, %zu parameters\n",
-              options.config.c_str(), config.num_layers, config.hidden_size, config.intermediate_size,
-              fnet::to_string(config.activation), parameter_count);
+              options.config.c_str(), config.num_hidden_layers, config.hidden_size, config.intermediate_size,
+              fnet::to_string(config.hidden_act), parameter_count);
   std::printf("input: batch %ld x seq %ld x hidden %ld (float), FFT backend %s, GEMM %s, %ld thread(s)\n",
               options.batch, options.seq, static_cast<long>(hidden), backend_name, fnet::gemm_backend_name,
               options.threads);

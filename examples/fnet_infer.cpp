@@ -233,16 +233,11 @@ int run_main(int argc, char** argv) {
     }
   }
 
-  // use_tpu_fourier_optimizations selects the DFT-matrix mixing path, as the reference does.
+  // With use_tpu_fourier_optimizations the reference mixes with DFT matrices; the dft backend computes the
+  // same way unless another backend is asked for (every backend computes the same truncated DFT).
   std::string backend = options.backend;
   const auto config = fnet::io::read_config((std::filesystem::path(options.model) / "config.json").string());
-  if (config.use_tpu_fourier_optimizations) {
-    if (!backend.empty() && backend != "dft")
-      throw UsageError(
-          "config.json sets use_tpu_fourier_optimizations, which uses the dft backend; --backend " + backend +
-          " conflicts with it");
-    backend = "dft";
-  }
+  if (config.use_tpu_fourier_optimizations && backend.empty()) backend = "dft";
   if (backend == "dft") {
     run<fnet::fft::DftMatrix>(options, ids, token_types);
   } else if (backend == "builtin") {

@@ -239,7 +239,7 @@ TYPED_TEST(AllocationTest, MixingWorkspaceOverload) {
 TYPED_TEST(AllocationTest, EncoderWorkspaceOverload) {
   // Sizes where Eigen's own product would allocate its packing buffers on the heap.
   auto config = fnet::EncoderConfig::fnet_base();
-  config.num_layers = 2;
+  config.num_hidden_layers = 2;
   config.intermediate_size = 1024;
   fnet::FNetEncoder<float, TypeParam> encoder(config);
   encoder.initialize(3);

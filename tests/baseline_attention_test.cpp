@@ -83,7 +83,7 @@ TYPED_TEST(AttentionTest, SoftmaxIsStableForHugeScores) {
   using Scalar = TypeParam;
   MultiHeadAttention<Scalar> layer(32, 2);
   randomize_parameters(layer, 21, 3.0);
-  layer.qkv_weight *= Scalar(40);  // q and k grow 40x each: scores grow 1600x, to the thousands
+  layer.qkv.weight *= Scalar(40);  // q and k grow 40x each: scores grow 1600x, to the thousands
   const auto x = random_tensor<Scalar>(1, 16, 32, 9);
   const auto y = layer.forward(x);
   for (long i = 0; i < y.size(); ++i) ASSERT_TRUE(std::isfinite(y.data()[i])) << "element " << i;
@@ -196,13 +196,13 @@ TYPED_TEST(AttentionTest, ParametersAreNamedViewsOfTheStackedWeights) {
     for (std::size_t k = 0; k < parameters[i].size(); ++k) parameters[i].data[k] = static_cast<Scalar>(i + 1);
   }
   for (long part = 0; part < 3; ++part) {
-    EXPECT_TRUE((layer.qkv_weight.middleRows(part * 64, 64).array() == Scalar(2 * part + 1)).all()) << part;
-    EXPECT_TRUE((layer.qkv_bias.segment(part * 64, 64).array() == Scalar(2 * part + 2)).all()) << part;
+    EXPECT_TRUE((layer.qkv.weight.middleRows(part * 64, 64).array() == Scalar(2 * part + 1)).all()) << part;
+    EXPECT_TRUE((layer.qkv.bias.segment(part * 64, 64).array() == Scalar(2 * part + 2)).all()) << part;
   }
-  EXPECT_TRUE((layer.output_weight.array() == Scalar(7)).all());
-  EXPECT_TRUE((layer.output_bias.array() == Scalar(8)).all());
+  EXPECT_TRUE((layer.output.weight.array() == Scalar(7)).all());
+  EXPECT_TRUE((layer.output.bias.array() == Scalar(8)).all());
   const auto& const_layer = layer;
-  EXPECT_EQ(const_layer.parameters()[2].data, layer.qkv_weight.data() + 64 * 64);
+  EXPECT_EQ(const_layer.parameters()[2].data, layer.qkv.weight.data() + 64 * 64);
 }
 
 TYPED_TEST(AttentionTest, DoesNotModifyItsInput) {
@@ -218,21 +218,21 @@ TYPED_TEST(AttentionTest, DoesNotModifyItsInput) {
 TYPED_TEST(AttentionTest, InitialisationIsSeededNormalWithZeroBiases) {
   using Scalar = TypeParam;
   MultiHeadAttention<Scalar> a(256, 2), b(256, 2), c(256, 4), other_seed(256, 4);
-  EXPECT_TRUE(a.qkv_weight.isZero(0));  // zero until initialised or loaded
+  EXPECT_TRUE(a.qkv.weight.isZero(0));  // zero until initialised or loaded
   a.initialize(0);
   b.initialize(0);
   c.initialize(0);
   other_seed.initialize(1);
-  EXPECT_TRUE(a.qkv_weight == b.qkv_weight);
-  EXPECT_TRUE(a.output_weight == c.output_weight);
-  EXPECT_FALSE(a.qkv_weight == other_seed.qkv_weight);
-  EXPECT_FALSE(a.output_weight == other_seed.output_weight);
+  EXPECT_TRUE(a.qkv.weight == b.qkv.weight);
+  EXPECT_TRUE(a.output.weight == c.output.weight);
+  EXPECT_FALSE(a.qkv.weight == other_seed.qkv.weight);
+  EXPECT_FALSE(a.output.weight == other_seed.output.weight);
   other_seed.initialize(0);
-  EXPECT_TRUE(a.qkv_weight == other_seed.qkv_weight);
-  EXPECT_TRUE(a.qkv_bias.isZero(0));
-  EXPECT_TRUE(a.output_bias.isZero(0));
+  EXPECT_TRUE(a.qkv.weight == other_seed.qkv.weight);
+  EXPECT_TRUE(a.qkv.bias.isZero(0));
+  EXPECT_TRUE(a.output.bias.isZero(0));
   // 196,608 + 65,536 samples: the sample mean and standard deviation are within 1% of 0 and 0.02.
-  for (const auto* weights : {&a.qkv_weight, &a.output_weight}) {
+  for (const auto* weights : {&a.qkv.weight, &a.output.weight}) {
     const auto values = weights->template cast<double>().array();
     const double mean = values.mean();
     const double stddev = std::sqrt((values - mean).square().mean());
@@ -288,23 +288,23 @@ TYPED_TEST(AttentionTest, RejectsWrongShapedParameters) {
   const auto x = random_tensor<Scalar>(1, 3, 64, 3);
   {
     MultiHeadAttention<Scalar> layer(64, 2);
-    layer.qkv_weight.resize(3 * 64, 63);
-    expect_invalid_argument([&] { (void)layer.forward(x); }, {"qkv_weight", "[192, 63]", "[192, 64]"});
+    layer.qkv.weight.resize(3 * 64, 63);
+    expect_invalid_argument([&] { (void)layer.forward(x); }, {"qkv.weight", "[192, 63]", "[192, 64]"});
   }
   {
     MultiHeadAttention<Scalar> layer(64, 2);
-    layer.qkv_bias.resize(64);
-    expect_invalid_argument([&] { (void)layer.forward(x); }, {"qkv_bias", "[64]", "[192]"});
+    layer.qkv.bias.resize(64);
+    expect_invalid_argument([&] { (void)layer.forward(x); }, {"qkv.bias", "[64]", "[192]"});
   }
   {
     MultiHeadAttention<Scalar> layer(64, 2);
-    layer.output_weight.resize(64, 128);
+    layer.output.weight.resize(64, 128);
     expect_invalid_argument([&] { (void)layer.forward(x); },
                             {"output.dense.weight", "[64, 128]", "[64, 64]"});
   }
   {
     MultiHeadAttention<Scalar> layer(64, 2);
-    layer.output_bias.resize(0);
+    layer.output.bias.resize(0);
     expect_invalid_argument([&] { (void)layer.forward(x); }, {"output.dense.bias", "[0]", "[64]"});
   }
 }

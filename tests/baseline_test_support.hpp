@@ -26,9 +26,9 @@ std::vector<long double> naive_attention(const MultiHeadAttention<Scalar>& layer
     std::vector<long double> qkv(static_cast<std::size_t>(seq * 3 * hidden));
     for (long s = 0; s < seq; ++s)
       for (long j = 0; j < 3 * hidden; ++j) {
-        long double sum = layer.qkv_bias(j);
+        long double sum = layer.qkv.bias(j);
         for (long i = 0; i < hidden; ++i)
-          sum += static_cast<long double>(x(b, s, i)) * layer.qkv_weight(j, i);
+          sum += static_cast<long double>(x(b, s, i)) * layer.qkv.weight(j, i);
         qkv[static_cast<std::size_t>(s * 3 * hidden + j)] = sum;
       }
     auto at = [&](long s, long j) { return qkv[static_cast<std::size_t>(s * 3 * hidden + j)]; };
@@ -53,9 +53,9 @@ std::vector<long double> naive_attention(const MultiHeadAttention<Scalar>& layer
       }
     for (long s = 0; s < seq; ++s)
       for (long j = 0; j < hidden; ++j) {
-        long double sum = layer.output_bias(j);
+        long double sum = layer.output.bias(j);
         for (long i = 0; i < hidden; ++i)
-          sum += context[static_cast<std::size_t>(s * hidden + i)] * layer.output_weight(j, i);
+          sum += context[static_cast<std::size_t>(s * hidden + i)] * layer.output.weight(j, i);
         out[static_cast<std::size_t>((b * seq + s) * hidden + j)] = sum;
       }
   }
@@ -82,10 +82,10 @@ void randomize_parameters(MultiHeadAttention<Scalar>& layer, std::uint64_t seed,
   };
   const double w = weight_scale / std::sqrt(static_cast<double>(layer.hidden_size()));
   layer.initialize(seed);  // gives every parameter its configured shape
-  fill(layer.qkv_weight.data(), layer.qkv_weight.size(), w);
-  fill(layer.qkv_bias.data(), layer.qkv_bias.size(), 0.5);
-  fill(layer.output_weight.data(), layer.output_weight.size(), w);
-  fill(layer.output_bias.data(), layer.output_bias.size(), 0.5);
+  fill(layer.qkv.weight.data(), layer.qkv.weight.size(), w);
+  fill(layer.qkv.bias.data(), layer.qkv.bias.size(), 0.5);
+  fill(layer.output.weight.data(), layer.output.weight.size(), w);
+  fill(layer.output.bias.data(), layer.output.bias.size(), 0.5);
 }
 
 }  // namespace fnet_test

@@ -64,22 +64,22 @@ LongRows naive_layer(const TransformerEncoderLayer<Scalar>& layer, const Tensor<
   const long hidden = static_cast<long>(config.hidden_size),
              inter = static_cast<long>(config.intermediate_size);
   const LongRows x_rows(x.data(), x.data() + x.size());
-  const LongRows attended = naive_attention(layer.attention, x);
-  const LongRows h = layer_norm(x_rows, attended, hidden, layer.attention_layer_norm.weight,
-                                layer.attention_layer_norm.bias, config.layer_norm_eps);
+  const LongRows attended = naive_attention(layer.mixing, x);
+  const LongRows h = layer_norm(x_rows, attended, hidden, layer.mixing_layer_norm.weight,
+                                layer.mixing_layer_norm.bias, config.layer_norm_eps);
   const auto& ffn = layer.feed_forward;
   LongRows f(h.size());
   const std::size_t tokens = h.size() / static_cast<std::size_t>(hidden);
   for (std::size_t t = 0; t < tokens; ++t) {
     LongRows mid(static_cast<std::size_t>(inter));
     for (long i = 0; i < inter; ++i) {
-      long double sum = ffn.intermediate_bias(i);
-      for (long j = 0; j < hidden; ++j) sum += h[t * hidden + j] * ffn.intermediate_weight(i, j);
-      mid[static_cast<std::size_t>(i)] = activate(config.activation, sum);
+      long double sum = ffn.intermediate.bias(i);
+      for (long j = 0; j < hidden; ++j) sum += h[t * hidden + j] * ffn.intermediate.weight(i, j);
+      mid[static_cast<std::size_t>(i)] = activate(config.hidden_act, sum);
     }
     for (long j = 0; j < hidden; ++j) {
-      long double sum = ffn.output_bias(j);
-      for (long i = 0; i < inter; ++i) sum += mid[static_cast<std::size_t>(i)] * ffn.output_weight(j, i);
+      long double sum = ffn.output.bias(j);
+      for (long i = 0; i < inter; ++i) sum += mid[static_cast<std::size_t>(i)] * ffn.output.weight(j, i);
       f[t * hidden + j] = sum;
     }
   }
@@ -91,8 +91,8 @@ fnet::EncoderConfig make_config(std::size_t hidden, std::size_t intermediate, fn
   fnet::EncoderConfig config;
   config.hidden_size = hidden;
   config.intermediate_size = intermediate;
-  config.num_layers = 1;
-  config.activation = activation;
+  config.num_hidden_layers = 1;
+  config.hidden_act = activation;
   config.layer_norm_eps = 1e-6;
   return config;
 }
@@ -102,10 +102,10 @@ fnet::EncoderConfig make_config(std::size_t hidden, std::size_t intermediate, fn
 template <class Scalar>
 void randomize(TransformerEncoderLayer<Scalar>& layer, std::uint64_t seed) {
   layer.initialize(seed);
-  fnet_test::randomize_parameters(layer.attention, seed + 1, 3.0);
+  fnet_test::randomize_parameters(layer.mixing, seed + 1, 3.0);
   std::mt19937_64 engine(seed + 2);
   std::uniform_real_distribution<double> uniform(-1.0, 1.0);
-  for (auto* norm : {&layer.attention_layer_norm, &layer.output_layer_norm}) {
+  for (auto* norm : {&layer.mixing_layer_norm, &layer.output_layer_norm}) {
     for (long j = 0; j < norm->weight.size(); ++j)
       norm->weight(j) = static_cast<Scalar>(1.0 + 0.5 * uniform(engine));
     for (long j = 0; j < norm->bias.size(); ++j) norm->bias(j) = static_cast<Scalar>(0.5 * uniform(engine));
@@ -113,14 +113,14 @@ void randomize(TransformerEncoderLayer<Scalar>& layer, std::uint64_t seed) {
   auto& ffn = layer.feed_forward;
   const double w1 = 2.0 / std::sqrt(static_cast<double>(ffn.hidden_size()));
   const double w2 = 2.0 / std::sqrt(static_cast<double>(ffn.intermediate_size()));
-  for (long i = 0; i < ffn.intermediate_weight.size(); ++i)
-    ffn.intermediate_weight.data()[i] = static_cast<Scalar>(w1 * uniform(engine));
-  for (long i = 0; i < ffn.output_weight.size(); ++i)
-    ffn.output_weight.data()[i] = static_cast<Scalar>(w2 * uniform(engine));
-  for (long i = 0; i < ffn.intermediate_bias.size(); ++i)
-    ffn.intermediate_bias(i) = static_cast<Scalar>(0.3 * uniform(engine));
-  for (long i = 0; i < ffn.output_bias.size(); ++i)
-    ffn.output_bias(i) = static_cast<Scalar>(0.3 * uniform(engine));
+  for (long i = 0; i < ffn.intermediate.weight.size(); ++i)
+    ffn.intermediate.weight.data()[i] = static_cast<Scalar>(w1 * uniform(engine));
+  for (long i = 0; i < ffn.output.weight.size(); ++i)
+    ffn.output.weight.data()[i] = static_cast<Scalar>(w2 * uniform(engine));
+  for (long i = 0; i < ffn.intermediate.bias.size(); ++i)
+    ffn.intermediate.bias(i) = static_cast<Scalar>(0.3 * uniform(engine));
+  for (long i = 0; i < ffn.output.bias.size(); ++i)
+    ffn.output.bias(i) = static_cast<Scalar>(0.3 * uniform(engine));
 }
 
 template <class Scalar>
@@ -168,12 +168,12 @@ TYPED_TEST(TransformerLayerTest, MatchesTextbookPostLayerNormLayer) {
 TYPED_TEST(TransformerLayerTest, EqualsItsSublayersChained) {
   using Scalar = TypeParam;
   TransformerEncoderLayer<Scalar> layer(make_config(128, 512, fnet::Activation::gelu_new));
-  EXPECT_EQ(layer.attention.num_heads(), 2u);
+  EXPECT_EQ(layer.mixing.num_heads(), 2u);
   randomize(layer, 11);
   const auto x = random_tensor<Scalar>(2, 19, 128, 2);
-  const Tensor<Scalar> attended = layer.attention.forward(x);
+  const Tensor<Scalar> attended = layer.mixing.forward(x);
   const Tensor<Scalar> x_plus_attended = x + attended;
-  const Tensor<Scalar> h = layer.attention_layer_norm.forward(x_plus_attended);
+  const Tensor<Scalar> h = layer.mixing_layer_norm.forward(x_plus_attended);
   const Tensor<Scalar> h_plus_ffn = h + layer.feed_forward.forward(h);
   const Tensor<Scalar> want = layer.output_layer_norm.forward(h_plus_ffn);
   const auto y = layer.forward(x);
@@ -226,9 +226,9 @@ TYPED_TEST(TransformerLayerTest, ParametersCarryBertNames) {
   const auto parameters = layer.parameters();
   ASSERT_EQ(parameters.size(), names.size());
   for (std::size_t i = 0; i < names.size(); ++i) EXPECT_EQ(parameters[i].name, names[i]);
-  EXPECT_EQ(parameters[4].data, layer.attention.qkv_weight.data() + 2 * 64 * 64);
-  EXPECT_EQ(parameters[8].data, layer.attention_layer_norm.weight.data());
-  EXPECT_EQ(parameters[10].data, layer.feed_forward.intermediate_weight.data());
+  EXPECT_EQ(parameters[4].data, layer.mixing.qkv.weight.data() + 2 * 64 * 64);
+  EXPECT_EQ(parameters[8].data, layer.mixing_layer_norm.weight.data());
+  EXPECT_EQ(parameters[10].data, layer.feed_forward.intermediate.weight.data());
   EXPECT_EQ(parameters[10].shape, (std::vector<std::size_t>{128, 64}));
   EXPECT_EQ(parameters[15].data, layer.output_layer_norm.bias.data());
 }
@@ -263,19 +263,19 @@ TYPED_TEST(TransformerLayerTest, RejectsBadConfigurationsInputsAndParameters) {
   }
   {
     Layer layer(make_config(64, 64, fnet::Activation::relu));
-    layer.attention_layer_norm.weight.resize(63);
+    layer.mixing_layer_norm.weight.resize(63);
     expect_invalid_argument([&] { (void)layer.forward(x); },
                             {"attention.output.LayerNorm.weight", "[63]", "[64]"});
   }
   {
     Layer layer(make_config(64, 64, fnet::Activation::relu));
-    layer.attention.qkv_weight.resize(64, 64);
+    layer.mixing.qkv.weight.resize(64, 64);
     expect_invalid_argument([&] { (void)layer.forward(x); },
-                            {"attention.qkv_weight", "[64, 64]", "[192, 64]"});
+                            {"attention.qkv.weight", "[64, 64]", "[192, 64]"});
   }
   {
     Layer layer(make_config(64, 64, fnet::Activation::relu));
-    layer.feed_forward.output_weight.resize(64, 65);
+    layer.feed_forward.output.weight.resize(64, 65);
     expect_invalid_argument([&] { (void)layer.forward(x); }, {"output.dense.weight", "[64, 65]"});
   }
 }

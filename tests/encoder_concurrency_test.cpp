@@ -76,7 +76,7 @@ void run_shared_encoder_test() {
   auto config = fnet::EncoderConfig::fnet_base();
   config.hidden_size = 48;
   config.intermediate_size = 96;
-  config.num_layers = 2;
+  config.num_hidden_layers = 2;
   fnet::FNetEncoder<Scalar> encoder(config);
   encoder.initialize(2024);
   std::vector<fnet::Tensor3<Scalar>> inputs = {random_tensor<Scalar>(1, 37, 48, 1),

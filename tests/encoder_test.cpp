@@ -34,8 +34,8 @@ fnet::EncoderConfig small_config(std::size_t hidden, std::size_t intermediate, s
   fnet::EncoderConfig config;
   config.hidden_size = hidden;
   config.intermediate_size = intermediate;
-  config.num_layers = layers;
-  config.activation = act;
+  config.num_hidden_layers = layers;
+  config.hidden_act = act;
   return config;
 }
 
@@ -69,8 +69,8 @@ RefTensor reference_layer(const Layer& layer, const RefTensor& x) {
       reference_layer_norm(add(x, reference_mixing(x)), to_vector(layer.mixing_layer_norm.weight),
                            to_vector(layer.mixing_layer_norm.bias), eps);
   const auto& ffn = layer.feed_forward;
-  const RefTensor f = reference_feed_forward(h, ffn.intermediate_weight, ffn.intermediate_bias,
-                                             ffn.output_weight, ffn.output_bias, config.activation);
+  const RefTensor f = reference_feed_forward(h, ffn.intermediate.weight, ffn.intermediate.bias,
+                                             ffn.output.weight, ffn.output.bias, config.hidden_act);
   return reference_layer_norm(add(h, f), to_vector(layer.output_layer_norm.weight),
                               to_vector(layer.output_layer_norm.bias), eps);
 }
@@ -91,14 +91,14 @@ TEST(EncoderConfig, PresetsMatchTheReleasedModels) {
   const auto base = fnet::EncoderConfig::fnet_base();
   EXPECT_EQ(base.hidden_size, 768u);
   EXPECT_EQ(base.intermediate_size, 3072u);
-  EXPECT_EQ(base.num_layers, 12u);
-  EXPECT_EQ(base.activation, fnet::Activation::gelu_new);
+  EXPECT_EQ(base.num_hidden_layers, 12u);
+  EXPECT_EQ(base.hidden_act, fnet::Activation::gelu_new);
   EXPECT_EQ(base.layer_norm_eps, 1e-12);
   const auto large = fnet::EncoderConfig::fnet_large();
   EXPECT_EQ(large.hidden_size, 1024u);
   EXPECT_EQ(large.intermediate_size, 4096u);
-  EXPECT_EQ(large.num_layers, 24u);
-  EXPECT_EQ(large.activation, fnet::Activation::gelu_new);
+  EXPECT_EQ(large.num_hidden_layers, 24u);
+  EXPECT_EQ(large.hidden_act, fnet::Activation::gelu_new);
   EXPECT_EQ(large.layer_norm_eps, 1e-12);
   EXPECT_NO_THROW(base.validate());
   EXPECT_NO_THROW(large.validate());
@@ -118,8 +118,8 @@ TEST(EncoderConfig, ValidateNamesTheBadFieldAndValue) {
   config.intermediate_size = 0;
   expect_message(config, {"intermediate_size", "got 0"});
   config = small_config(8, 16, 2);
-  config.num_layers = 0;
-  expect_message(config, {"num_layers", "got 0"});
+  config.num_hidden_layers = 0;
+  expect_message(config, {"num_hidden_layers", "got 0"});
   config = small_config(8, 16, 2);
   config.hidden_size = std::size_t{1} << 40;
   expect_message(config, {"hidden_size", std::to_string(std::size_t{1} << 40)});
@@ -133,8 +133,8 @@ TEST(EncoderConfig, ValidateNamesTheBadFieldAndValue) {
   config.layer_norm_eps = std::nan("");
   expect_message(config, {"layer_norm_eps", "nan"});
   config = small_config(8, 16, 2);
-  config.activation = static_cast<fnet::Activation>(7);
-  expect_message(config, {"activation", "7"});
+  config.hidden_act = static_cast<fnet::Activation>(7);
+  expect_message(config, {"hidden_act", "7"});
 }
 
 // --- one layer -------------------------------------------------------------------------------------------
@@ -256,12 +256,12 @@ TEST(Encoder, ParametersCarryHuggingFaceNamesAndShapes) {
       EXPECT_EQ(p.name, "layer." + std::to_string(layer) + "." + expected_per_layer[k].first);
       EXPECT_EQ(p.shape, expected_per_layer[k].second) << p.name;
     }
-  EXPECT_EQ(params[2].data, encoder.layer(0).feed_forward.intermediate_weight.data());
+  EXPECT_EQ(params[2].data, encoder.layer(0).feed_forward.intermediate.weight.data());
   EXPECT_EQ(params[8 + 6].data, encoder.layer(1).output_layer_norm.weight.data());
   EXPECT_EQ(params[8 + 1].data, encoder.layer(1).mixing_layer_norm.bias.data());
 
   // Fresh parameters: dense weights zero, LayerNorms ones / zeros.
-  EXPECT_TRUE(encoder.layer(1).feed_forward.output_weight.isZero(0));
+  EXPECT_TRUE(encoder.layer(1).feed_forward.output.weight.isZero(0));
   EXPECT_TRUE(encoder.layer(1).output_layer_norm.weight.isOnes(0));
   EXPECT_TRUE(encoder.layer(1).output_layer_norm.bias.isZero(0));
 }
@@ -283,18 +283,18 @@ TEST(Encoder, SeededInitialisationIsDeterministicAndDiffersAcrossLayers) {
   b.initialize(1);
   c.initialize(2);
   for (std::size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(a.layer(i).feed_forward.intermediate_weight, b.layer(i).feed_forward.intermediate_weight);
-    EXPECT_EQ(a.layer(i).feed_forward.output_weight, b.layer(i).feed_forward.output_weight);
-    EXPECT_NE(a.layer(i).feed_forward.intermediate_weight, c.layer(i).feed_forward.intermediate_weight);
-    EXPECT_TRUE(a.layer(i).feed_forward.output_bias.isZero(0));
+    EXPECT_EQ(a.layer(i).feed_forward.intermediate.weight, b.layer(i).feed_forward.intermediate.weight);
+    EXPECT_EQ(a.layer(i).feed_forward.output.weight, b.layer(i).feed_forward.output.weight);
+    EXPECT_NE(a.layer(i).feed_forward.intermediate.weight, c.layer(i).feed_forward.intermediate.weight);
+    EXPECT_TRUE(a.layer(i).feed_forward.output.bias.isZero(0));
     EXPECT_TRUE(a.layer(i).mixing_layer_norm.weight.isOnes(0));
   }
-  EXPECT_NE(a.layer(0).feed_forward.intermediate_weight, a.layer(1).feed_forward.intermediate_weight);
+  EXPECT_NE(a.layer(0).feed_forward.intermediate.weight, a.layer(1).feed_forward.intermediate.weight);
   // One stream, layer by layer: layer 0's weights are what a lone FeedForward draws from the same seed.
   fnet::FeedForward<float> lone(16, 32, fnet::Activation::gelu_new);
   lone.initialize(1);
-  EXPECT_EQ(lone.intermediate_weight, a.layer(0).feed_forward.intermediate_weight);
-  EXPECT_EQ(lone.output_weight, a.layer(0).feed_forward.output_weight);
+  EXPECT_EQ(lone.intermediate.weight, a.layer(0).feed_forward.intermediate.weight);
+  EXPECT_EQ(lone.output.weight, a.layer(0).feed_forward.output.weight);
 }
 
 // --- bad input -------------------------------------------------------------------------------------------
@@ -343,14 +343,14 @@ TYPED_TEST(EncoderTest, RejectsBadTensorsAndParametersNamingThem) {
   EXPECT_EQ(out(0, 0, 0), Scalar(-7)) << "a rejected call must not write its output";
   encoder.layer(1).output_layer_norm.bias.setZero(48);
 
-  encoder.layer(0).feed_forward.intermediate_weight.resize(64, 40);
+  encoder.layer(0).feed_forward.intermediate.weight.resize(64, 40);
   message = message_of([&] { encoder.forward(x); });
   EXPECT_NE(message.find("layer.0.intermediate.dense.weight has shape [64, 40]"), std::string::npos)
       << message;
   EXPECT_NE(message.find("[64, 48]"), std::string::npos) << message;
   message = message_of([&] { encoder.layer(0).forward(x); });
   EXPECT_NE(message.find("intermediate.dense.weight has shape [64, 40]"), std::string::npos) << message;
-  encoder.layer(0).feed_forward.intermediate_weight.setZero(64, 48);
+  encoder.layer(0).feed_forward.intermediate.weight.setZero(64, 48);
   EXPECT_NO_THROW(encoder.forward(x));
   EXPECT_TRUE(bit_identical(x, untouched.tensor)) << "inputs are never modified";
 

@@ -1,6 +1,8 @@
-// The GEMM backend switch: detail::gemm_accumulate_xwt / detail::dense against a plain triple loop in long
-// double, for every scalar type, with row strides, on whichever backend this build selected.
-#include <fnet/detail/dense.hpp>
+// The GEMM backend switch: detail::gemm (both operand layouts, alpha, beta) and fnet::Dense against a plain
+// triple loop in long double, for every scalar type, with row strides, on whichever backend this build
+// selected.
+#include <fnet/dense.hpp>
+#include <fnet/detail/gemm.hpp>
 #include <fnet/gemm.hpp>
 
 #include <gtest/gtest.h>
@@ -80,31 +82,101 @@ TYPED_TEST(GemmBackendTest, AccumulateXwtMatchesTripleLoopWithStrides) {
   }
 }
 
-TYPED_TEST(GemmBackendTest, DenseAddsBiasOrNone) {
+// x op(W) with W transposed ([cols, depth], a dense layer's [out, in]) or plain ([depth, cols], attention's
+// V), scaled by alpha, onto y (beta 1) or over it (beta 0: y's old values, even NaN, must not leak in).
+TYPED_TEST(GemmBackendTest, BothOperandLayoutsWithAlphaAndBeta) {
   using Scalar = TypeParam;
-  const long rows = 9, in = 40, out = 23;
-  const auto x = random_values<Scalar>(static_cast<std::size_t>(rows * in), 4);
+  const long shapes[][3] = {{1, 1, 1}, {5, 3, 9}, {33, 17, 64}, {70, 129, 31}};
+  for (const auto& shape : shapes)
+    for (const auto right : {fnet::detail::RightOperand::transposed, fnet::detail::RightOperand::plain})
+      for (const Scalar beta : {Scalar(0), Scalar(1)}) {
+        const long rows = shape[0], cols = shape[1], depth = shape[2];
+        const bool transposed = right == fnet::detail::RightOperand::transposed;
+        const long x_stride = depth + 1, w_stride = (transposed ? depth : cols) + 4, y_stride = cols + 3;
+        const auto x = random_values<Scalar>(static_cast<std::size_t>(rows * x_stride), 11);
+        const auto w =
+            random_values<Scalar>(static_cast<std::size_t>((transposed ? cols : depth) * w_stride), 12);
+        auto y = random_values<Scalar>(static_cast<std::size_t>(rows * y_stride), 13);
+        if (beta == Scalar(0))
+          for (long r = 0; r < rows; ++r)
+            for (long c = 0; c < cols; ++c)
+              y[static_cast<std::size_t>(r * y_stride + c)] = std::numeric_limits<Scalar>::quiet_NaN();
+        const auto y_before = y;
+        const Scalar alpha = Scalar(0.375);
+        fnet::detail::gemm<Scalar>(rows, cols, depth, alpha, x.data(), x_stride, w.data(), w_stride, right,
+                                   beta, y.data(), y_stride);
+        for (long r = 0; r < rows; ++r)
+          for (long c = 0; c < y_stride; ++c) {
+            const auto at = static_cast<std::size_t>(r * y_stride + c);
+            if (c >= cols) {
+              ASSERT_TRUE(y[at] == y_before[at])
+                  << "padding column " << c << " of row " << r << " was written";
+              continue;
+            }
+            long double expected = beta == Scalar(0) ? 0.0L : static_cast<long double>(y_before[at]);
+            long double magnitude = std::fabs(expected);
+            for (long k = 0; k < depth; ++k) {
+              const auto w_at = static_cast<std::size_t>(transposed ? c * w_stride + k : k * w_stride + c);
+              const long double term =
+                  static_cast<long double>(alpha) *
+                  static_cast<long double>(x[static_cast<std::size_t>(r * x_stride + k)]) *
+                  static_cast<long double>(w[w_at]);
+              expected += term;
+              magnitude += std::fabs(term);
+            }
+            ASSERT_TRUE(close(y[at], expected, magnitude, depth))
+                << "shape " << rows << "x" << cols << "x" << depth << (transposed ? " x W^T" : " x W")
+                << " beta " << static_cast<double>(beta) << " at (" << r << ", " << c << ")";
+          }
+      }
+}
+
+template <class Scalar>
+class DenseTest : public ::testing::Test {};
+using DenseScalars = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(DenseTest, DenseScalars);
+
+// fnet::Dense as a user calls it: y = x W^T + b over every token, and its argument checks.
+TYPED_TEST(DenseTest, AddsTheBiasToEveryTokenAndChecksShapes) {
+  using Scalar = TypeParam;
+  const long batch = 2, seq = 150, in = 40, out = 23;  // more rows than one block of the row-parallel pass
+  fnet::Dense<Scalar> dense(in, out);
+  EXPECT_EQ(dense.in_features(), static_cast<std::size_t>(in));
+  EXPECT_EQ(dense.out_features(), static_cast<std::size_t>(out));
   const auto w = random_values<Scalar>(static_cast<std::size_t>(out * in), 5);
   const auto b = random_values<Scalar>(static_cast<std::size_t>(out), 6);
-  std::vector<Scalar> with_bias(static_cast<std::size_t>(rows * out), Scalar(7));
-  std::vector<Scalar> without_bias(with_bias);
-  fnet::detail::dense<Scalar>(x.data(), rows, in, w.data(), out, b.data(), with_bias.data());
-  fnet::detail::dense<Scalar>(x.data(), rows, in, w.data(), out, nullptr, without_bias.data());
-  for (long r = 0; r < rows; ++r)
+  std::copy(w.begin(), w.end(), dense.weight.data());
+  std::copy(b.begin(), b.end(), dense.bias.data());
+  const auto x_values = random_values<Scalar>(static_cast<std::size_t>(batch * seq * in), 4);
+  fnet::Tensor3<Scalar> x(batch, seq, in);
+  std::copy(x_values.begin(), x_values.end(), x.data());
+  const fnet::Tensor3<Scalar> y = dense.forward(x);
+  ASSERT_EQ(y.dimension(2), out);
+  for (long r = 0; r < batch * seq; ++r)
     for (long c = 0; c < out; ++c) {
-      long double product = 0, magnitude = 0;
+      long double product = b[static_cast<std::size_t>(c)], magnitude = std::fabs(product);
       for (long k = 0; k < in; ++k) {
-        const long double term = static_cast<long double>(x[static_cast<std::size_t>(r * in + k)]) *
+        const long double term = static_cast<long double>(x.data()[r * in + k]) *
                                  static_cast<long double>(w[static_cast<std::size_t>(c * in + k)]);
         product += term;
         magnitude += std::fabs(term);
       }
-      const auto at = static_cast<std::size_t>(r * out + c);
-      const long double bias = b[static_cast<std::size_t>(c)];
-      EXPECT_TRUE(close(without_bias[at], product, magnitude, in)) << "(" << r << ", " << c << ")";
-      EXPECT_TRUE(close(with_bias[at], product + bias, magnitude + std::fabs(bias), in))
-          << "(" << r << ", " << c << ")";
+      ASSERT_TRUE(close(y.data()[r * out + c], product, magnitude, in)) << "(" << r << ", " << c << ")";
     }
+
+  fnet::Tensor3<Scalar> wrong(1, 2, in + 1);
+  wrong.setZero();
+  EXPECT_THROW(dense.forward(wrong), std::invalid_argument);
+  fnet::Tensor3<Scalar> wrong_out(batch, seq, out + 1);
+  EXPECT_THROW(dense.forward(fnet::as_map(x), fnet::as_map(wrong_out)), std::invalid_argument);
+  dense.bias.resize(out - 1);
+  try {
+    dense.forward(x);
+    ADD_FAILURE() << "a wrongly shaped bias was accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("bias has shape [22]"), std::string::npos) << error.what();
+  }
+  EXPECT_THROW(fnet::Dense<Scalar>(0, 3), std::invalid_argument);
 }
 
 TEST(GemmBackend, ReportsTheConfiguredBackend) {

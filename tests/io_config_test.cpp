@@ -23,7 +23,7 @@ TEST(Config, ReadsAReleasedConfig) {
   EXPECT_EQ(config.hidden_size, 768u);
   EXPECT_EQ(config.intermediate_size, 3072u);
   EXPECT_EQ(config.num_hidden_layers, 12u);
-  EXPECT_EQ(config.hidden_act, "gelu_new");
+  EXPECT_EQ(config.hidden_act, fnet::Activation::gelu_new);
   EXPECT_EQ(config.max_position_embeddings, 512u);
   EXPECT_EQ(config.type_vocab_size, 4u);
   EXPECT_EQ(config.layer_norm_eps, 1e-12);
@@ -37,7 +37,7 @@ TEST(Config, ReadsAReleasedConfig) {
 TEST(Config, DefaultsAreHuggingFaces) {
   const auto config = fnet::io::parse_config("{}", "config.json");
   EXPECT_EQ(config.hidden_size, 768u);
-  EXPECT_EQ(config.hidden_act, "gelu_new");
+  EXPECT_EQ(config.hidden_act, fnet::Activation::gelu_new);
   EXPECT_EQ(config.tpu_short_seq_length, 512u);
   EXPECT_EQ(config.num_labels, 2u);
 }

@@ -141,9 +141,9 @@ void fill_random(fnet::FeedForward<Scalar>& ffn, std::uint64_t seed) {
   ffn.initialize(seed);
   std::mt19937_64 engine(seed + 1);
   std::uniform_real_distribution<float> uniform(-0.5f, 0.5f);
-  for (Eigen::Index i = 0; i < ffn.intermediate_bias.size(); ++i) ffn.intermediate_bias(i) = uniform(engine);
-  for (Eigen::Index i = 0; i < ffn.output_bias.size(); ++i) ffn.output_bias(i) = uniform(engine);
-  ffn.intermediate_weight *= Scalar(20);  // N(0, 0.4): activations well into GELU's curved part
+  for (Eigen::Index i = 0; i < ffn.intermediate.bias.size(); ++i) ffn.intermediate.bias(i) = uniform(engine);
+  for (Eigen::Index i = 0; i < ffn.output.bias.size(); ++i) ffn.output.bias(i) = uniform(engine);
+  ffn.intermediate.weight *= Scalar(20);  // N(0, 0.4): activations well into GELU's curved part
 }
 
 TYPED_TEST(LayersTest, FeedForwardMatchesLoopReference) {
@@ -160,8 +160,8 @@ TYPED_TEST(LayersTest, FeedForwardMatchesLoopReference) {
     fill_random(ffn, static_cast<std::uint64_t>(c.h * 100 + c.i));
     const auto input = random_input(c.b, c.s, c.h, 17);
     const auto y = ffn.forward(to_tensor<Scalar>(input));
-    const auto expected = reference_feed_forward(input, ffn.intermediate_weight, ffn.intermediate_bias,
-                                                 ffn.output_weight, ffn.output_bias, c.act);
+    const auto expected = reference_feed_forward(input, ffn.intermediate.weight, ffn.intermediate.bias,
+                                                 ffn.output.weight, ffn.output.bias, c.act);
     EXPECT_LE(relative_rms(y, expected), 8 * TestFixture::eps * std::sqrt(static_cast<double>(c.h + c.i)))
         << dims_text(c.b, c.s, c.h) << " intermediate " << c.i;
   }
@@ -188,7 +188,7 @@ TYPED_TEST(LayersTest, FeedForwardParametersHaveCheckpointNamesAndShapes) {
   ASSERT_EQ(params.size(), 4u);
   EXPECT_EQ(params[0].name, "intermediate.dense.weight");
   EXPECT_EQ(params[0].shape, (std::vector<std::size_t>{10, 6}));
-  EXPECT_EQ(params[0].data, ffn.intermediate_weight.data());
+  EXPECT_EQ(params[0].data, ffn.intermediate.weight.data());
   EXPECT_EQ(params[1].name, "intermediate.dense.bias");
   EXPECT_EQ(params[1].shape, (std::vector<std::size_t>{10}));
   EXPECT_EQ(params[2].name, "output.dense.weight");
@@ -198,7 +198,7 @@ TYPED_TEST(LayersTest, FeedForwardParametersHaveCheckpointNamesAndShapes) {
 
   // Writing through the enumerated pointer in [out, in] row-major order is what a loader does.
   for (std::size_t k = 0; k < params[0].size(); ++k) params[0].data[k] = static_cast<Scalar>(k);
-  EXPECT_EQ(ffn.intermediate_weight(2, 3), Scalar(2 * 6 + 3));
+  EXPECT_EQ(ffn.intermediate.weight(2, 3), Scalar(2 * 6 + 3));
   const auto& const_ffn = ffn;
   EXPECT_EQ(const_ffn.parameters()[2].name, "output.dense.weight");
 }
@@ -215,15 +215,15 @@ TYPED_TEST(LayersTest, FeedForwardRejectsBadArgumentsNamingThem) {
   fnet::FeedForward<Scalar> ffn(6, 10, fnet::Activation::relu);
   fnet::Tensor3<Scalar> x(1, 2, 6);
   x.setConstant(1);
-  ffn.output_weight.resize(6, 9);
+  ffn.output.weight.resize(6, 9);
   auto message = message_of([&] { ffn.forward(x); });
   EXPECT_NE(message.find("output.dense.weight has shape [6, 9]"), std::string::npos) << message;
   EXPECT_NE(message.find("[6, 10]"), std::string::npos) << message;
-  ffn.output_weight.setZero(6, 10);
-  ffn.intermediate_bias.resize(11);
+  ffn.output.weight.setZero(6, 10);
+  ffn.intermediate.bias.resize(11);
   message = message_of([&] { ffn.forward(x); });
   EXPECT_NE(message.find("intermediate.dense.bias has shape [11]"), std::string::npos) << message;
-  ffn.intermediate_bias.setZero(10);
+  ffn.intermediate.bias.setZero(10);
   EXPECT_NO_THROW(ffn.forward(x));
 
   fnet::Tensor3<Scalar> wrong(1, 2, 7);
@@ -241,14 +241,14 @@ TYPED_TEST(LayersTest, SeededInitialisationIsNormalAndDeterministic) {
   a.initialize(42);
   b.initialize(42);
   c.initialize(43);
-  EXPECT_EQ(a.intermediate_weight, b.intermediate_weight);
-  EXPECT_EQ(a.output_weight, b.output_weight);
-  EXPECT_NE(a.intermediate_weight, c.intermediate_weight);
-  EXPECT_TRUE(a.intermediate_bias.isZero(0));
-  EXPECT_TRUE(a.output_bias.isZero(0));
-  const double n = static_cast<double>(a.intermediate_weight.size());
-  const double mean = static_cast<double>(a.intermediate_weight.template cast<double>().sum()) / n;
-  const double variance = (a.intermediate_weight.template cast<double>().array() - mean).square().sum() / n;
+  EXPECT_EQ(a.intermediate.weight, b.intermediate.weight);
+  EXPECT_EQ(a.output.weight, b.output.weight);
+  EXPECT_NE(a.intermediate.weight, c.intermediate.weight);
+  EXPECT_TRUE(a.intermediate.bias.isZero(0));
+  EXPECT_TRUE(a.output.bias.isZero(0));
+  const double n = static_cast<double>(a.intermediate.weight.size());
+  const double mean = static_cast<double>(a.intermediate.weight.template cast<double>().sum()) / n;
+  const double variance = (a.intermediate.weight.template cast<double>().array() - mean).square().sum() / n;
   EXPECT_NEAR(mean, 0.0, 5 * 0.02 / std::sqrt(n));
   EXPECT_NEAR(std::sqrt(variance), 0.02, 0.02 * 0.01);
   // Box-Muller on std::mt19937_64: the first weight follows from the engine's first two outputs alone.
@@ -258,8 +258,8 @@ TYPED_TEST(LayersTest, SeededInitialisationIsNormalAndDeterministic) {
   const double radius = std::sqrt(-2 * std::log(u1));
   const double first = 0.02 * (radius * std::cos(2 * 3.14159265358979323846 * u2));
   const double second = 0.02 * (radius * std::sin(2 * 3.14159265358979323846 * u2));
-  EXPECT_EQ(a.intermediate_weight(0, 0), static_cast<Scalar>(first));
-  EXPECT_EQ(a.intermediate_weight(0, 1), static_cast<Scalar>(second));
+  EXPECT_EQ(a.intermediate.weight(0, 0), static_cast<Scalar>(first));
+  EXPECT_EQ(a.intermediate.weight(0, 1), static_cast<Scalar>(second));
 }
 
 }  // namespace

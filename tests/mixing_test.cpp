@@ -126,7 +126,8 @@ template <class C>
 class MixingTest : public ::testing::Test {
  protected:
   using Scalar = typename C::Scalar;
-  using Mixing = fnet::FourierMixing<Scalar, typename C::Backend>;
+  using Backend = typename C::Backend;
+  using Mixing = fnet::FourierMixing<Scalar, Backend>;
   static constexpr double eps = std::numeric_limits<Scalar>::epsilon();
 
   void TearDown() override { fnet::set_num_threads(1); }
@@ -177,35 +178,79 @@ TYPED_TEST(MixingTest, EveryParityOfSeqAndHidden) {
     }
 }
 
-// The kernels as the encoder layer uses them: half_spectrum writes only the seq x (hidden/2+1) complex values
-// it is given (aligned or not), and unpack_row adds the residual.
-TYPED_TEST(MixingTest, KernelsStayInsideTheirSpectrumBuffer) {
+// The kernel as the encoder layer uses it: mix_item writes only the scratch it is given (aligned or not),
+// adds the input when asked, and reports each output row once, in order, when it is complete.
+TYPED_TEST(MixingTest, KernelStaysInsideItsScratchBuffer) {
   using Scalar = typename TestFixture::Scalar;
-  using Complex = std::complex<Scalar>;
   typename TestFixture::Mixing mixing;
-  const Complex guard(Scalar(-7.25), Scalar(3.5));
+  const Scalar guard = Scalar(-7.25);
   for (const auto& [s, h] : {std::pair<long, long>{1, 1}, {2, 3}, {4, 4}, {7, 60}, {37, 61}, {64, 48}}) {
     const auto input = random_input(1, s, h, static_cast<std::uint64_t>(5 * s + h));
     const auto x = to_tensor<Scalar>(input);
-    const auto residual = to_tensor<Scalar>(random_input(1, s, h, 99));
     const auto reference = reference_mixing(input);
-    const long size = s * (h / 2 + 1);
-    for (long shift : {0L, 1L}) {
-      std::vector<Complex> buffer(static_cast<std::size_t>(size + 2 + 2 * shift), guard);
-      Complex* spectrum = buffer.data() + 1 + shift;
-      mixing.half_spectrum(x.data(), s, h, spectrum);
-      EXPECT_EQ(buffer[static_cast<std::size_t>(shift)], guard)
-          << "wrote before the buffer, s " << s << " h " << h;
-      EXPECT_EQ(buffer[static_cast<std::size_t>(1 + shift + size)], guard)
-          << "wrote past the buffer, s " << s << " h " << h;
-      fnet::Tensor3<Scalar> out(1, s, h);
-      RefTensor expected(1, s, h);
-      for (long n = 0; n < s; ++n) {
-        mixing.unpack_row(spectrum, s, h, n, residual.data() + n * h, out.data() + n * h);
-        for (long k = 0; k < h; ++k) expected.at(0, n, k) = reference.at(0, n, k) + residual(0, n, k);
+    const auto size = static_cast<long>(fnet::detail::Access::mixing_scratch_size(mixing, s, h));
+    for (long shift : {0L, 1L, 2L}) {
+      std::vector<Scalar> buffer(static_cast<std::size_t>(size + 2 + 2 * shift), guard);
+      Scalar* scratch = buffer.data() + 1 + shift;
+      for (bool add_input : {false, true}) {
+        fnet::Tensor3<Scalar> out(1, s, h);
+        long rows_reported = 0;
+        fnet::detail::Access::mix_item(mixing, x.data(), s, h, out.data(), scratch, add_input,
+                                       [&](Eigen::Index n) {
+                                         EXPECT_EQ(n, rows_reported) << "rows out of order";
+                                         ++rows_reported;
+                                       });
+        EXPECT_EQ(rows_reported, s);
+        EXPECT_EQ(buffer[static_cast<std::size_t>(shift)], guard)
+            << "wrote before the buffer, s " << s << " h " << h;
+        EXPECT_EQ(buffer[static_cast<std::size_t>(1 + shift + size)], guard)
+            << "wrote past the buffer, s " << s << " h " << h;
+        RefTensor expected(1, s, h);
+        for (long n = 0; n < s; ++n)
+          for (long k = 0; k < h; ++k)
+            expected.at(0, n, k) = reference.at(0, n, k) + (add_input ? input.at(0, n, k) : 0);
+        EXPECT_LE(relative_rms(out, expected), TestFixture::bound(s, h)) << "s " << s << " h " << h;
       }
-      EXPECT_LE(relative_rms(out, expected), TestFixture::bound(s, h)) << "s " << s << " h " << h;
     }
+  }
+}
+
+// Hugging Face's TPU path: the leading seq x seq block of the T-point DFT matrix along the sequence (not a
+// seq-point DFT when seq < T), the full hidden DFT, against the double sum in long double.
+TYPED_TEST(MixingTest, TruncatedSequenceDftMatchesTheMatrixProduct) {
+  using Scalar = typename TestFixture::Scalar;
+  using Backend = typename TestFixture::Backend;
+  const Real pi = 3.141592653589793238462643383279502884L;
+  for (const auto& [s, t, h] :
+       {std::tuple<long, long, long>{1, 4, 3}, {3, 4, 5}, {5, 8, 6}, {7, 7, 4}, {10, 24, 9}}) {
+    const fnet::FourierMixing<Scalar, Backend> mixing(Backend(), static_cast<std::size_t>(t));
+    const auto input = random_input(2, s, h, static_cast<std::uint64_t>(31 * s + t));
+    const auto y = mixing.forward(to_tensor<Scalar>(input));
+    RefTensor expected(2, s, h);
+    for (long b = 0; b < 2; ++b)
+      for (long n = 0; n < s; ++n)
+        for (long k = 0; k < h; ++k) {
+          Real sum = 0;
+          for (long m = 0; m < s; ++m)
+            for (long j = 0; j < h; ++j) {
+              const Real angle =
+                  -2 * pi * (static_cast<Real>((n * m) % t) / t + static_cast<Real>((k * j) % h) / h);
+              sum += input.at(b, m, j) * std::cos(angle);
+            }
+          expected.at(b, n, k) = sum;
+        }
+    EXPECT_LE(relative_rms(y, expected), TestFixture::bound(t, h))
+        << "seq " << s << " of T " << t << ", hidden " << h;
+  }
+  const fnet::FourierMixing<Scalar, Backend> mixing(Backend(), 4);
+  fnet::Tensor3<Scalar> too_long(1, 5, 3);
+  too_long.setZero();
+  try {
+    mixing.forward(too_long);
+    ADD_FAILURE() << "seq 5 > 4 was accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("seq 5"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("length 4"), std::string::npos) << error.what();
   }
 }
 

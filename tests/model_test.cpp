@@ -60,7 +60,7 @@ void randomise(Model& model, std::uint64_t seed) {
 }
 
 TEST(FNetModel, ParametersCarryHuggingFaceNamesAndShapes) {
-  Model model(small_config(), {true, fnet::FNetHeads::Classifier::sequence});
+  Model model(small_config(), {true, fnet::Classifier::sequence});
   std::map<std::string, std::vector<std::size_t>> shapes;
   for (const auto& p : model.parameters()) shapes[p.name] = p.shape;
   EXPECT_EQ(shapes.at("embeddings.word_embeddings.weight"), (std::vector<std::size_t>{41, 10}));
@@ -80,7 +80,7 @@ TEST(FNetModel, ParametersCarryHuggingFaceNamesAndShapes) {
 
 TEST(FNetModel, OutputsMatchANaiveComposition) {
   const auto config = small_config();
-  Model model(config, {true, fnet::FNetHeads::Classifier::sequence});
+  Model model(config, {true, fnet::Classifier::sequence});
   randomise(model, 1);
   const auto ids = make_ids({{4, 17, 40, 0, 5}, {4, 1, 2, 3, 5}});
   const auto types = make_ids({{0, 0, 1, 2, 1}, {0, 1, 1, 1, 0}});
@@ -96,7 +96,7 @@ TEST(FNetModel, OutputsMatchANaiveComposition) {
                             e.token_type_embeddings.row(types(b, s)).transpose() +
                             e.position_embeddings.row(s).transpose();
       Eigen::VectorXd normed = layer_norm(sum, e.layer_norm.weight, e.layer_norm.bias, 1e-12);
-      Eigen::VectorXd projected = e.projection_weight * normed + e.projection_bias;
+      Eigen::VectorXd projected = e.projection.weight * normed + e.projection.bias;
       for (Eigen::Index j = 0; j < h; ++j) embedded(b, s, j) = projected(j);
     }
   const auto hidden = model.encoder.forward(embedded);
@@ -107,17 +107,18 @@ TEST(FNetModel, OutputsMatchANaiveComposition) {
   for (Eigen::Index b = 0; b < 2; ++b) {
     Eigen::VectorXd first(h);
     for (Eigen::Index j = 0; j < h; ++j) first(j) = hidden(b, 0, j);
-    const Eigen::VectorXd pooled = (model.pooler.weight * first + model.pooler.bias).array().tanh().matrix();
+    const Eigen::VectorXd pooled =
+        (model.pooler.dense.weight * first + model.pooler.dense.bias).array().tanh().matrix();
     for (Eigen::Index j = 0; j < h; ++j) EXPECT_NEAR(out.pooler_output(b, j), pooled(j), 1e-12);
-    const Eigen::VectorXd nsp = heads.seq_relationship_weight * pooled + heads.seq_relationship_bias;
+    const Eigen::VectorXd nsp = heads.seq_relationship.weight * pooled + heads.seq_relationship.bias;
     EXPECT_NEAR((*out.seq_relationship_logits)(b, 0), nsp(0), 1e-12);
     EXPECT_NEAR((*out.seq_relationship_logits)(b, 1), nsp(1), 1e-12);
-    const Eigen::VectorXd labels = model.classifier->weight * pooled + model.classifier->bias;
+    const Eigen::VectorXd labels = model.classifier->dense.weight * pooled + model.classifier->dense.bias;
     for (Eigen::Index k = 0; k < 4; ++k) EXPECT_NEAR((*out.sequence_logits)(b, k), labels(k), 1e-12);
     for (Eigen::Index s = 0; s < seq; ++s) {
       Eigen::VectorXd token(h);
       for (Eigen::Index j = 0; j < h; ++j) token(j) = hidden(b, s, j);
-      Eigen::VectorXd t = heads.transform_weight * token + heads.transform_bias;
+      Eigen::VectorXd t = heads.transform.weight * token + heads.transform.bias;
       for (Eigen::Index j = 0; j < h; ++j) t(j) = gelu_tanh(t(j));
       t = layer_norm(t, heads.transform_layer_norm.weight, heads.transform_layer_norm.bias, 1e-12);
       const Eigen::VectorXd logits = e.word_embeddings * t + heads.prediction_bias;
@@ -134,7 +135,7 @@ TEST(FNetModel, OutputsMatchANaiveComposition) {
 }
 
 TEST(FNetModel, TokenClassifierScoresEveryToken) {
-  Model model(small_config(), {false, fnet::FNetHeads::Classifier::token});
+  Model model(small_config(), {false, fnet::Classifier::token});
   randomise(model, 2);
   const auto out = model.forward(make_ids({{4, 9, 5}}));
   ASSERT_TRUE(out.token_logits.has_value());
@@ -142,7 +143,7 @@ TEST(FNetModel, TokenClassifierScoresEveryToken) {
   for (Eigen::Index s = 0; s < 3; ++s) {
     Eigen::VectorXd token(10);
     for (Eigen::Index j = 0; j < 10; ++j) token(j) = out.last_hidden_state(0, s, j);
-    const Eigen::VectorXd expected = model.classifier->weight * token + model.classifier->bias;
+    const Eigen::VectorXd expected = model.classifier->dense.weight * token + model.classifier->dense.bias;
     for (Eigen::Index k = 0; k < 4; ++k) EXPECT_NEAR((*out.token_logits)(0, s, k), expected(k), 1e-12);
   }
 }
@@ -160,26 +161,52 @@ TEST(FNetModel, BadInputsNameTheEntry) {
   FNET_EXPECT_THROW_WITH(model.forward(fnet::TokenIds::Constant(1, 10, 4)), std::invalid_argument, "seq 10",
                          "max_position_embeddings 9");
   FNET_EXPECT_THROW_WITH(model.forward(fnet::TokenIds(0, 3)), std::invalid_argument, "input_ids", "(0, 3)");
-  model.pooler.weight.resize(3, 3);
+  model.pooler.dense.weight.resize(3, 3);
   FNET_EXPECT_THROW_WITH(model.forward(make_ids({{4, 5}})), std::invalid_argument, "dense.weight", "[3, 3]",
                          "[10, 10]");
 }
 
-TEST(FNetModel, TpuConfigurationNeedsTheShortSequenceLength) {
+// As the reference: the TPU flag mixes sequences up to tpu_short_seq_length with the leading block of that
+// length's DFT matrix (at exactly that length, an ordinary DFT) and refuses longer ones.
+TEST(FNetModel, TpuConfigurationTruncatesTheShortSequenceDft) {
   auto config = small_config();
   config.use_tpu_fourier_optimizations = true;
   config.tpu_short_seq_length = 4;
-  Model model(config);
-  model.initialize(4);
-  EXPECT_NO_THROW(model.forward(fnet::TokenIds::Constant(1, 4, 7)));
-  FNET_EXPECT_THROW_WITH(model.forward(fnet::TokenIds::Constant(1, 3, 7)), std::invalid_argument,
-                         "tpu_short_seq_length 4", "seq 3");
+  Model tpu(config);
+  tpu.initialize(4);
+  config.use_tpu_fourier_optimizations = false;
+  Model plain(config);
+  plain.initialize(4);
+
+  const auto four = fnet::TokenIds::Constant(1, 4, 7);
+  const auto tpu_four = tpu.forward(four).last_hidden_state,
+             plain_four = plain.forward(four).last_hidden_state;
+  for (Eigen::Index i = 0; i < tpu_four.size(); ++i)
+    EXPECT_NEAR(tpu_four.data()[i], plain_four.data()[i], 1e-12);
+
+  const auto three = make_ids({{4, 17, 5}});
+  const auto tpu_three = tpu.forward(three).last_hidden_state,
+             plain_three = plain.forward(three).last_hidden_state;
+  double largest_difference = 0;
+  for (Eigen::Index i = 0; i < tpu_three.size(); ++i)
+    largest_difference = std::max(largest_difference, std::fabs(tpu_three.data()[i] - plain_three.data()[i]));
+  EXPECT_GT(largest_difference, 1e-3) << "seq 3 < 4 must not mix with a 3-point DFT";
+
+  FNET_EXPECT_THROW_WITH(tpu.forward(fnet::TokenIds::Constant(1, 5, 7)), std::invalid_argument, "seq 5",
+                         "sequence DFT length 4");
+
+  // Above max_position_embeddings 4096 the reference ignores the flag and mixes with FFTs.
+  auto long_config = small_config();
+  long_config.use_tpu_fourier_optimizations = true;
+  long_config.tpu_short_seq_length = 4;
+  long_config.max_position_embeddings = 5000;
+  EXPECT_FALSE(long_config.encoder().use_tpu_fourier_optimizations);
 }
 
 TEST(FNetModel, InvalidConfigurationIsRefused) {
   auto config = small_config();
-  config.hidden_act = "swish";
-  FNET_EXPECT_THROW_WITH(Model{config}, std::invalid_argument, "hidden_act", "swish");
+  config.hidden_act = static_cast<fnet::Activation>(7);
+  FNET_EXPECT_THROW_WITH(Model{config}, std::invalid_argument, "hidden_act", "7");
 }
 
 // Writes a model's parameters as a Hugging Face checkpoint (optionally with the fnet. prefix, in F32 or F64).
@@ -207,14 +234,14 @@ const char* const small_config_json =
         "architectures": ["FNetForSequenceClassification"], "id2label": {"0": "a", "1": "b", "2": "c", "3": "d"}})";
 
 TEST(LoadPretrained, RoundTripsEveryParameterByName) {
-  Model original(small_config(), {true, fnet::FNetHeads::Classifier::sequence});
+  Model original(small_config(), {true, fnet::Classifier::sequence});
   randomise(original, 5);
   for (bool prefix : {true, false}) {
     fnet_test::TempDir dir;
     save(original, dir.path(), small_config_json, prefix, true);
     auto loaded = fnet::io::load_pretrained<double, fnet::fft::Builtin>(dir.path());
     EXPECT_TRUE(loaded.heads().pretraining);
-    EXPECT_EQ(loaded.heads().classifier, fnet::FNetHeads::Classifier::sequence);
+    EXPECT_EQ(loaded.heads().classifier, fnet::Classifier::sequence);
     EXPECT_EQ(loaded.config().id2label, (std::vector<std::string>{"a", "b", "c", "d"}));
     auto expected = original.parameters();
     auto actual = loaded.parameters();
@@ -234,7 +261,7 @@ TEST(LoadPretrained, FloatModelFromFloat32Weights) {
   save(original, dir.path(), small_config_json, false, false);
   auto loaded = fnet::io::load_pretrained<float, fnet::fft::Builtin>(dir.path());
   EXPECT_FALSE(loaded.heads().pretraining);
-  EXPECT_EQ(loaded.heads().classifier, fnet::FNetHeads::Classifier::none);
+  EXPECT_EQ(loaded.heads().classifier, fnet::Classifier::none);
   const auto ids = make_ids({{4, 8, 12, 5}});
   const auto want = original.forward(ids);
   const auto got = loaded.forward(ids);

@@ -1,12 +1,18 @@
 // FNetEmbeddings: token ids (and token types) to the encoder's input, as Hugging Face's FNetEmbeddings.
 #pragma once
 
-#include <fnet/detail/model_kernels.hpp>
+#include <fnet/dense.hpp>
+#include <fnet/detail/access.hpp>
+#include <fnet/detail/checks.hpp>
+#include <fnet/detail/parallel.hpp>
 #include <fnet/detail/random.hpp>
+#include <fnet/detail/row_kernels.hpp>
 #include <fnet/layer_norm.hpp>
 #include <fnet/model_config.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
+#include <fnet/threads.hpp>
+#include <fnet/token_ids.hpp>
 
 #include <Eigen/Core>
 
@@ -17,9 +23,6 @@
 #include <vector>
 
 namespace fnet {
-
-/// A batch of token ids (or token types): rows are sequences, columns positions, as PyTorch's (batch, seq).
-using TokenIds = Eigen::Matrix<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// E = LayerNorm(word[ids] + token_type[types] + position[0..seq-1]); out = E Wp^T + bp (the projection).
 ///
@@ -33,92 +36,48 @@ class FNetEmbeddings {
 
  public:
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
   /// Throws std::invalid_argument when config.validate() does.
   explicit FNetEmbeddings(const FNetConfig& config)
-      : config_((config.validate(), config)), layer_norm(config.hidden_size, config.layer_norm_eps) {
+      : config_((config.validate(), config)),
+        layer_norm(config.hidden_size, config.layer_norm_eps),
+        projection(config.hidden_size, config.hidden_size) {
     const auto h = static_cast<Eigen::Index>(config.hidden_size);
     word_embeddings = Matrix::Zero(static_cast<Eigen::Index>(config.vocab_size), h);
     position_embeddings = Matrix::Zero(static_cast<Eigen::Index>(config.max_position_embeddings), h);
     token_type_embeddings = Matrix::Zero(static_cast<Eigen::Index>(config.type_vocab_size), h);
-    projection_weight = Matrix::Zero(h, h);
-    projection_bias = Vector::Zero(h);
   }
 
   Matrix word_embeddings;        ///< [vocab_size, hidden], "word_embeddings.weight" (also the MLM decoder)
   Matrix position_embeddings;    ///< [max_position_embeddings, hidden], "position_embeddings.weight"
   Matrix token_type_embeddings;  ///< [type_vocab_size, hidden], "token_type_embeddings.weight"
   LayerNorm<Scalar> layer_norm;  ///< "LayerNorm.weight", "LayerNorm.bias"
-  Matrix projection_weight;      ///< [hidden, hidden], "projection.weight"
-  Vector projection_bias;        ///< [hidden], "projection.bias"
+  Dense<Scalar> projection;      ///< [hidden, hidden], "projection.weight", "projection.bias"
 
   const FNetConfig& config() const { return config_; }
-
-  /// Tables and the projection N(0, 0.02), projection bias zero, LayerNorm ones/zeros.
-  void initialize(detail::NormalGenerator& generator) {
-    for (Matrix* table : {&word_embeddings, &position_embeddings, &token_type_embeddings, &projection_weight})
-      generator.fill(table->data(), static_cast<std::size_t>(table->size()), detail::kInitializerRange);
-    projection_bias.setZero();
-    layer_norm.reset_parameters();
-  }
 
   /// `token_types` may be empty (all 0); otherwise it must have the shape of `ids`. Throws
   /// std::invalid_argument naming the offending entry: an id outside [0, vocab_size), a token type outside
   /// [0, type_vocab_size), seq > max_position_embeddings, or an empty batch.
   Tensor3<Scalar> forward(const TokenIds& ids, const TokenIds& token_types = TokenIds()) const {
-    check(ids, token_types);
-    const Eigen::Index batch = ids.rows(), seq = ids.cols();
-    const auto h = static_cast<Eigen::Index>(config_.hidden_size);
-    Tensor3<Scalar> summed(batch, seq, h);
-    for (Eigen::Index b = 0; b < batch; ++b)
-      for (Eigen::Index s = 0; s < seq; ++s) {
-        Scalar* row = summed.data() + (b * seq + s) * h;
-        const Scalar* word = word_embeddings.data() + ids(b, s) * h;
-        const Scalar* type = token_type_embeddings.data() + (token_types.size() ? token_types(b, s) : 0) * h;
-        const Scalar* position = position_embeddings.data() + s * h;
-        for (Eigen::Index j = 0; j < h; ++j) row[j] = word[j] + type[j] + position[j];
-        detail::add_layer_norm_row<Scalar>(row, nullptr, row, h, layer_norm.weight.data(),
-                                           layer_norm.bias.data(), layer_norm.eps());
-      }
-    Tensor3<Scalar> out(batch, seq, h);
-    detail::dense_token_rows(summed.data(), static_cast<std::size_t>(batch * seq), h,
-                             projection_weight.data(), h, projection_bias.data(), out.data());
+    check_parameters("fnet::FNetEmbeddings", {});
+    check_inputs(ids, token_types);
+    const auto tokens = static_cast<std::size_t>(ids.size());
+    std::vector<Scalar> staging(tokens * config_.hidden_size);
+    Tensor3<Scalar> out(ids.rows(), ids.cols(), static_cast<Eigen::Index>(config_.hidden_size));
+    forward_unchecked(ids, token_types, staging.data(), out.data(), num_threads());
     return out;
   }
 
   /// Hugging Face names relative to the embeddings ("word_embeddings.weight", ..., "projection.bias").
-  std::vector<NamedParameter<Scalar>> parameters() {
-    const auto shape = [](const auto& m) {
-      return std::vector<std::size_t>{static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())};
-    };
-    return {
-        {"word_embeddings.weight", word_embeddings.data(), shape(word_embeddings)},
-        {"position_embeddings.weight", position_embeddings.data(), shape(position_embeddings)},
-        {"token_type_embeddings.weight", token_type_embeddings.data(), shape(token_type_embeddings)},
-        {"LayerNorm.weight", layer_norm.weight.data(), {static_cast<std::size_t>(layer_norm.weight.size())}},
-        {"LayerNorm.bias", layer_norm.bias.data(), {static_cast<std::size_t>(layer_norm.bias.size())}},
-        {"projection.weight", projection_weight.data(), shape(projection_weight)},
-        {"projection.bias", projection_bias.data(), {static_cast<std::size_t>(projection_bias.size())}}};
-  }
+  std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
+  std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
 
   /// Throws std::invalid_argument naming a parameter whose shape no longer matches the configuration.
-  void check_parameters() const {
-    constexpr const char* owner = "fnet::FNetEmbeddings";
-    const std::size_t h = config_.hidden_size;
-    detail::check_model_matrix(owner, "word_embeddings.weight", word_embeddings, config_.vocab_size, h);
-    detail::check_model_matrix(owner, "position_embeddings.weight", position_embeddings,
-                               config_.max_position_embeddings, h);
-    detail::check_model_matrix(owner, "token_type_embeddings.weight", token_type_embeddings,
-                               config_.type_vocab_size, h);
-    layer_norm.check_parameters(owner, -1, "LayerNorm.weight", "LayerNorm.bias");
-    detail::check_model_matrix(owner, "projection.weight", projection_weight, h, h);
-    detail::check_model_vector(owner, "projection.bias", projection_bias, h);
-  }
+  void check_parameters() const { check_parameters("fnet::FNetEmbeddings", {}); }
 
- private:
-  void check(const TokenIds& ids, const TokenIds& token_types) const {
-    check_parameters();
+  /// Throws std::invalid_argument naming what is wrong with `ids` / `token_types` (see forward).
+  void check_inputs(const TokenIds& ids, const TokenIds& token_types) const {
     if (ids.rows() == 0 || ids.cols() == 0)
       throw std::invalid_argument(
           "fnet::FNetEmbeddings: input_ids must have batch and seq >= 1, got shape (" +
@@ -135,6 +94,69 @@ class FNetEmbeddings {
     check_range("input_ids", ids, config_.vocab_size, "vocab_size");
     if (token_types.size() != 0)
       check_range("token_type_ids", token_types, config_.type_vocab_size, "type_vocab_size");
+  }
+
+ private:
+  friend struct detail::Access;
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    const auto h = static_cast<Eigen::Index>(config_.hidden_size);
+    detail::check_matrix_shape(owner, path, "word_embeddings.weight", word_embeddings,
+                               static_cast<Eigen::Index>(config_.vocab_size), h);
+    detail::check_matrix_shape(owner, path, "position_embeddings.weight", position_embeddings,
+                               static_cast<Eigen::Index>(config_.max_position_embeddings), h);
+    detail::check_matrix_shape(owner, path, "token_type_embeddings.weight", token_type_embeddings,
+                               static_cast<Eigen::Index>(config_.type_vocab_size), h);
+    detail::Access::check_parameters(layer_norm, owner, detail::ParameterPath(path, "LayerNorm."));
+    detail::Access::check_parameters(projection, owner, detail::ParameterPath(path, "projection."));
+  }
+
+  // Tables, then the projection, N(0, sigma); the pad_token_id row of the word table zero (as
+  // nn.Embedding's padding_idx); projection bias zero; LayerNorm ones/zeros.
+  void initialize_from(detail::NormalGenerator& generator) {
+    for (Matrix* table : {&word_embeddings, &position_embeddings, &token_type_embeddings})
+      generator.fill(table->data(), static_cast<std::size_t>(table->size()));
+    detail::Access::initialize(projection, generator);
+    if (config_.pad_token_id >= 0 && static_cast<std::size_t>(config_.pad_token_id) < config_.vocab_size)
+      word_embeddings.row(static_cast<Eigen::Index>(config_.pad_token_id)).setZero();
+    layer_norm.reset_parameters();
+  }
+
+  // Kernel: the embeddings of checked ids into `out` (tokens x hidden), with `staging` (tokens x hidden)
+  // holding the normalised sums. Rows go in fixed blocks over up to `threads` threads.
+  void forward_unchecked(const TokenIds& ids, const TokenIds& token_types, Scalar* staging, Scalar* out,
+                         int threads) const {
+    const Eigen::Index seq = ids.cols();
+    const auto h = static_cast<Eigen::Index>(config_.hidden_size);
+    const auto tokens = static_cast<std::size_t>(ids.size());
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      for (std::size_t t = first; t < first + count; ++t) {
+        const auto b = static_cast<Eigen::Index>(t) / seq, s = static_cast<Eigen::Index>(t) % seq;
+        Scalar* row = staging + static_cast<Eigen::Index>(t) * h;
+        const Scalar* word = word_embeddings.data() + ids(b, s) * h;
+        const Scalar* type = token_type_embeddings.data() + (token_types.size() ? token_types(b, s) : 0) * h;
+        const Scalar* position = position_embeddings.data() + s * h;
+        for (Eigen::Index j = 0; j < h; ++j) row[j] = word[j] + type[j] + position[j];
+        detail::add_layer_norm_row<Scalar>(row, nullptr, row, h, layer_norm.weight.data(),
+                                           layer_norm.bias.data(), layer_norm.eps());
+      }
+    });
+    detail::Access::forward_token_rows(projection, staging, tokens, out, threads);
+  }
+
+  template <class T, class Self>
+  static std::vector<NamedParameter<T>> list(Self& self) {
+    const auto shape = [](const auto& m) {
+      return std::vector<std::size_t>{static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())};
+    };
+    std::vector<NamedParameter<T>> all = {
+        {"word_embeddings.weight", self.word_embeddings.data(), shape(self.word_embeddings)},
+        {"position_embeddings.weight", self.position_embeddings.data(), shape(self.position_embeddings)},
+        {"token_type_embeddings.weight", self.token_type_embeddings.data(),
+         shape(self.token_type_embeddings)}};
+    for (auto& p : self.layer_norm.parameters()) all.push_back({"LayerNorm." + p.name, p.data, p.shape});
+    for (auto& p : self.projection.parameters()) all.push_back({"projection." + p.name, p.data, p.shape});
+    return all;
   }
 
   static void check_range(const char* name, const TokenIds& values, std::size_t limit,

@@ -1,12 +1,15 @@
-// FNetEncoder: the stack of FNet encoder layers built from an EncoderConfig.
+// Encoder: the stack of encoder layers built from an EncoderConfig; FNetEncoder is the FNet one.
 #pragma once
 
+#include <fnet/detail/access.hpp>
 #include <fnet/detail/random.hpp>
 #include <fnet/encoder_config.hpp>
 #include <fnet/encoder_layer.hpp>
 #include <fnet/fft/default.hpp>
+#include <fnet/fourier_mixing.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
+#include <fnet/threads.hpp>
 #include <fnet/workspace.hpp>
 
 #include <cstddef>
@@ -18,8 +21,8 @@
 
 namespace fnet {
 
-/// num_layers FNetEncoderLayers applied in order (no final LayerNorm, as the reference). forward is const and
-/// may be called from many threads at once on one shared encoder; each call's intra-op threads follow
+/// num_hidden_layers EncoderLayers applied in order (no final LayerNorm, as the reference). forward is const
+/// and may be called from many threads at once on one shared encoder; each call's intra-op threads follow
 /// fnet::set_num_threads.
 ///
 ///     fnet::FNetEncoder<float> encoder(fnet::EncoderConfig::fnet_base());
@@ -30,17 +33,19 @@ namespace fnet {
 ///
 ///     fnet::Workspace<float> workspace;              // the allocation-free form, on caller memory
 ///     encoder.forward(fnet::as_map(embeddings), fnet::as_map(hidden), workspace);
-template <class Scalar, class Backend = fft::Default>
-class FNetEncoder {
+template <class Scalar, class Mixing>
+class Encoder {
  public:
-  using Layer = FNetEncoderLayer<Scalar, Backend>;
+  using Layer = EncoderLayer<Scalar, Mixing>;
 
-  /// Dense weights start at zero, LayerNorms at ones/zeros: call initialize() or load parameters.
-  /// Throws std::invalid_argument when config.validate() does. Every layer shares (a copy of) `backend`.
-  explicit FNetEncoder(const EncoderConfig& config, Backend backend = Backend()) : config_(config) {
+  /// Dense weights start at zero, LayerNorms at ones/zeros: call initialize() or load parameters. Every layer
+  /// gets a mixing made from (copies of) `mixing_args` (see EncoderLayer). Throws std::invalid_argument when
+  /// config.validate() does.
+  template <class... MixingArgs>
+  explicit Encoder(const EncoderConfig& config, const MixingArgs&... mixing_args) : config_(config) {
     config_.validate();
-    layers_.reserve(config.num_layers);
-    for (std::size_t i = 0; i < config.num_layers; ++i) layers_.emplace_back(config, backend);
+    layers_.reserve(config.num_hidden_layers);
+    for (std::size_t i = 0; i < config.num_hidden_layers; ++i) layers_.emplace_back(config, mixing_args...);
   }
 
   const EncoderConfig& config() const { return config_; }
@@ -50,11 +55,11 @@ class FNetEncoder {
   Layer& layer(std::size_t i) { return layers_[checked(i)]; }
   const Layer& layer(std::size_t i) const { return layers_[checked(i)]; }
 
-  /// Weights N(0, 0.02) from one stream seeded with `seed` (layer 0 first), biases zero, LayerNorms
-  /// ones/zeros. The same seed gives the same parameters on every platform.
+  /// Weights N(0, initializer_range) from one stream seeded with `seed` (layer 0 first), biases zero,
+  /// LayerNorms ones/zeros. The same seed gives the same parameters on every platform.
   void initialize(std::uint64_t seed) {
-    detail::NormalGenerator generator(seed);
-    for (auto& layer : layers_) layer.initialize(generator);
+    detail::NormalGenerator generator(seed, config_.initializer_range);
+    initialize_from(generator);
   }
 
   Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
@@ -72,14 +77,8 @@ class FNetEncoder {
   /// Into caller-owned memory; out may be x itself. Layers after the first run in place in out, so the
   /// workspace holds one layer's scratch whatever the depth. Allocates nothing once the workspace has grown.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
-    constexpr const char* owner = "fnet::FNetEncoder";
-    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].check_parameters(owner, static_cast<int>(i));
-    layers_.front().check_tensors(owner, x, out);
-    const Scalar* input = x.data();
-    for (const auto& layer : layers_) {
-      layer.forward_unchecked(input, out.data(), x.dimension(0), x.dimension(1), workspace);
-      input = out.data();
-    }
+    check_call(x, out);
+    forward_unchecked(x.data(), out.data(), x.dimension(0), x.dimension(1), workspace, num_threads());
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
@@ -93,10 +92,46 @@ class FNetEncoder {
   std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
 
+  /// Throws std::invalid_argument naming the first parameter ("layer.{i}." + its name) whose shape no longer
+  /// matches the configuration.
+  void check_parameters() const { check_parameters(owner(), {}); }
+
  private:
+  friend struct detail::Access;
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      detail::Access::check_parameters(layers_[i], owner, detail::ParameterPath(path, "layer.", i));
+  }
+
+  // "fnet::Encoder[fourier]" or "fnet::Encoder[attention]", for messages.
+  static const char* owner() {
+    static const std::string name = std::string("fnet::Encoder[") + Mixing::module_name + "]";
+    return name.c_str();
+  }
+
+  void initialize_from(detail::NormalGenerator& generator) {
+    for (auto& layer : layers_) detail::Access::initialize(layer, generator);
+  }
+
+  void check_call(const ConstTensor3Map<Scalar>& x, const Tensor3Map<Scalar>& out) const {
+    check_parameters(owner(), {});
+    detail::Access::check_tensors(layers_.front(), owner(), x, out);
+  }
+
+  // The stack without argument checks (the model checks once). out may be x.
+  void forward_unchecked(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq,
+                         Workspace<Scalar>& workspace, int threads) const {
+    const Scalar* input = x;
+    for (const auto& layer : layers_) {
+      detail::Access::forward_unchecked(layer, input, out, batch, seq, workspace, threads);
+      input = out;
+    }
+  }
+
   std::size_t checked(std::size_t i) const {
     if (i >= layers_.size())
-      throw std::invalid_argument("fnet::FNetEncoder::layer: index " + std::to_string(i) +
+      throw std::invalid_argument("fnet::Encoder::layer: index " + std::to_string(i) +
                                   " is out of range for " + std::to_string(layers_.size()) + " layers");
     return i;
   }
@@ -115,5 +150,9 @@ class FNetEncoder {
   EncoderConfig config_;
   std::vector<Layer> layers_;
 };
+
+/// The FNet encoder stack (Hugging Face's FNetEncoder): Fourier mixing over the FFT `Backend`.
+template <class Scalar, class Backend = fft::Default>
+using FNetEncoder = Encoder<Scalar, FourierMixing<Scalar, Backend>>;
 
 }  // namespace fnet

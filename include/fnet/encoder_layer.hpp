@@ -1,10 +1,12 @@
-// FNetEncoderLayer: one post-LayerNorm FNet block, LN(x + Mix(x)) then LN(h + FFN(h)).
+// EncoderLayer: one post-LayerNorm encoder block, LN(x + Mix(x)) then LN(h + FFN(h)), over any token-mixing
+// sublayer: Fourier mixing (FNetEncoderLayer) or self-attention (baseline::TransformerEncoderLayer).
 #pragma once
 
+#include <fnet/detail/access.hpp>
 #include <fnet/detail/checks.hpp>
+#include <fnet/detail/parallel.hpp>
 #include <fnet/detail/random.hpp>
 #include <fnet/detail/row_kernels.hpp>
-#include <fnet/detail/thread_pool.hpp>
 #include <fnet/encoder_config.hpp>
 #include <fnet/feed_forward.hpp>
 #include <fnet/fft/default.hpp>
@@ -23,46 +25,52 @@
 
 namespace fnet {
 
-/// One FNet encoder layer (post-LN, as BERT and the reference):
-///     h   = mixing_layer_norm(x + Mix(x))
+/// One encoder layer (post-LN, as BERT and FNet):
+///     h   = mixing_layer_norm(x + mixing(x))
 ///     out = output_layer_norm(h + feed_forward(h))
-/// The residual adds are fused into the LayerNorm passes, and the feed-forward runs token block by token
-/// block so its intermediate activations never exist for the whole sequence at once.
+/// Everything but `mixing` is the same code for every mixing sublayer, so two layers that differ in their
+/// Mixing differ in token mixing alone. The residual adds are fused into the LayerNorm passes (each mixed row
+/// is normalised as soon as the mixing finishes it), and the feed-forward runs group by group of rows so its
+/// intermediate activations never exist for the whole sequence at once.
+///
+/// Mixing is fnet::FourierMixing<Scalar, Backend> (an FNet layer, fnet::FNetEncoderLayer) or
+/// fnet::baseline::MultiHeadAttention<Scalar> (a BERT layer, fnet::baseline::TransformerEncoderLayer).
+/// Parameters are named as Hugging Face names them relative to one layer: the mixing's under its
+/// module name (`fourier.` or `attention.`), then `<module>.output.LayerNorm.*`, `intermediate.dense.*`,
+/// `output.dense.*`, `output.LayerNorm.*`.
 ///
 ///     auto config = fnet::EncoderConfig::fnet_base();
 ///     fnet::FNetEncoderLayer<float> layer(config);       // zero dense weights, LayerNorm ones/zeros
-///     layer.initialize(7);                                // N(0, 0.02) weights, as the reference
-///     fnet::Tensor3<float> y = layer.forward(x);          // x: (batch, seq, 768)
-///     for (auto& p : layer.parameters()) std::puts(p.name.c_str());   // "fourier.output.LayerNorm.weight",
-///     ...
-template <class Scalar, class Backend = fft::Default>
-class FNetEncoderLayer {
+///     layer.initialize(7);                                // N(0, initializer_range) weights, as the
+///     reference fnet::Tensor3<float> y = layer.forward(x);          // x: (batch, seq, 768)
+///     fnet::FNetEncoderLayer<float, fnet::fft::Builtin> other(config, fnet::fft::Builtin{});  // a backend
+///     fnet::baseline::TransformerEncoderLayer<float> bert(config, 12);                        // 12 heads
+template <class Scalar, class Mixing>
+class EncoderLayer {
  public:
-  /// Throws std::invalid_argument when config.validate() does.
-  explicit FNetEncoderLayer(const EncoderConfig& config, Backend backend = Backend())
-      : mixing(std::move(backend)),
-        mixing_layer_norm((config.validate(), config.hidden_size), config.layer_norm_eps),
-        feed_forward(config.hidden_size, config.intermediate_size, config.activation),
+  /// The mixing is made by Mixing::from_config(config, mixing_args...): for Fourier mixing an optional
+  /// FFT backend, for attention an optional head count. Throws std::invalid_argument when config.validate()
+  /// does or the mixing refuses the configuration.
+  template <class... MixingArgs>
+  explicit EncoderLayer(const EncoderConfig& config, MixingArgs&&... mixing_args)
+      : mixing(Mixing::from_config((config.validate(), config), std::forward<MixingArgs>(mixing_args)...)),
+        mixing_layer_norm(config.hidden_size, config.layer_norm_eps),
+        feed_forward(config.hidden_size, config.intermediate_size, config.hidden_act),
         output_layer_norm(config.hidden_size, config.layer_norm_eps),
         config_(config) {}
 
-  FourierMixing<Scalar, Backend> mixing;  ///< parameter-free
-  LayerNorm<Scalar> mixing_layer_norm;    ///< "fourier.output.LayerNorm"
-  FeedForward<Scalar> feed_forward;       ///< "intermediate.dense", "output.dense"
-  LayerNorm<Scalar> output_layer_norm;    ///< "output.LayerNorm"
+  Mixing mixing;                        ///< token mixing: "fourier.*" (no parameters) or "attention.*"
+  LayerNorm<Scalar> mixing_layer_norm;  ///< "fourier.output.LayerNorm" / "attention.output.LayerNorm"
+  FeedForward<Scalar> feed_forward;     ///< "intermediate.dense", "output.dense"
+  LayerNorm<Scalar> output_layer_norm;  ///< "output.LayerNorm"
 
   const EncoderConfig& config() const { return config_; }
 
-  /// Dense weights N(0, 0.02) from `seed`; biases zero; LayerNorms ones/zeros.
+  /// Dense weights N(0, initializer_range) from `seed` (the mixing's, then the feed-forward's); biases zero;
+  /// LayerNorms ones/zeros.
   void initialize(std::uint64_t seed) {
-    detail::NormalGenerator generator(seed);
-    initialize(generator);
-  }
-
-  void initialize(detail::NormalGenerator& generator) {
-    mixing_layer_norm.reset_parameters();
-    feed_forward.initialize(generator);
-    output_layer_norm.reset_parameters();
+    detail::NormalGenerator generator(seed, config_.initializer_range);
+    initialize_from(generator);
   }
 
   Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
@@ -80,87 +88,115 @@ class FNetEncoderLayer {
   /// Into caller-owned memory; out may be x itself (in place). Allocates nothing once the workspace has
   /// grown.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
-    check_parameters("fnet::FNetEncoderLayer", -1);
-    check_tensors("fnet::FNetEncoderLayer", x, out);
-    forward_unchecked(x.data(), out.data(), x.dimension(0), x.dimension(1), workspace);
+    check_parameters(owner(), {});
+    check_tensors(owner(), x, out);
+    forward_unchecked(x.data(), out.data(), x.dimension(0), x.dimension(1), workspace, num_threads());
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq) const {
-    workspace.hidden_buffer(batch * seq * config_.hidden_size);
-    mixing.reserve(workspace, batch, seq, config_.hidden_size);
+    const int threads = num_threads();
+    auto& buffers = detail::Access::buffers(workspace);
+    buffers.activations.reserve(batch * seq * config_.hidden_size);
+    buffers.mixing.reserve(mixing_slot(static_cast<Eigen::Index>(seq)) * detail::slot_count(batch, threads));
     feed_forward.reserve(workspace, batch, seq);
   }
 
-  /// Parameters by Hugging Face name relative to the layer: fourier.output.LayerNorm.{weight,bias},
-  /// intermediate.dense.{weight,bias}, output.dense.{weight,bias}, output.LayerNorm.{weight,bias}.
+  /// Parameters by Hugging Face name relative to the layer (see the class comment).
   std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
 
-  /// Throws std::invalid_argument naming the first parameter (prefixed layer.{layer_index}. when >= 0) whose
-  /// shape no longer matches the configuration.
-  void check_parameters(const char* owner, int layer_index) const {
-    mixing_layer_norm.check_parameters(owner, layer_index, "fourier.output.LayerNorm.weight",
-                                       "fourier.output.LayerNorm.bias");
-    feed_forward.check_parameters(owner, layer_index);
-    output_layer_norm.check_parameters(owner, layer_index, "output.LayerNorm.weight",
-                                       "output.LayerNorm.bias");
+  /// Throws std::invalid_argument naming the first parameter whose shape no longer matches the configuration.
+  void check_parameters() const { check_parameters(owner(), {}); }
+
+ private:
+  friend struct detail::Access;
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    const detail::ParameterPath module(path, Mixing::module_name, ".");
+    detail::Access::check_parameters(mixing, owner, module);
+    detail::Access::check_parameters(mixing_layer_norm, owner,
+                                     detail::ParameterPath(module, "output.LayerNorm."));
+    detail::Access::check_parameters(feed_forward, owner, path);
+    detail::Access::check_parameters(output_layer_norm, owner,
+                                     detail::ParameterPath(path, "output.LayerNorm."));
   }
 
+  // "fnet::EncoderLayer[fourier]" or "fnet::EncoderLayer[attention]", for messages.
+  static const char* owner() {
+    static const std::string name = std::string("fnet::EncoderLayer[") + Mixing::module_name + "]";
+    return name.c_str();
+  }
+
+  void initialize_from(detail::NormalGenerator& generator) {
+    detail::Access::initialize(mixing, generator);
+    mixing_layer_norm.reset_parameters();
+    detail::Access::initialize(feed_forward, generator);
+    output_layer_norm.reset_parameters();
+  }
+
+  // The checks of a call's tensors: input and output dims, aliasing, the mixing's sequence limit.
   void check_tensors(const char* owner, const ConstTensor3Map<Scalar>& x,
                      const Tensor3Map<Scalar>& out) const {
     detail::check_input(owner, x, static_cast<Eigen::Index>(config_.hidden_size));
     detail::check_output(owner, x, out);
+    mixing.check_sequence(owner, x.dimension(1));
   }
 
-  /// The layer without argument checks, for the encoder (which checks once for all layers). x may equal out.
+  std::size_t mixing_slot(Eigen::Index seq) const {
+    return detail::Access::mixing_scratch_size(mixing, seq, static_cast<Eigen::Index>(config_.hidden_size));
+  }
+
+  // The layer without argument checks, for the encoder (which checks once for all layers). x may equal out.
   void forward_unchecked(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq,
-                         Workspace<Scalar>& workspace) const {
+                         Workspace<Scalar>& workspace, int threads) const {
     const auto hidden = static_cast<Eigen::Index>(config_.hidden_size);
     const auto tokens = static_cast<std::size_t>(batch * seq);
-    const int threads = num_threads();
-    Scalar* h = workspace.hidden_buffer(tokens * config_.hidden_size);
+    auto& buffers = detail::Access::buffers(workspace);
+    Scalar* h = buffers.activations.reserve(tokens * config_.hidden_size);
 
-    // Pass 1, one chunk per batch item: mixing, residual and LayerNorm, row by row into h.
-    const std::size_t spectrum_slot =
-        detail::spectrum_slot_size<Scalar>(static_cast<std::size_t>(seq), config_.hidden_size);
-    std::complex<Scalar>* spectra = workspace.spectrum_buffer(
-        spectrum_slot * detail::slot_count(static_cast<std::size_t>(batch), threads));
-    const double eps_mix = mixing_layer_norm.eps();
-    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int slot) {
-      std::complex<Scalar>* spectrum = spectra + spectrum_slot * static_cast<std::size_t>(slot);
+    // Pass 1, one chunk per batch item: h = x + mixing(x), each row normalised as soon as it is complete.
+    const std::size_t slot = mixing_slot(seq);
+    Scalar* scratch =
+        buffers.mixing.reserve(slot * detail::slot_count(static_cast<std::size_t>(batch), threads));
+    const Scalar* mix_gamma = mixing_layer_norm.weight.data();
+    const Scalar* mix_beta = mixing_layer_norm.bias.data();
+    const double mix_eps = mixing_layer_norm.eps();
+    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int s) {
       const Eigen::Index offset = static_cast<Eigen::Index>(item) * seq * hidden;
-      mixing.half_spectrum(x + offset, seq, hidden, spectrum);
-      for (Eigen::Index n = 0; n < seq; ++n) {
-        Scalar* h_row = h + offset + n * hidden;
-        mixing.unpack_row(spectrum, seq, hidden, n, x + offset + n * hidden, h_row);
-        detail::add_layer_norm_row<Scalar>(h_row, nullptr, h_row, hidden, mixing_layer_norm.weight.data(),
-                                           mixing_layer_norm.bias.data(), eps_mix);
-      }
+      Scalar* h_item = h + offset;
+      detail::Access::mix_item(
+          mixing, x + offset, seq, hidden, h_item, scratch + slot * static_cast<std::size_t>(s),
+          /*add_input=*/true, [&](Eigen::Index n) {
+            Scalar* row = h_item + n * hidden;
+            detail::add_layer_norm_row<Scalar>(row, nullptr, row, hidden, mix_gamma, mix_beta, mix_eps);
+          });
     });
 
     // Pass 2: feed-forward into out (blocks of output columns, fixed by the sizes), then residual and
     // LayerNorm on each block of finished rows.
-    Scalar* intermediate = workspace.intermediate_buffer(feed_forward.scratch_size(tokens));
-    const double eps_out = output_layer_norm.eps();
-    feed_forward.forward_tokens(
-        h, tokens, out, intermediate, threads, [&](std::size_t first, Eigen::Index rows) {
+    Scalar* intermediate = buffers.intermediate.reserve(detail::Access::scratch_size(feed_forward, tokens));
+    const Scalar* out_gamma = output_layer_norm.weight.data();
+    const Scalar* out_beta = output_layer_norm.bias.data();
+    const double out_eps = output_layer_norm.eps();
+    detail::Access::forward_tokens(
+        feed_forward, h, tokens, out, intermediate, threads, [&](std::size_t first, Eigen::Index rows) {
           const Eigen::Index offset = static_cast<Eigen::Index>(first) * hidden;
           for (Eigen::Index r = 0; r < rows; ++r) {
             Scalar* out_row = out + offset + r * hidden;
-            detail::add_layer_norm_row<Scalar>(h + offset + r * hidden, out_row, out_row, hidden,
-                                               output_layer_norm.weight.data(), output_layer_norm.bias.data(),
-                                               eps_out);
+            detail::add_layer_norm_row<Scalar>(h + offset + r * hidden, out_row, out_row, hidden, out_gamma,
+                                               out_beta, out_eps);
           }
         });
   }
 
- private:
   template <class T, class Self>
   static std::vector<NamedParameter<T>> list(Self& self) {
+    const std::string module = std::string(Mixing::module_name) + ".";
     std::vector<NamedParameter<T>> all;
+    for (auto& p : self.mixing.parameters()) all.push_back({module + p.name, p.data, p.shape});
     for (auto& p : self.mixing_layer_norm.parameters())
-      all.push_back({"fourier.output.LayerNorm." + p.name, p.data, p.shape});
+      all.push_back({module + "output.LayerNorm." + p.name, p.data, p.shape});
     for (auto& p : self.feed_forward.parameters()) all.push_back(std::move(p));
     for (auto& p : self.output_layer_norm.parameters())
       all.push_back({"output.LayerNorm." + p.name, p.data, p.shape});
@@ -169,5 +205,9 @@ class FNetEncoderLayer {
 
   EncoderConfig config_;
 };
+
+/// One FNet encoder layer (Hugging Face's FNetLayer): Fourier mixing over the FFT `Backend`.
+template <class Scalar, class Backend = fft::Default>
+using FNetEncoderLayer = EncoderLayer<Scalar, FourierMixing<Scalar, Backend>>;
 
 }  // namespace fnet

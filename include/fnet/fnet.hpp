@@ -15,26 +15,28 @@
 #include <fnet/fft/default.hpp>
 
 // Building blocks
+#include <fnet/activation.hpp>
 #include <fnet/gemm.hpp>
+#include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/token_ids.hpp>
 #include <fnet/workspace.hpp>
-#include <fnet/parameter.hpp>
-#include <fnet/activation.hpp>
 
 // Layers and the encoder
+#include <fnet/dense.hpp>
+#include <fnet/encoder.hpp>
 #include <fnet/encoder_config.hpp>
-#include <fnet/layer_norm.hpp>
+#include <fnet/encoder_layer.hpp>
 #include <fnet/feed_forward.hpp>
 #include <fnet/fourier_mixing.hpp>
-#include <fnet/encoder_layer.hpp>
-#include <fnet/encoder.hpp>
+#include <fnet/layer_norm.hpp>
 
 // The full model: embeddings, pooler, heads
-#include <fnet/model_config.hpp>
 #include <fnet/embeddings.hpp>
 #include <fnet/heads.hpp>
 #include <fnet/model.hpp>
+#include <fnet/model_config.hpp>
 
 // The attention baseline for comparisons
 #include <fnet/baseline/multi_head_attention.hpp>

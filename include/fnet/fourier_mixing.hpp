@@ -1,19 +1,28 @@
 // FourierMixing: FNet's parameter-free token mixing, Re(FFT2) over (seq, hidden) of each batch item.
 #pragma once
 
+#include <fnet/detail/access.hpp>
+#include <fnet/detail/aligned_buffer.hpp>
 #include <fnet/detail/checks.hpp>
-#include <fnet/detail/thread_pool.hpp>
+#include <fnet/detail/parallel.hpp>
+#include <fnet/detail/random.hpp>
+#include <fnet/encoder_config.hpp>
 #include <fnet/fft/backend.hpp>
 #include <fnet/fft/default.hpp>
+#include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
 #include <fnet/workspace.hpp>
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <complex>
 #include <cstddef>
+#include <stdexcept>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace fnet {
 
@@ -27,21 +36,43 @@ namespace fnet {
 /// interleaved columns of length seq). That is about half the work of the textbook real-input route (rFFT of
 /// every row, complex FFT of hidden/2+1 columns), in the same seq x (hidden/2+1) complex workspace.
 ///
+/// With a sequence DFT length T (Hugging Face's use_tpu_fourier_optimizations with tpu_short_seq_length T),
+/// the sequence side is the leading seq x seq block of the T-point DFT matrix, exp(-2 pi i n m / T), which is
+/// not a seq-point DFT when seq < T: it equals the first seq outputs of a T-point transform of the item
+/// zero-padded to T rows, and that is how it is computed here. seq > T throws, as the reference fails there.
+///
 ///     fnet::FourierMixing<float> mixing;                        // fnet::fft::Default backend
 ///     fnet::Tensor3<float> y = mixing.forward(x);               // any (batch, seq, hidden), all >= 1
 ///
 ///     fnet::FourierMixing<float, fnet::fft::Builtin> builtin;   // another backend
 ///     fnet::Workspace<float> workspace;                         // reused: no allocation at steady state
 ///     builtin.forward(fnet::as_map(x), fnet::as_map(y), workspace);
+///
+///     fnet::FourierMixing<float> tpu(fnet::fft::Default(), 512);  // the reference's TPU-mode mixing
 template <class Scalar, class Backend = fft::Default>
 class FourierMixing {
   FNET_REQUIRE_FFT_BACKEND(Backend, Scalar);
 
  public:
-  FourierMixing() = default;
-  explicit FourierMixing(Backend backend) : backend_(std::move(backend)) {}
+  /// The name of this sublayer in a Hugging Face layer: parameters of an FNet layer's mixing LayerNorm are
+  /// "fourier.output.LayerNorm.*".
+  static constexpr const char* module_name = "fourier";
+
+  /// The mixing an encoder layer of `config` uses (its sequence DFT length), over `backend`.
+  static FourierMixing from_config(const EncoderConfig& config, Backend backend = Backend()) {
+    return FourierMixing(std::move(backend), config.sequence_dft_length());
+  }
+
+  /// The mixing over `backend`. sequence_dft_length 0 (the default) transforms each item over its own
+  /// length; T > 0 uses the leading block of the T-point DFT along the sequence (see above).
+  FourierMixing(Backend backend = Backend(),
+                std::size_t sequence_dft_length = 0)  // NOLINT: a backend is a mixing
+      : backend_(std::move(backend)), sequence_dft_length_(sequence_dft_length) {}
 
   const Backend& backend() const { return backend_; }
+
+  /// 0 for the DFT of each item's own length, else the T of the truncated T-point DFT.
+  std::size_t sequence_dft_length() const { return sequence_dft_length_; }
 
   Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
     Tensor3<Scalar> out(x.dimensions());
@@ -60,31 +91,90 @@ class FourierMixing {
     constexpr const char* owner = "fnet::FourierMixing";
     detail::check_input(owner, x, -1);
     detail::check_output(owner, x, out);
+    check_sequence(owner, x.dimension(1));
     const auto batch = static_cast<std::size_t>(x.dimension(0));
     const Eigen::Index seq = x.dimension(1), hidden = x.dimension(2);
     const int threads = num_threads();
-    const std::size_t slot_size =
-        detail::spectrum_slot_size<Scalar>(static_cast<std::size_t>(seq), static_cast<std::size_t>(hidden));
-    std::complex<Scalar>* spectra = workspace.spectrum_buffer(slot_size * detail::slot_count(batch, threads));
+    const std::size_t slot = scratch_size(seq, hidden);
+    Scalar* scratch =
+        detail::Access::buffers(workspace).mixing.reserve(slot * detail::slot_count(batch, threads));
     const Eigen::Index item_size = seq * hidden;
-    detail::parallel_for(batch, threads, [&](std::size_t item, int slot) {
-      std::complex<Scalar>* spectrum = spectra + slot_size * static_cast<std::size_t>(slot);
+    detail::parallel_for(batch, threads, [&](std::size_t item, int s) {
       const auto offset = static_cast<Eigen::Index>(item) * item_size;
-      half_spectrum(x.data() + offset, seq, hidden, spectrum);
-      for (Eigen::Index n = 0; n < seq; ++n)
-        unpack_row(spectrum, seq, hidden, n, nullptr, out.data() + offset + n * hidden);
+      mix_item(x.data() + offset, seq, hidden, out.data() + offset,
+               scratch + slot * static_cast<std::size_t>(s),
+               /*add_input=*/false, [](Eigen::Index) {});
     });
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq, std::size_t hidden) const {
-    workspace.spectrum_buffer(detail::spectrum_slot_size<Scalar>(seq, hidden) *
-                              detail::slot_count(batch, num_threads()));
+    detail::Access::buffers(workspace).mixing.reserve(
+        scratch_size(static_cast<Eigen::Index>(seq), static_cast<Eigen::Index>(hidden)) *
+        detail::slot_count(batch, num_threads()));
   }
 
-  /// Kernel, steps 1 and 2: Mix(item)[n, k] for every n and k <= hidden/2, written to `spectrum` (which must
-  /// hold seq x (hidden/2+1) complex values, FFTW-aligned for speed) in a packed form that only unpack_row
-  /// reads. No shape checks.
+  /// The mixing has no parameters: empty lists, so that layers treat every mixing sublayer alike.
+  std::vector<NamedParameter<Scalar>> parameters() { return {}; }
+  std::vector<NamedParameter<const Scalar>> parameters() const { return {}; }
+
+  /// Throws std::invalid_argument when a sequence of `seq` tokens cannot be mixed (seq > the sequence DFT
+  /// length), naming `owner`.
+  void check_sequence(const char* owner, Eigen::Index seq) const {
+    if (sequence_dft_length_ > 0 && static_cast<std::size_t>(seq) > sequence_dft_length_)
+      throw std::invalid_argument(std::string(owner) + ": seq " + std::to_string(seq) +
+                                  " is longer than the sequence DFT length " +
+                                  std::to_string(sequence_dft_length_) +
+                                  " (use_tpu_fourier_optimizations mixes with the leading block of the "
+                                  "tpu_short_seq_length-point DFT matrix)");
+  }
+
+ private:
+  friend struct detail::Access;
+
+  void initialize_from(detail::NormalGenerator&) {}                          // nothing to draw
+  void check_parameters(const char*, const detail::ParameterPath&) const {}  // nothing to check
+
+  // Scalars of scratch one item needs: the half spectrum of the transformed length, plus the zero-padded
+  // item when the sequence DFT is longer than the sequence.
+  std::size_t scratch_size(Eigen::Index seq, Eigen::Index hidden) const {
+    const auto length = static_cast<std::size_t>(transform_length(seq));
+    const auto h = static_cast<std::size_t>(hidden);
+    const std::size_t padded =
+        length > static_cast<std::size_t>(seq) ? detail::aligned_count<Scalar>(length * h) : 0;
+    return 2 * detail::aligned_count<std::complex<Scalar>>(length * (h / 2 + 1)) + padded;
+  }
+
+  Eigen::Index transform_length(Eigen::Index seq) const {
+    return sequence_dft_length_ > 0 ? static_cast<Eigen::Index>(sequence_dft_length_) : seq;
+  }
+
+  // Kernel: out = Mix(x) (+ x when add_input) for one (seq, hidden) item, with scratch_size(seq, hidden)
+  // Scalars of 64-byte aligned scratch; after_row(n) runs as soon as output row n is complete. out may be x.
+  // No checks.
+  template <class AfterRow>
+  void mix_item(const Scalar* x, Eigen::Index seq, Eigen::Index hidden, Scalar* out, Scalar* scratch,
+                bool add_input, AfterRow&& after_row) const {
+    const Eigen::Index length = transform_length(seq);
+    auto* spectrum = reinterpret_cast<std::complex<Scalar>*>(scratch);
+    const Scalar* transformed = x;
+    if (length > seq) {
+      Scalar* padded = scratch + 2 * detail::aligned_count<std::complex<Scalar>>(
+                                         static_cast<std::size_t>(length * (hidden / 2 + 1)));
+      std::copy_n(x, seq * hidden, padded);
+      std::fill(padded + seq * hidden, padded + length * hidden, Scalar(0));
+      transformed = padded;
+    }
+    half_spectrum(transformed, length, hidden, spectrum);
+    for (Eigen::Index n = 0; n < seq; ++n) {
+      unpack_row(spectrum, length, hidden, n, add_input ? x + n * hidden : nullptr, out + n * hidden);
+      after_row(n);
+    }
+  }
+
+  // Kernel, steps 1 and 2: Mix(item)[n, k] for every n and k <= hidden/2, written to `spectrum` (which must
+  // hold seq x (hidden/2+1) complex values, FFTW-aligned for speed) in a packed form that only unpack_row
+  // reads. No shape checks.
   void half_spectrum(const Scalar* item, Eigen::Index seq, Eigen::Index hidden,
                      std::complex<Scalar>* spectrum) const {
     using Complex = std::complex<Scalar>;
@@ -168,8 +258,8 @@ class FourierMixing {
     backend_.transform(columns, fft::Direction::forward);
   }
 
-  /// Kernel, step 3: row n of the mixing output from half_spectrum's result, plus residual[k] when residual
-  /// is not null. Mix is centrosymmetric: columns past hidden/2 come from row (seq - n) mod seq, mirrored.
+  // Kernel, step 3: row n of the mixing output from half_spectrum's result, plus residual[k] when residual
+  // is not null. Mix is centrosymmetric: columns past hidden/2 come from row (seq - n) mod seq, mirrored.
   static void unpack_row(const std::complex<Scalar>* spectrum, Eigen::Index seq, Eigen::Index hidden,
                          Eigen::Index n, const Scalar* residual, Scalar* out_row) {
     const Eigen::Index bins = hidden / 2 + 1;
@@ -185,7 +275,6 @@ class FourierMixing {
     }
   }
 
- private:
   void forward_real_row(const Scalar* input, Eigen::Index hidden, std::complex<Scalar>* output) const {
     fft::RealToComplexBatch<Scalar> one;
     one.length = static_cast<std::size_t>(hidden);
@@ -195,6 +284,7 @@ class FourierMixing {
   }
 
   Backend backend_{};
+  std::size_t sequence_dft_length_ = 0;
 };
 
 }  // namespace fnet

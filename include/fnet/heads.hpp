@@ -2,16 +2,21 @@
 #pragma once
 
 #include <fnet/activation.hpp>
-#include <fnet/detail/model_kernels.hpp>
+#include <fnet/dense.hpp>
+#include <fnet/detail/access.hpp>
+#include <fnet/detail/checks.hpp>
+#include <fnet/detail/gemm.hpp>
+#include <fnet/detail/parallel.hpp>
 #include <fnet/detail/random.hpp>
+#include <fnet/detail/row_kernels.hpp>
 #include <fnet/layer_norm.hpp>
 #include <fnet/model_config.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
+#include <fnet/threads.hpp>
 
 #include <Eigen/Core>
 
-#include <cmath>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -21,28 +26,24 @@ namespace fnet {
 
 namespace detail {
 
+// Prefixes every name of `list` and appends the results to `all`.
+template <class T>
+void append_parameters(std::vector<NamedParameter<T>>& all, const std::string& prefix,
+                       std::vector<NamedParameter<T>> list) {
+  for (auto& p : list) all.push_back({prefix + p.name, p.data, std::move(p.shape)});
+}
+
 template <class Matrix>
-std::vector<std::size_t> matrix_shape(const Matrix& m) {
-  return {static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())};
-}
-
-template <class Vector>
-std::vector<std::size_t> vector_shape(const Vector& v) {
-  return {static_cast<std::size_t>(v.size())};
-}
-
-template <class Scalar>
-void check_hidden_states(const char* owner, const Tensor3<Scalar>& hidden, std::size_t hidden_size) {
-  if (hidden.dimension(0) <= 0 || hidden.dimension(1) <= 0 ||
-      hidden.dimension(2) != static_cast<Eigen::Index>(hidden_size))
-    throw std::invalid_argument(std::string(owner) + ": hidden states have dims " +
-                                dims_string(hidden.dimension(0), hidden.dimension(1), hidden.dimension(2)) +
-                                " but need (batch >= 1, seq >= 1, " + std::to_string(hidden_size) + ")");
+void check_pooled(const char* owner, const Matrix& pooled, std::size_t hidden_size) {
+  if (pooled.cols() != static_cast<Eigen::Index>(hidden_size) || pooled.rows() == 0)
+    throw std::invalid_argument(std::string(owner) + ": pooled output has shape [" +
+                                std::to_string(pooled.rows()) + ", " + std::to_string(pooled.cols()) +
+                                "] but needs [batch >= 1, " + std::to_string(hidden_size) + "]");
 }
 
 }  // namespace detail
 
-/// pooled = tanh(W h[:, 0] + b): the first token's final state through a dense layer ("pooler.dense.*").
+/// pooled = tanh(W h[:, 0] + b): the first token's final state through a dense layer ("dense.*").
 ///
 ///     fnet::FNetPooler<float> pooler(config);
 ///     auto pooled = pooler.forward(last_hidden_state);   // (batch, hidden), row-major
@@ -50,45 +51,50 @@ template <class Scalar>
 class FNetPooler {
  public:
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
-  explicit FNetPooler(const FNetConfig& config) : hidden_size_(config.hidden_size) {
-    const auto h = static_cast<Eigen::Index>(hidden_size_);
-    weight = Matrix::Zero(h, h);
-    bias = Vector::Zero(h);
-  }
+  explicit FNetPooler(const FNetConfig& config) : dense(config.hidden_size, config.hidden_size) {}
 
-  Matrix weight;  ///< [hidden, hidden], "dense.weight"
-  Vector bias;    ///< [hidden], "dense.bias"
-
-  void initialize(detail::NormalGenerator& generator) {
-    generator.fill(weight.data(), static_cast<std::size_t>(weight.size()), detail::kInitializerRange);
-    bias.setZero();
-  }
+  Dense<Scalar> dense;  ///< [hidden, hidden], "dense.weight", "dense.bias"
 
   Matrix forward(const Tensor3<Scalar>& hidden) const {
     constexpr const char* owner = "fnet::FNetPooler";
-    detail::check_model_matrix(owner, "dense.weight", weight, hidden_size_, hidden_size_);
-    detail::check_model_vector(owner, "dense.bias", bias, hidden_size_);
-    detail::check_hidden_states(owner, hidden, hidden_size_);
-    const Eigen::Index batch = hidden.dimension(0), seq = hidden.dimension(1);
-    const auto h = static_cast<Eigen::Index>(hidden_size_);
-    Matrix first(batch, h);
-    for (Eigen::Index b = 0; b < batch; ++b)
-      for (Eigen::Index j = 0; j < h; ++j) first(b, j) = hidden.data()[b * seq * h + j];
-    Matrix pooled(batch, h);
-    detail::dense(first.data(), batch, h, weight.data(), h, bias.data(), pooled.data());
-    pooled = pooled.array().tanh().matrix();
+    check_parameters(owner, {});
+    detail::check_hidden_states(owner, hidden, static_cast<Eigen::Index>(dense.in_features()));
+    Matrix pooled(hidden.dimension(0), static_cast<Eigen::Index>(dense.out_features()));
+    forward_unchecked(hidden.data(), hidden.dimension(0), hidden.dimension(1), pooled.data());
     return pooled;
   }
 
-  std::vector<NamedParameter<Scalar>> parameters() {
-    return {{"dense.weight", weight.data(), detail::matrix_shape(weight)},
-            {"dense.bias", bias.data(), detail::vector_shape(bias)}};
-  }
+  std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
+  std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
+
+  /// Throws std::invalid_argument naming a parameter whose shape no longer matches the configuration.
+  void check_parameters() const { check_parameters("fnet::FNetPooler", {}); }
 
  private:
-  std::size_t hidden_size_;
+  friend struct detail::Access;
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    detail::Access::check_parameters(dense, owner, detail::ParameterPath(path, "dense."));
+  }
+
+  void initialize_from(detail::NormalGenerator& generator) { detail::Access::initialize(dense, generator); }
+
+  // Kernel: the first token of each of `batch` items of (seq, hidden) rows, read in place (row pitch
+  // seq * hidden), into `pooled` (batch x hidden).
+  void forward_unchecked(const Scalar* hidden, Eigen::Index batch, Eigen::Index seq, Scalar* pooled) const {
+    const auto h = static_cast<Eigen::Index>(dense.in_features());
+    detail::Access::forward_rows(dense, hidden, batch, seq * h, pooled, h);
+    Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>> values(pooled, batch * h);
+    values = values.tanh();
+  }
+
+  template <class T, class Self>
+  static std::vector<NamedParameter<T>> list(Self& self) {
+    std::vector<NamedParameter<T>> all;
+    detail::append_parameters(all, "dense.", self.dense.parameters());
+    return all;
+  }
 };
 
 /// The pre-training heads of FNetForPreTraining ("cls.*"). Masked-LM: LayerNorm(act(dense(h))) times the word
@@ -105,101 +111,113 @@ class FNetPreTrainingHeads {
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
   explicit FNetPreTrainingHeads(const FNetConfig& config)
-      : transform_layer_norm(config.hidden_size, config.layer_norm_eps),
-        hidden_size_(config.hidden_size),
+      : transform(config.hidden_size, config.hidden_size),
+        transform_layer_norm(config.hidden_size, config.layer_norm_eps),
+        prediction_bias(Vector::Zero(static_cast<Eigen::Index>(config.vocab_size))),
+        seq_relationship(config.hidden_size, 2),
         vocab_size_(config.vocab_size),
-        activation_(parse_activation(config.hidden_act)) {
-    const auto h = static_cast<Eigen::Index>(hidden_size_);
-    transform_weight = Matrix::Zero(h, h);
-    transform_bias = Vector::Zero(h);
-    prediction_bias = Vector::Zero(static_cast<Eigen::Index>(vocab_size_));
-    seq_relationship_weight = Matrix::Zero(2, h);
-    seq_relationship_bias = Vector::Zero(2);
-  }
+        activation_(config.hidden_act) {}
 
-  Matrix transform_weight;                 ///< [hidden, hidden], "predictions.transform.dense.weight"
-  Vector transform_bias;                   ///< [hidden], "predictions.transform.dense.bias"
+  Dense<Scalar> transform;                 ///< "predictions.transform.dense.{weight,bias}", [hidden, hidden]
   LayerNorm<Scalar> transform_layer_norm;  ///< "predictions.transform.LayerNorm.{weight,bias}"
   Vector prediction_bias;                  ///< [vocab], "predictions.bias" (the decoder's bias)
-  Matrix seq_relationship_weight;          ///< [2, hidden], "seq_relationship.weight"
-  Vector seq_relationship_bias;            ///< [2], "seq_relationship.bias"
-
-  void initialize(detail::NormalGenerator& generator) {
-    generator.fill(transform_weight.data(), static_cast<std::size_t>(transform_weight.size()),
-                   detail::kInitializerRange);
-    generator.fill(seq_relationship_weight.data(), static_cast<std::size_t>(seq_relationship_weight.size()),
-                   detail::kInitializerRange);
-    transform_bias.setZero();
-    prediction_bias.setZero();
-    seq_relationship_bias.setZero();
-    transform_layer_norm.reset_parameters();
-  }
+  Dense<Scalar> seq_relationship;          ///< "seq_relationship.{weight,bias}", [2, hidden]
 
   /// (batch, seq, vocab) masked-LM logits; `word_embeddings` is the [vocab, hidden] table (tied decoder).
   Tensor3<Scalar> prediction_logits(const Tensor3<Scalar>& hidden, const Matrix& word_embeddings) const {
     constexpr const char* owner = "fnet::FNetPreTrainingHeads";
-    check_parameters();
-    detail::check_model_matrix(owner, "word_embeddings (tied decoder)", word_embeddings, vocab_size_,
-                               hidden_size_);
-    detail::check_hidden_states(owner, hidden, hidden_size_);
-    const auto rows = static_cast<std::size_t>(hidden.dimension(0) * hidden.dimension(1));
-    const auto h = static_cast<Eigen::Index>(hidden_size_);
-    Matrix transformed(static_cast<Eigen::Index>(rows), h);
-    detail::dense_token_rows(hidden.data(), rows, h, transform_weight.data(), h,
-                             static_cast<const Scalar*>(nullptr), transformed.data());
-    detail::bias_activation_rows(transformed.data(), static_cast<Eigen::Index>(rows), h,
-                                 transform_bias.data(), activation_);
-    detail::layer_norm_rows(transformed.data(), rows, h, transform_layer_norm.weight.data(),
-                            transform_layer_norm.bias.data(), transform_layer_norm.eps());
+    check_parameters(owner, {});
+    check_decoder(owner, word_embeddings);
+    detail::check_hidden_states(owner, hidden, static_cast<Eigen::Index>(transform.in_features()));
+    const auto tokens = static_cast<std::size_t>(hidden.dimension(0) * hidden.dimension(1));
+    std::vector<Scalar> staging(tokens * transform.in_features());
     Tensor3<Scalar> logits(hidden.dimension(0), hidden.dimension(1), static_cast<Eigen::Index>(vocab_size_));
-    detail::dense_token_rows(transformed.data(), rows, h, word_embeddings.data(),
-                             static_cast<Eigen::Index>(vocab_size_), prediction_bias.data(), logits.data());
+    prediction_logits_unchecked(hidden.data(), tokens, word_embeddings, staging.data(), logits.data(),
+                                num_threads());
     return logits;
   }
 
   /// (batch, 2) next-sentence logits from the pooled output (batch, hidden).
   Matrix seq_relationship_logits(const Matrix& pooled) const {
-    check_parameters();
-    if (pooled.cols() != static_cast<Eigen::Index>(hidden_size_) || pooled.rows() == 0)
-      throw std::invalid_argument("fnet::FNetPreTrainingHeads: pooled output has shape [" +
-                                  std::to_string(pooled.rows()) + ", " + std::to_string(pooled.cols()) +
-                                  "] but needs [batch >= 1, " + std::to_string(hidden_size_) + "]");
+    constexpr const char* owner = "fnet::FNetPreTrainingHeads";
+    check_parameters(owner, {});
+    detail::check_pooled(owner, pooled, seq_relationship.in_features());
     Matrix logits(pooled.rows(), 2);
-    detail::dense(pooled.data(), pooled.rows(), pooled.cols(), seq_relationship_weight.data(),
-                  Eigen::Index{2}, seq_relationship_bias.data(), logits.data());
+    detail::Access::forward_rows(seq_relationship, pooled.data(), pooled.rows(), pooled.cols(), logits.data(),
+                                 Eigen::Index{2});
     return logits;
   }
 
   /// Names relative to "cls.".
-  std::vector<NamedParameter<Scalar>> parameters() {
-    return {
-        {"predictions.bias", prediction_bias.data(), detail::vector_shape(prediction_bias)},
-        {"predictions.transform.dense.weight", transform_weight.data(),
-         detail::matrix_shape(transform_weight)},
-        {"predictions.transform.dense.bias", transform_bias.data(), detail::vector_shape(transform_bias)},
-        {"predictions.transform.LayerNorm.weight", transform_layer_norm.weight.data(),
-         detail::vector_shape(transform_layer_norm.weight)},
-        {"predictions.transform.LayerNorm.bias", transform_layer_norm.bias.data(),
-         detail::vector_shape(transform_layer_norm.bias)},
-        {"seq_relationship.weight", seq_relationship_weight.data(),
-         detail::matrix_shape(seq_relationship_weight)},
-        {"seq_relationship.bias", seq_relationship_bias.data(), detail::vector_shape(seq_relationship_bias)}};
+  std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
+  std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
+
+  /// Throws std::invalid_argument naming a parameter whose shape no longer matches the configuration.
+  void check_parameters() const { check_parameters("fnet::FNetPreTrainingHeads", {}); }
+
+  /// Throws std::invalid_argument unless `word_embeddings` (the tied decoder) is [vocab, hidden].
+  void check_decoder(const char* owner, const Matrix& word_embeddings) const {
+    detail::check_matrix_shape(owner, {}, "word_embeddings (tied decoder)", word_embeddings,
+                               static_cast<Eigen::Index>(vocab_size_),
+                               static_cast<Eigen::Index>(transform.in_features()));
   }
 
  private:
-  void check_parameters() const {
-    constexpr const char* owner = "fnet::FNetPreTrainingHeads";
-    detail::check_model_matrix(owner, "predictions.transform.dense.weight", transform_weight, hidden_size_,
-                               hidden_size_);
-    detail::check_model_vector(owner, "predictions.transform.dense.bias", transform_bias, hidden_size_);
-    transform_layer_norm.check_parameters(owner, -1, "predictions.transform.LayerNorm.weight",
-                                          "predictions.transform.LayerNorm.bias");
-    detail::check_model_vector(owner, "predictions.bias", prediction_bias, vocab_size_);
-    detail::check_model_matrix(owner, "seq_relationship.weight", seq_relationship_weight, 2, hidden_size_);
-    detail::check_model_vector(owner, "seq_relationship.bias", seq_relationship_bias, 2);
+  friend struct detail::Access;
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    detail::Access::check_parameters(transform, owner,
+                                     detail::ParameterPath(path, "predictions.transform.dense."));
+    detail::Access::check_parameters(transform_layer_norm, owner,
+                                     detail::ParameterPath(path, "predictions.transform.LayerNorm."));
+    detail::check_vector_shape(owner, path, "predictions.bias", prediction_bias,
+                               static_cast<Eigen::Index>(vocab_size_));
+    detail::Access::check_parameters(seq_relationship, owner,
+                                     detail::ParameterPath(path, "seq_relationship."));
   }
 
-  std::size_t hidden_size_;
+  // transform, then seq_relationship, N(0, sigma); biases zero; LayerNorm ones/zeros.
+  void initialize_from(detail::NormalGenerator& generator) {
+    detail::Access::initialize(transform, generator);
+    detail::Access::initialize(seq_relationship, generator);
+    prediction_bias.setZero();
+    transform_layer_norm.reset_parameters();
+  }
+
+  // Kernel: logits (tokens x vocab) from `tokens` rows of final states, with `staging` (tokens x hidden)
+  // holding the transformed rows. Rows go in fixed blocks over up to `threads` threads.
+  void prediction_logits_unchecked(const Scalar* hidden, std::size_t tokens, const Matrix& word_embeddings,
+                                   Scalar* staging, Scalar* logits, int threads) const {
+    const auto h = static_cast<Eigen::Index>(transform.in_features());
+    const auto vocab = static_cast<Eigen::Index>(vocab_size_);
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const auto offset = static_cast<Eigen::Index>(first);
+      const auto rows = static_cast<Eigen::Index>(count);
+      Scalar* block = staging + offset * h;
+      detail::Access::forward_rows(transform, hidden + offset * h, rows, h, block, h, /*add_bias=*/false);
+      detail::bias_activation_rows(block, rows, h, transform.bias.data(), activation_);
+      for (Eigen::Index r = 0; r < rows; ++r)
+        detail::add_layer_norm_row<Scalar>(block + r * h, nullptr, block + r * h, h,
+                                           transform_layer_norm.weight.data(),
+                                           transform_layer_norm.bias.data(), transform_layer_norm.eps());
+      Scalar* out = logits + offset * vocab;
+      for (Eigen::Index r = 0; r < rows; ++r) std::copy_n(prediction_bias.data(), vocab, out + r * vocab);
+      detail::gemm_accumulate_xwt<Scalar>(rows, vocab, h, block, h, word_embeddings.data(), h, out, vocab);
+    });
+  }
+
+  template <class T, class Self>
+  static std::vector<NamedParameter<T>> list(Self& self) {
+    std::vector<NamedParameter<T>> all = {{"predictions.bias",
+                                           self.prediction_bias.data(),
+                                           {static_cast<std::size_t>(self.prediction_bias.size())}}};
+    detail::append_parameters(all, "predictions.transform.dense.", self.transform.parameters());
+    detail::append_parameters(all, "predictions.transform.LayerNorm.",
+                              self.transform_layer_norm.parameters());
+    detail::append_parameters(all, "seq_relationship.", self.seq_relationship.parameters());
+    return all;
+  }
+
   std::size_t vocab_size_;
   Activation activation_;
 };
@@ -207,72 +225,69 @@ class FNetPreTrainingHeads {
 /// Linear(hidden, num_labels) ("classifier.*"): on the pooled output for sequence classification, on every
 /// token's final state for token classification. Label names come from config.json's id2label.
 ///
-///     fnet::FNetClassifier<float> classifier(config, fnet::FNetClassifier<float>::Task::sequence);
+///     fnet::FNetClassifier<float> classifier(config, fnet::Classifier::sequence);
 ///     auto logits = classifier.sequence_logits(pooled);   // (batch, num_labels)
 template <class Scalar>
 class FNetClassifier {
  public:
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
-  enum class Task { sequence, token };
 
-  FNetClassifier(const FNetConfig& config, Task task)
-      : task_(task), hidden_size_(config.hidden_size), num_labels_(config.num_labels) {
-    weight = Matrix::Zero(static_cast<Eigen::Index>(num_labels_), static_cast<Eigen::Index>(hidden_size_));
-    bias = Vector::Zero(static_cast<Eigen::Index>(num_labels_));
-  }
+  /// Throws std::invalid_argument when `kind` is Classifier::none.
+  FNetClassifier(const FNetConfig& config, Classifier kind)
+      : dense(config.hidden_size, config.num_labels), kind_(checked(kind)) {}
 
-  Matrix weight;  ///< [num_labels, hidden], "weight"
-  Vector bias;    ///< [num_labels], "bias"
+  Dense<Scalar> dense;  ///< [num_labels, hidden], "weight" and "bias" (under "classifier.")
 
-  Task task() const { return task_; }
-  std::size_t num_labels() const { return num_labels_; }
-
-  void initialize(detail::NormalGenerator& generator) {
-    generator.fill(weight.data(), static_cast<std::size_t>(weight.size()), detail::kInitializerRange);
-    bias.setZero();
-  }
+  Classifier kind() const { return kind_; }
+  std::size_t num_labels() const { return dense.out_features(); }
 
   /// (batch, num_labels) from the pooled output (batch, hidden).
   Matrix sequence_logits(const Matrix& pooled) const {
-    check_parameters();
-    if (pooled.cols() != static_cast<Eigen::Index>(hidden_size_) || pooled.rows() == 0)
-      throw std::invalid_argument("fnet::FNetClassifier: pooled output has shape [" +
-                                  std::to_string(pooled.rows()) + ", " + std::to_string(pooled.cols()) +
-                                  "] but needs [batch >= 1, " + std::to_string(hidden_size_) + "]");
-    Matrix logits(pooled.rows(), static_cast<Eigen::Index>(num_labels_));
-    detail::dense(pooled.data(), pooled.rows(), pooled.cols(), weight.data(),
-                  static_cast<Eigen::Index>(num_labels_), bias.data(), logits.data());
+    constexpr const char* owner = "fnet::FNetClassifier";
+    check_parameters(owner, {});
+    detail::check_pooled(owner, pooled, dense.in_features());
+    Matrix logits(pooled.rows(), static_cast<Eigen::Index>(num_labels()));
+    detail::Access::forward_rows(dense, pooled.data(), pooled.rows(), pooled.cols(), logits.data(),
+                                 static_cast<Eigen::Index>(num_labels()));
     return logits;
   }
 
   /// (batch, seq, num_labels) from the final hidden states.
   Tensor3<Scalar> token_logits(const Tensor3<Scalar>& hidden) const {
-    check_parameters();
-    detail::check_hidden_states("fnet::FNetClassifier", hidden, hidden_size_);
-    Tensor3<Scalar> logits(hidden.dimension(0), hidden.dimension(1), static_cast<Eigen::Index>(num_labels_));
-    detail::dense_token_rows(hidden.data(),
-                             static_cast<std::size_t>(hidden.dimension(0) * hidden.dimension(1)),
-                             static_cast<Eigen::Index>(hidden_size_), weight.data(),
-                             static_cast<Eigen::Index>(num_labels_), bias.data(), logits.data());
+    constexpr const char* owner = "fnet::FNetClassifier";
+    check_parameters(owner, {});
+    detail::check_hidden_states(owner, hidden, static_cast<Eigen::Index>(dense.in_features()));
+    Tensor3<Scalar> logits(hidden.dimension(0), hidden.dimension(1), static_cast<Eigen::Index>(num_labels()));
+    detail::Access::forward_token_rows(dense, hidden.data(),
+                                       static_cast<std::size_t>(hidden.dimension(0) * hidden.dimension(1)),
+                                       logits.data(), num_threads());
     return logits;
   }
 
-  /// Names relative to "classifier.".
-  std::vector<NamedParameter<Scalar>> parameters() {
-    return {{"weight", weight.data(), detail::matrix_shape(weight)},
-            {"bias", bias.data(), detail::vector_shape(bias)}};
-  }
+  /// "weight" and "bias" (relative to "classifier.").
+  std::vector<NamedParameter<Scalar>> parameters() { return dense.parameters(); }
+  std::vector<NamedParameter<const Scalar>> parameters() const { return dense.parameters(); }
+
+  /// Throws std::invalid_argument naming a parameter whose shape no longer matches the configuration.
+  void check_parameters() const { check_parameters("fnet::FNetClassifier", {}); }
 
  private:
-  void check_parameters() const {
-    detail::check_model_matrix("fnet::FNetClassifier", "weight", weight, num_labels_, hidden_size_);
-    detail::check_model_vector("fnet::FNetClassifier", "bias", bias, num_labels_);
+  friend struct detail::Access;
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    detail::Access::check_parameters(dense, owner, path);
   }
 
-  Task task_;
-  std::size_t hidden_size_;
-  std::size_t num_labels_;
+  static Classifier checked(Classifier kind) {
+    if (kind != Classifier::sequence && kind != Classifier::token)
+      throw std::invalid_argument(
+          "fnet::FNetClassifier: kind must be Classifier::sequence or Classifier::token");
+    return kind;
+  }
+
+  void initialize_from(detail::NormalGenerator& generator) { detail::Access::initialize(dense, generator); }
+
+  Classifier kind_;
 };
 
 }  // namespace fnet

@@ -1,13 +1,13 @@
 // LayerNorm: normalisation over the hidden features of each token, with affine weight and bias.
 #pragma once
 
+#include <fnet/detail/access.hpp>
 #include <fnet/detail/checks.hpp>
+#include <fnet/detail/parallel.hpp>
 #include <fnet/detail/row_kernels.hpp>
-#include <fnet/detail/thread_pool.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
-#include <fnet/workspace.hpp>
 
 #include <Eigen/Core>
 
@@ -69,15 +69,13 @@ class LayerNorm {
   /// Normalises into caller-owned memory (no allocation); out may be x itself.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out) const {
     constexpr const char* owner = "fnet::LayerNorm";
-    check_parameters(owner, -1, "weight", "bias");
+    check_parameters(owner, {});
     detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size_));
     detail::check_output(owner, x, out);
     const std::size_t tokens = static_cast<std::size_t>(x.dimension(0) * x.dimension(1));
     const Eigen::Index hidden = x.dimension(2);
-    const std::size_t chunks = detail::ceil_div(tokens, detail::kTokenRowBlock);
-    detail::parallel_for(chunks, num_threads(), [&](std::size_t chunk, int) {
-      const std::size_t end = std::min(tokens, (chunk + 1) * detail::kTokenRowBlock);
-      for (std::size_t row = chunk * detail::kTokenRowBlock; row < end; ++row) {
+    detail::for_each_row_block(tokens, num_threads(), [&](std::size_t first, std::size_t count) {
+      for (std::size_t row = first; row < first + count; ++row) {
         const auto offset = static_cast<Eigen::Index>(row) * hidden;
         detail::add_layer_norm_row<Scalar>(x.data() + offset, nullptr, out.data() + offset, hidden,
                                            weight.data(), bias.data(), eps_);
@@ -89,16 +87,18 @@ class LayerNorm {
   std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
 
-  /// Throws std::invalid_argument naming the parameter (as `owner`, `layer.{i}.` + name) whose shape is not
-  /// [hidden_size]. Used by the layers that own a LayerNorm, with their checkpoint names.
-  void check_parameters(const char* owner, int layer_index, const char* weight_name,
-                        const char* bias_name) const {
-    const auto n = static_cast<Eigen::Index>(hidden_size_);
-    detail::check_vector_shape(owner, layer_index, weight_name, weight, n);
-    detail::check_vector_shape(owner, layer_index, bias_name, bias, n);
-  }
+  /// Throws std::invalid_argument naming "weight" or "bias" when its shape is not [hidden_size].
+  void check_parameters() const { check_parameters("fnet::LayerNorm", {}); }
 
  private:
+  friend struct detail::Access;
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    const auto n = static_cast<Eigen::Index>(hidden_size_);
+    detail::check_vector_shape(owner, path, "weight", weight, n);
+    detail::check_vector_shape(owner, path, "bias", bias, n);
+  }
+
   template <class T, class Self>
   static std::vector<NamedParameter<T>> list(Self& self) {
     return {{"weight", self.weight.data(), {static_cast<std::size_t>(self.weight.size())}},

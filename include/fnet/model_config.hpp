@@ -1,5 +1,9 @@
-// FNetConfig: the hyper-parameters of a Hugging Face FNet checkpoint (the fields of its config.json).
+// FNetConfig: the hyper-parameters of a Hugging Face FNet checkpoint (the fields of its config.json), and
+// FNetHeads, the task heads a model carries.
 #pragma once
+
+#include <fnet/activation.hpp>
+#include <fnet/encoder_config.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -9,7 +13,9 @@
 
 namespace fnet {
 
-/// What a whole FNet model (embeddings, encoder, pooler, heads) is made of. Defaults are google/fnet-base's.
+/// What a whole FNet model (embeddings, encoder, pooler, heads) is made of. Every field has the name, meaning
+/// and default of the Hugging Face FNetConfig field (google/fnet-base's values); fnet::io::read_config reads
+/// them from config.json.
 ///
 ///     fnet::FNetConfig config;            // fnet-base
 ///     config.num_hidden_layers = 2;       // a smaller variant
@@ -19,42 +25,49 @@ struct FNetConfig {
   std::size_t hidden_size = 768;
   std::size_t intermediate_size = 3072;
   std::size_t num_hidden_layers = 12;
-  std::string hidden_act = "gelu_new";  // "gelu", "gelu_new" or "relu"
+  Activation hidden_act = Activation::gelu_new;  ///< parsed with fnet::parse_activation
   std::size_t max_position_embeddings = 512;
   std::size_t type_vocab_size = 4;
+  double initializer_range = 0.02;
   double layer_norm_eps = 1e-12;
   bool use_tpu_fourier_optimizations = false;
   std::size_t tpu_short_seq_length = 512;
-  long long pad_token_id = 3;
+  long long pad_token_id = 3;  ///< its word-embedding row starts at zero, as nn.Embedding's padding_idx
   long long bos_token_id = 1;
   long long eos_token_id = 2;
   std::size_t num_labels = 2;
-  std::vector<std::string> id2label;       // label names by index, empty when the config has none
-  std::vector<std::string> architectures;  // e.g. "FNetForPreTraining", "FNetForSequenceClassification"
+  std::vector<std::string> id2label;       ///< label names by index, empty when the config has none
+  std::vector<std::string> architectures;  ///< e.g. "FNetForPreTraining", "FNetForSequenceClassification"
+
+  /// The encoder's configuration: the one place where model fields map to encoder fields. They share their
+  /// names; the reference's TPU mixing (use_tpu_fourier_optimizations) applies only when
+  /// max_position_embeddings <= 4096, and above that it mixes with plain FFTs, as here.
+  EncoderConfig encoder() const {
+    EncoderConfig encoder;
+    encoder.hidden_size = hidden_size;
+    encoder.intermediate_size = intermediate_size;
+    encoder.num_hidden_layers = num_hidden_layers;
+    encoder.hidden_act = hidden_act;
+    encoder.layer_norm_eps = layer_norm_eps;
+    encoder.initializer_range = initializer_range;
+    encoder.use_tpu_fourier_optimizations = use_tpu_fourier_optimizations && max_position_embeddings <= 4096;
+    encoder.tpu_short_seq_length = tpu_short_seq_length;
+    return encoder;
+  }
 
   /// Throws std::invalid_argument naming the first field with an impossible value.
   void validate() const {
-    const auto positive = [](const char* field, std::size_t value) {
-      if (value == 0)
-        throw std::invalid_argument(std::string("FNetConfig: ") + field + " must be >= 1, got 0");
+    constexpr const char* owner = "fnet::FNetConfig";
+    const auto positive = [owner](const char* field, std::size_t value) {
+      if (value == 0) throw std::invalid_argument(std::string(owner) + ": " + field + " must be >= 1, got 0");
     };
     positive("vocab_size", vocab_size);
-    positive("hidden_size", hidden_size);
-    positive("intermediate_size", intermediate_size);
-    positive("num_hidden_layers", num_hidden_layers);
     positive("max_position_embeddings", max_position_embeddings);
     positive("type_vocab_size", type_vocab_size);
-    positive("tpu_short_seq_length", tpu_short_seq_length);
     positive("num_labels", num_labels);
-    if (!(layer_norm_eps > 0) || !std::isfinite(layer_norm_eps))
-      throw std::invalid_argument("FNetConfig: layer_norm_eps must be a finite value > 0, got " +
-                                  std::to_string(layer_norm_eps));
-    if (hidden_act != "gelu" && hidden_act != "gelu_new" && hidden_act != "relu" &&
-        hidden_act != "gelu_pytorch_tanh")
-      throw std::invalid_argument(
-          "FNetConfig: hidden_act must be \"gelu\", \"gelu_new\" or \"relu\", got \"" + hidden_act + "\"");
+    encoder().validate(owner);
     if (!id2label.empty() && id2label.size() != num_labels)
-      throw std::invalid_argument("FNetConfig: id2label has " + std::to_string(id2label.size()) +
+      throw std::invalid_argument(std::string(owner) + ": id2label has " + std::to_string(id2label.size()) +
                                   " labels but num_labels is " + std::to_string(num_labels));
   }
 
@@ -64,6 +77,16 @@ struct FNetConfig {
       if (name == "FNetForTokenClassification") return true;
     return false;
   }
+};
+
+/// What a classifier head classifies: nothing (no head), each sequence (from the pooled output), or each
+/// token.
+enum class Classifier { none, sequence, token };
+
+/// Which task heads an FNetModel carries besides the always-present pooler.
+struct FNetHeads {
+  bool pretraining = false;                  ///< "cls.*": masked-LM and next-sentence heads
+  Classifier classifier = Classifier::none;  ///< "classifier.*"
 };
 
 }  // namespace fnet

@@ -1,21 +1,17 @@
 // The number of threads one forward call may use (intra-op parallelism), a process-wide setting.
 #pragma once
 
-#include <atomic>
+#include <fnet/detail/parallel.hpp>
+
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace fnet {
 
 /// Largest accepted value of set_num_threads().
 inline constexpr int max_num_threads = 256;
-
-namespace detail {
-inline std::atomic<int>& num_threads_setting() {
-  static std::atomic<int> setting{1};
-  return setting;
-}
-}  // namespace detail
 
 /// How many threads a forward call may use, itself included. 1 (the default) runs everything on the
 /// calling thread and starts no thread. Results are bit-identical for every setting: work is cut into chunks
@@ -35,6 +31,16 @@ inline void set_num_threads(int threads) {
 /// The current setting (see set_num_threads).
 inline int num_threads() noexcept {
   return detail::num_threads_setting().load(std::memory_order_relaxed);
+}
+
+/// Every hardware thread of the machine (at least 1, at most max_num_threads): what the command-line tools
+/// and the benchmarks' all-threads cases use, as PyTorch uses every core by default. The library's own
+/// default stays 1, so that a service calling it from many threads does not oversubscribe the cores.
+///
+///     fnet::set_num_threads(fnet::hardware_threads());
+inline int hardware_threads() noexcept {
+  const unsigned found = std::thread::hardware_concurrency();
+  return std::clamp(static_cast<int>(found == 0 ? 1 : found), 1, max_num_threads);
 }
 
 }  // namespace fnet

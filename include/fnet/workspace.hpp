@@ -2,39 +2,24 @@
 // nothing.
 #pragma once
 
+#include <fnet/detail/access.hpp>
 #include <fnet/detail/aligned_buffer.hpp>
 
-#include <algorithm>
-#include <complex>
 #include <cstddef>
 
 namespace fnet {
 
 namespace detail {
 
-// Token rows per chunk of the row-parallel passes (dense products, LayerNorm). A fixed number, so the
-// chunks, and with them every result bit, never depend on how many threads run them.
-inline constexpr std::size_t kTokenRowBlock = 128;
-
-inline std::size_t ceil_div(std::size_t a, std::size_t b) {
-  return (a + b - 1) / b;
-}
-
-// Participants of a parallel pass over `chunks` chunks with `threads` threads: one scratch slot each.
-inline std::size_t slot_count(std::size_t chunks, int threads) {
-  return std::max<std::size_t>(1, std::min(chunks, static_cast<std::size_t>(std::max(threads, 1))));
-}
-
-// Elements of the half spectrum of one (seq, hidden) item, rounded so per-slot slices stay aligned.
+// The buffers the layers carve up; each grows to the largest request it has served.
 template <class Scalar>
-std::size_t spectrum_slot_size(std::size_t seq, std::size_t hidden) {
-  return aligned_count<std::complex<Scalar>>(seq * (hidden / 2 + 1));
-}
+struct WorkspaceBuffers {
+  AlignedBuffer<Scalar> activations;   // a layer's (tokens, hidden) sublayer output; the model's staging rows
+  AlignedBuffer<Scalar> intermediate;  // the feed-forward's activations of one group of rows
+  AlignedBuffer<Scalar> mixing;        // one slot per thread of token-mixing scratch (spectra, attention)
 
-template <class Scalar>
-std::size_t intermediate_slot_size(std::size_t tokens, std::size_t intermediate) {
-  return aligned_count<Scalar>(std::min(tokens, kTokenRowBlock) * intermediate);
-}
+  std::size_t bytes() const { return activations.bytes() + intermediate.bytes() + mixing.bytes(); }
+};
 
 }  // namespace detail
 
@@ -54,20 +39,14 @@ class Workspace {
   Workspace& operator=(Workspace&&) noexcept = default;
 
   /// Memory currently held.
-  std::size_t bytes() const { return hidden_.bytes() + intermediate_.bytes() + spectrum_.bytes(); }
+  std::size_t bytes() const { return buffers_.bytes(); }
 
   /// Gives the memory back; the next call allocates again.
-  void release() { *this = Workspace(); }
-
-  // The buffers the layers carve up. Each returns storage for at least `count` elements, growing if needed.
-  Scalar* hidden_buffer(std::size_t count) { return hidden_.reserve(count); }
-  Scalar* intermediate_buffer(std::size_t count) { return intermediate_.reserve(count); }
-  std::complex<Scalar>* spectrum_buffer(std::size_t count) { return spectrum_.reserve(count); }
+  void release() { buffers_ = detail::WorkspaceBuffers<Scalar>(); }
 
  private:
-  detail::AlignedBuffer<Scalar> hidden_;
-  detail::AlignedBuffer<Scalar> intermediate_;
-  detail::AlignedBuffer<std::complex<Scalar>> spectrum_;
+  friend struct detail::Access;
+  detail::WorkspaceBuffers<Scalar> buffers_;
 };
 
 }  // namespace fnet

@@ -8,7 +8,7 @@ int main() {
   fnet::EncoderConfig config;
   config.hidden_size = 48;
   config.intermediate_size = 96;
-  config.num_layers = 2;
+  config.num_hidden_layers = 2;
   fnet::FNetEncoder<float> encoder(config);
   encoder.initialize(7);
 

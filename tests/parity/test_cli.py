@@ -220,17 +220,18 @@ class CliTest(unittest.TestCase):
             f.write(raw[:-3])
         self.expect_failure(["--input-ids", truncated], "truncated.npy", "data bytes")
 
-    def test_tpu_configuration_requires_the_short_sequence_length(self):
+    def test_tpu_configuration_refuses_sequences_past_the_short_sequence_length(self):
         model = self.copy_model("tpu")
         with open(os.path.join(model, "config.json"), "w") as f:
             json.dump(dict(self.cfg, use_tpu_fourier_optimizations=True, tpu_short_seq_length=8), f)
-        self.expect_failure(["--input-ids", self.ids], "tpu_short_seq_length 8", "seq 4", model=model)
-        self.expect_failure(["--input-ids", self.ids, "--backend", "builtin"], "use_tpu_fourier_optimizations",
-                            model=model)
-        out = os.path.join(self.work, "out-tpu")
-        ids8 = self.npy("ids8.npy", np.full((1, 8), 7, dtype=np.int64))
-        result = self.run_infer("--model", model, "--input-ids", ids8, "--output-dir", out)
-        self.assertEqual(result.returncode, 0, result.stderr)
+        ids9 = self.npy("ids9.npy", np.full((1, 9), 7, dtype=np.int64))
+        self.expect_failure(["--input-ids", ids9], "seq 9", "sequence DFT length 8", model=model)
+        for seq in (4, 8):  # the leading block of the 8-point DFT matrix, on the default (dft) and another backend
+            ids = self.npy(f"ids{seq}.npy", np.full((1, seq), 7, dtype=np.int64))
+            for backend in ([], ["--backend", "builtin"]):
+                out = os.path.join(self.work, f"out-tpu-{seq}-{len(backend)}")
+                result = self.run_infer("--model", model, "--input-ids", ids, "--output-dir", out, *backend)
+                self.assertEqual(result.returncode, 0, result.stderr)
 
     def test_existing_outputs_survive_a_failure(self):
         out = os.path.join(self.work, "out-keep")

@@ -1,10 +1,15 @@
 // Multi-head self-attention (BERT-style, no mask): the baseline that Fourier mixing is compared against.
 #pragma once
 
+#include <fnet/dense.hpp>
+#include <fnet/detail/access.hpp>
 #include <fnet/detail/aligned_buffer.hpp>
 #include <fnet/detail/checks.hpp>
+#include <fnet/detail/gemm.hpp>
+#include <fnet/detail/parallel.hpp>
 #include <fnet/detail/random.hpp>
-#include <fnet/detail/thread_pool.hpp>
+#include <fnet/detail/softmax.hpp>
+#include <fnet/encoder_config.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
@@ -20,51 +25,22 @@
 #include <type_traits>
 #include <vector>
 
-namespace fnet::detail {
-
-// Replaces each row r of the row-major rows x cols block at `data` (row pitch `pitch`) by softmax(r),
-// max-subtracted so that no exp overflows; every row sum is >= 1 (the max maps to exp(0)), so the
-// division is always defined. Rows are contiguous, so Eigen vectorises max, exp, sum and scale.
-template <class Scalar>
-void softmax_rows_in_place(Scalar* data, Eigen::Index rows, Eigen::Index cols, Eigen::Index pitch) {
-  for (Eigen::Index r = 0; r < rows; ++r) {
-    Eigen::Map<Eigen::Array<Scalar, 1, Eigen::Dynamic>> row(data + r * pitch, cols);
-    const Scalar row_max = row.maxCoeff();
-    row = (row - row_max).exp();
-    row *= Scalar(1) / row.sum();
-  }
-}
-
-// Per-thread scratch of one attention call, carved out of a Workspace: the (seq, 3*hidden) Q|K|V rows and
-// the (seq, hidden) context in the hidden buffer, one head's (seq, seq) probabilities in the intermediate
-// buffer. Slot sizes are rounded to cache lines so every slot starts aligned.
-template <class Scalar>
-struct AttentionScratchLayout {
-  std::size_t qkv_context_slot;  // elements per slot in the hidden-sized buffer
-  std::size_t scores_slot;       // elements per slot in the intermediate buffer
-
-  AttentionScratchLayout(std::size_t seq, std::size_t hidden)
-      : qkv_context_slot(aligned_count<Scalar>(seq * 4 * hidden)),
-        scores_slot(aligned_count<Scalar>(seq * seq)) {}
-};
-
-}  // namespace fnet::detail
-
 namespace fnet::baseline {
 
 /**
  * Multi-head self-attention over (batch, seq, hidden) row-major tensors, written the way production CPU
- * inference engines do it, so that comparisons against Fourier mixing are fair:
- *  - one fused QKV GEMM per batch item (bias written first, the product accumulated onto it);
+ * inference engines do it, so that comparisons against Fourier mixing are fair. Every product runs on the
+ * library's one GEMM path (the configured BLAS when FNET_WITH_BLAS is on), like FNet's feed-forward:
+ *  - one fused QKV projection per batch item (bias written first, the product accumulated onto it);
  *  - per head, scores = (1/sqrt(head_dim)) Q_h K_h^T as ONE GEMM with the scale as its alpha, reading the
- *    heads straight out of the interleaved QKV rows through strided maps (no per-head copies);
+ *    heads straight out of the interleaved QKV rows through their row pitch (no per-head copies);
  *  - a max-subtracted, vectorised row softmax in place;
  *  - P V_h written straight into its columns of the (seq, heads*head_dim) context, then the output
- * projection. Only one head's seq x seq probabilities exist at a time (per thread). Scratch comes from an
- * fnet::Workspace, so steady-state calls allocate nothing but Eigen's GEMM packing buffers. No mask, no
- * dropout (inference).
+ *    projection accumulated onto its bias (and, inside an encoder layer, onto the residual).
+ * Only one head's seq x seq probabilities exist at a time (per thread). Scratch comes from an
+ * fnet::Workspace, so steady-state calls allocate nothing. No mask, no dropout (inference).
  *
- * Weights are stored [out, in] row-major like PyTorch. Rows [0,H) of qkv_weight are the query projection,
+ * Weights are stored [out, in] row-major like PyTorch. Rows [0,H) of qkv.weight are the query projection,
  * [H,2H) the key, [2H,3H) the value: Hugging Face BERT's attention.self.{query,key,value} stacked, and
  * parameters() lists them under those names, pointing into the stacked storage.
  *
@@ -86,8 +62,15 @@ class MultiHeadAttention {
 
  public:
   using Index = Eigen::Index;
-  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+
+  /// The name of this sublayer in a Hugging Face BERT layer ("attention.self.query.weight", ...).
+  static constexpr const char* module_name = "attention";
+
+  /// The attention an encoder layer of `config` uses: `num_heads` heads, or hidden_size / 64 when 0.
+  static MultiHeadAttention from_config(const EncoderConfig& config, std::size_t num_heads = 0) {
+    return num_heads == 0 ? MultiHeadAttention(config.hidden_size)
+                          : MultiHeadAttention(config.hidden_size, num_heads);
+  }
 
   /// BERT's head size; the one-argument constructor uses hidden_size / 64 heads.
   static constexpr std::size_t default_head_dim = 64;
@@ -99,26 +82,12 @@ class MultiHeadAttention {
 
   /// `num_heads` heads of hidden_size / num_heads features each. Parameters start at zero.
   MultiHeadAttention(std::size_t hidden_size, std::size_t num_heads)
-      : hidden_size_(hidden_size), num_heads_(num_heads) {
-    constexpr std::size_t max_size = std::size_t{1} << 24;
-    if (hidden_size == 0 || hidden_size > max_size)
-      throw std::invalid_argument("fnet::baseline::MultiHeadAttention: hidden_size must be in [1, " +
-                                  std::to_string(max_size) + "], got " + std::to_string(hidden_size));
-    if (num_heads == 0 || hidden_size % num_heads != 0)
-      throw std::invalid_argument("fnet::baseline::MultiHeadAttention: num_heads " +
-                                  std::to_string(num_heads) + " must be >= 1 and divide hidden_size " +
-                                  std::to_string(hidden_size));
-    const auto h = static_cast<Index>(hidden_size);
-    qkv_weight = Matrix::Zero(3 * h, h);
-    qkv_bias = Vector::Zero(3 * h);
-    output_weight = Matrix::Zero(h, h);
-    output_bias = Vector::Zero(h);
-  }
+      : qkv(checked_hidden(hidden_size, num_heads), 3 * hidden_size),
+        output(hidden_size, hidden_size),
+        num_heads_(num_heads) {}
 
-  Matrix qkv_weight;     ///< [3*hidden, hidden]: query, key, value projections stacked, [out, in]
-  Vector qkv_bias;       ///< [3*hidden]
-  Matrix output_weight;  ///< [hidden, hidden], "output.dense.weight"
-  Vector output_bias;    ///< [hidden], "output.dense.bias"
+  Dense<Scalar> qkv;     ///< [3*hidden, hidden]: query, key, value projections stacked, [out, in]
+  Dense<Scalar> output;  ///< [hidden, hidden], "output.dense.{weight,bias}"
 
   /// hidden_size / 64, BERT's head count; throws std::invalid_argument unless hidden_size is a positive
   /// multiple of 64.
@@ -130,26 +99,14 @@ class MultiHeadAttention {
     return hidden_size / default_head_dim;
   }
 
-  std::size_t hidden_size() const { return hidden_size_; }
+  std::size_t hidden_size() const { return output.out_features(); }
   std::size_t num_heads() const { return num_heads_; }
-  std::size_t head_dim() const { return hidden_size_ / num_heads_; }
+  std::size_t head_dim() const { return hidden_size() / num_heads_; }
 
   /// Weights N(0, 0.02) from `seed` (the same numbers on every platform), biases zero.
   void initialize(std::uint64_t seed) {
     detail::NormalGenerator generator(seed);
-    initialize(generator);
-  }
-
-  /// Draws qkv_weight, then output_weight, from a generator shared with the caller.
-  void initialize(detail::NormalGenerator& generator) {
-    const auto h = static_cast<Index>(hidden_size_);
-    qkv_weight.resize(3 * h, h);
-    output_weight.resize(h, h);
-    generator.fill(qkv_weight.data(), static_cast<std::size_t>(qkv_weight.size()), detail::kInitializerRange);
-    generator.fill(output_weight.data(), static_cast<std::size_t>(output_weight.size()),
-                   detail::kInitializerRange);
-    qkv_bias = Vector::Zero(3 * h);
-    output_bias = Vector::Zero(h);
+    initialize_from(generator);
   }
 
   /// Self-attention of each batch item; returns a new (batch, seq, hidden) tensor.
@@ -161,56 +118,31 @@ class MultiHeadAttention {
   }
 
   /// Into caller-owned memory; out must have x's dims and be x itself or not overlap it. Allocates nothing
-  /// but Eigen's GEMM packing buffers once the workspace has grown.
+  /// once the workspace has grown.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
     constexpr const char* owner = "fnet::baseline::MultiHeadAttention";
-    check_parameters(owner, "");
-    detail::check_input(owner, x, static_cast<Index>(hidden_size_));
+    check_parameters(owner, {});
+    detail::check_input(owner, x, static_cast<Index>(hidden_size()));
     detail::check_output(owner, x, out);
-    forward_unchecked(x.data(), out.data(), x.dimension(0), x.dimension(1), workspace, 0, num_threads());
+    const auto batch = static_cast<std::size_t>(x.dimension(0));
+    const Index seq = x.dimension(1), hidden = x.dimension(2);
+    const int threads = num_threads();
+    const std::size_t slot = scratch_size(seq, hidden);
+    Scalar* scratch =
+        detail::Access::buffers(workspace).mixing.reserve(slot * detail::slot_count(batch, threads));
+    detail::parallel_for(batch, threads, [&](std::size_t item, int s) {
+      const Index offset = static_cast<Index>(item) * seq * hidden;
+      mix_item(x.data() + offset, seq, hidden, out.data() + offset,
+               scratch + slot * static_cast<std::size_t>(s),
+               /*add_input=*/false, [](Index) {});
+    });
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq) const {
-    const int threads = num_threads();
-    workspace.hidden_buffer(hidden_buffer_size(batch, seq, 0, threads));
-    workspace.intermediate_buffer(scores_buffer_size(batch, seq, threads));
-  }
-
-  /// Elements of the workspace's hidden buffer a call needs after the caller's own `hidden_offset` elements.
-  std::size_t hidden_buffer_size(std::size_t batch, std::size_t seq, std::size_t hidden_offset,
-                                 int threads) const {
-    return detail::aligned_count<Scalar>(hidden_offset) +
-           detail::AttentionScratchLayout<Scalar>(seq, hidden_size_).qkv_context_slot *
-               detail::slot_count(batch, threads);
-  }
-
-  /// Elements of the workspace's intermediate buffer a call needs (one head's scores per thread).
-  std::size_t scores_buffer_size(std::size_t batch, std::size_t seq, int threads) const {
-    return detail::AttentionScratchLayout<Scalar>(seq, hidden_size_).scores_slot *
-           detail::slot_count(batch, threads);
-  }
-
-  /// The attention without argument checks, for layers that check once. Item b of x (seq x hidden rows)
-  /// maps to item b of out; out may be x. The first `hidden_offset` elements of the workspace's hidden
-  /// buffer stay the caller's (a caller that sized the buffer to hidden_buffer_size() keeps its pointers
-  /// valid); the intermediate buffer is used whole.
-  void forward_unchecked(const Scalar* x, Scalar* out, Index batch, Index seq, Workspace<Scalar>& workspace,
-                         std::size_t hidden_offset, int threads) const {
-    const detail::AttentionScratchLayout<Scalar> layout(static_cast<std::size_t>(seq), hidden_size_);
-    Scalar* qkv_context =
-        workspace.hidden_buffer(hidden_buffer_size(static_cast<std::size_t>(batch),
-                                                   static_cast<std::size_t>(seq), hidden_offset, threads)) +
-        detail::aligned_count<Scalar>(hidden_offset);
-    Scalar* scores = workspace.intermediate_buffer(
-        scores_buffer_size(static_cast<std::size_t>(batch), static_cast<std::size_t>(seq), threads));
-    const Index item_size = seq * static_cast<Index>(hidden_size_);
-    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int slot) {
-      const auto s = static_cast<std::size_t>(slot);
-      const Index offset = static_cast<Index>(item) * item_size;
-      attend_item(x + offset, out + offset, seq, qkv_context + layout.qkv_context_slot * s,
-                  scores + layout.scores_slot * s);
-    });
+    detail::Access::buffers(workspace).mixing.reserve(
+        scratch_size(static_cast<Index>(seq), static_cast<Index>(hidden_size())) *
+        detail::slot_count(batch, num_threads()));
   }
 
   /// self.{query,key,value}.{weight,bias} (views into the stacked qkv storage) and
@@ -219,71 +151,96 @@ class MultiHeadAttention {
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
 
   /// Throws std::invalid_argument naming the first parameter whose shape no longer matches hidden_size.
-  /// `prefix` is prepended to the names in the message (e.g. "attention.").
-  void check_parameters(const char* owner, const std::string& prefix, int layer_index = -1) const {
-    const auto h = static_cast<Index>(hidden_size_);
-    detail::check_matrix_shape(owner, layer_index, (prefix + "qkv_weight").c_str(), qkv_weight, 3 * h, h);
-    detail::check_vector_shape(owner, layer_index, (prefix + "qkv_bias").c_str(), qkv_bias, 3 * h);
-    detail::check_matrix_shape(owner, layer_index, (prefix + "output.dense.weight").c_str(), output_weight, h,
-                               h);
-    detail::check_vector_shape(owner, layer_index, (prefix + "output.dense.bias").c_str(), output_bias, h);
-  }
+  void check_parameters() const { check_parameters("fnet::baseline::MultiHeadAttention", {}); }
+
+  /// Attention takes any sequence length.
+  void check_sequence(const char*, Index) const {}
 
  private:
-  // One batch item: `scratch` holds (seq, 3H) Q|K|V rows followed by the (seq, H) context.
-  void attend_item(const Scalar* x, Scalar* out, Index seq, Scalar* scratch, Scalar* scores_data) const {
-    using ConstRows = Eigen::Map<const Matrix>;
-    using Rows = Eigen::Map<Matrix>;
-    using ConstHead = Eigen::Map<const Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-    using Head = Eigen::Map<Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-    const auto hidden = static_cast<Index>(hidden_size_);
+  friend struct detail::Access;
+
+  static std::size_t checked_hidden(std::size_t hidden_size, std::size_t num_heads) {
+    constexpr std::size_t max_size = std::size_t{1} << 24;
+    if (hidden_size == 0 || hidden_size > max_size)
+      throw std::invalid_argument("fnet::baseline::MultiHeadAttention: hidden_size must be in [1, " +
+                                  std::to_string(max_size) + "], got " + std::to_string(hidden_size));
+    if (num_heads == 0 || hidden_size % num_heads != 0)
+      throw std::invalid_argument("fnet::baseline::MultiHeadAttention: num_heads " +
+                                  std::to_string(num_heads) + " must be >= 1 and divide hidden_size " +
+                                  std::to_string(hidden_size));
+    return hidden_size;
+  }
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    detail::Access::check_parameters(qkv, owner, detail::ParameterPath(path, "qkv."));
+    detail::Access::check_parameters(output, owner, detail::ParameterPath(path, "output.dense."));
+  }
+
+  void initialize_from(detail::NormalGenerator& generator) {
+    detail::Access::initialize(qkv, generator);
+    detail::Access::initialize(output, generator);
+  }
+
+  // Scalars of scratch one item needs: the (seq, 3H) Q|K|V rows, the (seq, H) context and one head's
+  // (seq, seq) probabilities, each starting on a cache line.
+  std::size_t scratch_size(Index seq, Index hidden) const {
+    const auto s = static_cast<std::size_t>(seq), h = static_cast<std::size_t>(hidden);
+    return detail::aligned_count<Scalar>(s * 3 * h) + detail::aligned_count<Scalar>(s * h) +
+           detail::aligned_count<Scalar>(s * s);
+  }
+
+  // Kernel: out = attention(x) (+ x when add_input) for one (seq, hidden) item; after_row(n) runs for each
+  // finished output row. out may be x: x is read in full (into Q|K|V) before out is written. No checks.
+  template <class AfterRow>
+  void mix_item(const Scalar* x, Index seq, Index hidden, Scalar* out, Scalar* scratch, bool add_input,
+                AfterRow&& after_row) const {
     const auto dim = static_cast<Index>(head_dim());
+    const Index pitch = 3 * hidden;
     const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(dim));
+    Scalar* q_k_v = scratch;
+    Scalar* context = q_k_v + detail::aligned_count<Scalar>(static_cast<std::size_t>(seq * pitch));
+    Scalar* scores = context + detail::aligned_count<Scalar>(static_cast<std::size_t>(seq * hidden));
 
-    Rows qkv(scratch, seq, 3 * hidden);
-    Rows context(scratch + seq * 3 * hidden, seq, hidden);
-    Rows scores(scores_data, seq, seq);
-    qkv.rowwise() = qkv_bias.transpose();
-    qkv.noalias() += ConstRows(x, seq, hidden) * qkv_weight.transpose();
-
+    detail::Access::forward_rows(qkv, x, seq, hidden, q_k_v, pitch);
     for (Index h = 0; h < static_cast<Index>(num_heads_); ++h) {
-      const Scalar* head = qkv.data() + h * dim;
-      const Eigen::OuterStride<> pitch(3 * hidden);
-      ConstHead query(head, seq, dim, pitch), key(head + hidden, seq, dim, pitch),
-          value(head + 2 * hidden, seq, dim, pitch);
-      scores.noalias() = scale * query * key.transpose();
-      detail::softmax_rows_in_place(scores.data(), seq, seq, seq);
-      Head head_context(context.data() + h * dim, seq, dim, Eigen::OuterStride<>(hidden));
-      head_context.noalias() = scores * value;
+      const Scalar* query = q_k_v + h * dim;
+      const Scalar* key = query + hidden;
+      const Scalar* value = query + 2 * hidden;
+      detail::gemm<Scalar>(seq, seq, dim, scale, query, pitch, key, pitch, detail::RightOperand::transposed,
+                           Scalar(0), scores, seq);
+      detail::softmax_rows_in_place(scores, seq, seq, seq);
+      detail::gemm<Scalar>(seq, dim, seq, Scalar(1), scores, seq, value, pitch, detail::RightOperand::plain,
+                           Scalar(0), context + h * dim, hidden);
     }
-
-    // x is fully read (into qkv) before out is written, so out may be x.
-    Rows result(out, seq, hidden);
-    result.rowwise() = output_bias.transpose();
-    result.noalias() += context * output_weight.transpose();
+    for (Index n = 0; n < seq; ++n) {
+      Scalar* row = out + n * hidden;
+      const Scalar* bias = output.bias.data();
+      if (add_input) {
+        const Scalar* input = x + n * hidden;
+        for (Index k = 0; k < hidden; ++k) row[k] = input[k] + bias[k];
+      } else {
+        std::copy_n(bias, hidden, row);
+      }
+    }
+    detail::Access::accumulate_rows(output, context, seq, hidden, out, hidden);
+    for (Index n = 0; n < seq; ++n) after_row(n);
   }
 
   template <class T, class Self>
   static std::vector<NamedParameter<T>> list(Self& self) {
-    const std::size_t h = self.hidden_size_;
+    const std::size_t h = self.hidden_size();
     // The query/key/value views point into the stacked storage, valid only while it has its configured shape.
-    self.check_parameters("fnet::baseline::MultiHeadAttention::parameters", "");
+    self.check_parameters("fnet::baseline::MultiHeadAttention::parameters", {});
     std::vector<NamedParameter<T>> all;
     const char* names[] = {"self.query", "self.key", "self.value"};
     for (std::size_t part = 0; part < 3; ++part) {
-      all.push_back({std::string(names[part]) + ".weight", self.qkv_weight.data() + part * h * h, {h, h}});
-      all.push_back({std::string(names[part]) + ".bias", self.qkv_bias.data() + part * h, {h}});
+      all.push_back({std::string(names[part]) + ".weight", self.qkv.weight.data() + part * h * h, {h, h}});
+      all.push_back({std::string(names[part]) + ".bias", self.qkv.bias.data() + part * h, {h}});
     }
-    all.push_back({"output.dense.weight",
-                   self.output_weight.data(),
-                   {static_cast<std::size_t>(self.output_weight.rows()),
-                    static_cast<std::size_t>(self.output_weight.cols())}});
-    all.push_back(
-        {"output.dense.bias", self.output_bias.data(), {static_cast<std::size_t>(self.output_bias.size())}});
+    for (auto& p : self.output.parameters()) all.push_back({"output.dense." + p.name, p.data, p.shape});
     return all;
   }
 
-  std::size_t hidden_size_;
   std::size_t num_heads_;
 };
 

@@ -1,4 +1,4 @@
-// The CBLAS side of the GEMM backend switch: y += x * W^T through cblas_sgemm / cblas_dgemm.
+// The CBLAS side of the GEMM backend switch: y = alpha x op(W) + beta y through cblas_sgemm / cblas_dgemm.
 #pragma once
 
 #if !defined(FNET_HAS_BLAS)
@@ -38,18 +38,19 @@ inline bool fits_blas_int(long long value) {
   return value >= 0 && value <= INT_MAX;
 }
 
-// y += x * W^T over row-major storage (see gemm_accumulate_xwt). Only for float and double.
+// y = alpha * x * op(W) + beta * y over row-major storage (see detail::gemm). Only for float and double.
 template <class Scalar>
-void blas_accumulate_xwt(int rows, int cols, int depth, const Scalar* x, int x_stride, const Scalar* weight,
-                         int weight_stride, Scalar* y, int y_stride) {
+void blas_gemm(int rows, int cols, int depth, Scalar alpha, const Scalar* x, int x_stride, const Scalar* w,
+               int w_stride, bool transposed, Scalar beta, Scalar* y, int y_stride) {
   static_assert(blas_scalar_v<Scalar>, "CBLAS has only float and double GEMMs");
   run_blas_on_calling_thread();
+  const auto right = transposed ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<Scalar, float>) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, depth, 1.0f, x, x_stride, weight,
-                weight_stride, 1.0f, y, y_stride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, right, rows, cols, depth, alpha, x, x_stride, w, w_stride, beta,
+                y, y_stride);
   } else {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, depth, 1.0, x, x_stride, weight,
-                weight_stride, 1.0, y, y_stride);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, right, rows, cols, depth, alpha, x, x_stride, w, w_stride, beta,
+                y, y_stride);
   }
 }
 

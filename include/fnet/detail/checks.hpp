@@ -1,4 +1,4 @@
-// Argument checks shared by the layers: tensor shapes, aliasing and parameter shapes, with readable messages.
+// The one family of argument checks: tensor shapes, aliasing and parameter shapes, with readable messages.
 #pragma once
 
 #include <Eigen/Core>
@@ -34,6 +34,12 @@ void check_input(const char* owner, const InputMap& x, Eigen::Index expected_hid
                                 std::to_string(expected_hidden) + " (x dims " + dims_string(b, s, h) + ")");
 }
 
+inline bool ranges_overlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
+  const auto pa = reinterpret_cast<std::uintptr_t>(a);
+  const auto pb = reinterpret_cast<std::uintptr_t>(b);
+  return pa < pb + b_bytes && pb < pa + a_bytes;
+}
+
 // The output must have the input's dims and either be the input itself or not overlap it at all.
 template <class InputMap, class OutputMap>
 void check_output(const char* owner, const InputMap& x, const OutputMap& out) {
@@ -45,37 +51,72 @@ void check_output(const char* owner, const InputMap& x, const OutputMap& out) {
                                 dims_string(x.dimension(0), x.dimension(1), x.dimension(2)));
   if (out.data() == nullptr)
     throw std::invalid_argument(std::string(owner) + ": output out has a null data pointer");
-  const auto in_begin = reinterpret_cast<std::uintptr_t>(x.data());
-  const auto out_begin = reinterpret_cast<std::uintptr_t>(out.data());
-  const auto bytes = static_cast<std::uintptr_t>(x.size()) * sizeof(*x.data());
-  if (in_begin != out_begin && in_begin < out_begin + bytes && out_begin < in_begin + bytes)
+  const auto bytes = static_cast<std::size_t>(x.size()) * sizeof(*x.data());
+  if (static_cast<const void*>(x.data()) != static_cast<const void*>(out.data()) &&
+      ranges_overlap(x.data(), bytes, out.data(), bytes))
     throw std::invalid_argument(
         std::string(owner) +
         ": output out partly overlaps input x (they must be the same memory or disjoint)");
 }
 
-// layer_index < 0 for a standalone object; otherwise names are prefixed "layer.{i}." as in checkpoints.
-[[noreturn]] inline void throw_parameter_shape(const char* owner, int layer_index, const char* name,
+// A parameter's dotted name relative to the object being checked ("layer.0.intermediate.dense."), built only
+// when a message needs it: each level points at its parent on the caller's stack, so checking a deep model's
+// shapes allocates nothing.
+class ParameterPath {
+ public:
+  ParameterPath() = default;
+  ParameterPath(const ParameterPath& parent, const char* part, const char* suffix = "")
+      : parent_(&parent), part_(part), suffix_(suffix) {}
+  // parent + part + index + "." ("layer." 3 -> "layer.3.").
+  ParameterPath(const ParameterPath& parent, const char* part, std::size_t index)
+      : parent_(&parent), part_(part), suffix_("."), index_(index), has_index_(true) {}
+
+  std::string str() const {
+    std::string text = parent_ != nullptr ? parent_->str() : std::string();
+    text += part_;
+    if (has_index_) text += std::to_string(index_);
+    return text + suffix_;
+  }
+
+ private:
+  const ParameterPath* parent_ = nullptr;
+  const char* part_ = "";
+  const char* suffix_ = "";
+  std::size_t index_ = 0;
+  bool has_index_ = false;
+};
+
+// Parameter shapes: `path` + `name` is the parameter's name as the checked object's parameters() lists it,
+// so a message points at the checkpoint tensor.
+[[noreturn]] inline void throw_parameter_shape(const char* owner, const std::string& name,
                                                const std::string& actual, const std::string& expected) {
-  const std::string prefix = layer_index >= 0 ? "layer." + std::to_string(layer_index) + "." : std::string();
-  throw std::invalid_argument(std::string(owner) + ": parameter " + prefix + name + " has shape " + actual +
+  throw std::invalid_argument(std::string(owner) + ": parameter " + name + " has shape " + actual +
                               " but the configuration needs " + expected);
 }
 
 template <class Matrix>
-void check_matrix_shape(const char* owner, int layer_index, const char* name, const Matrix& m,
+void check_matrix_shape(const char* owner, const ParameterPath& path, const char* name, const Matrix& m,
                         Eigen::Index rows, Eigen::Index cols) {
   if (m.rows() != rows || m.cols() != cols)
-    throw_parameter_shape(owner, layer_index, name, shape_string(m.rows(), m.cols()),
+    throw_parameter_shape(owner, path.str() + name, shape_string(m.rows(), m.cols()),
                           shape_string(rows, cols));
 }
 
 template <class Vector>
-void check_vector_shape(const char* owner, int layer_index, const char* name, const Vector& v,
+void check_vector_shape(const char* owner, const ParameterPath& path, const char* name, const Vector& v,
                         Eigen::Index size) {
   if (v.size() != size)
-    throw_parameter_shape(owner, layer_index, name, "[" + std::to_string(v.size()) + "]",
+    throw_parameter_shape(owner, path.str() + name, "[" + std::to_string(v.size()) + "]",
                           "[" + std::to_string(size) + "]");
+}
+
+// Rows of final hidden states a head reads: (batch >= 1, seq >= 1, hidden_size).
+template <class InputMap>
+void check_hidden_states(const char* owner, const InputMap& hidden, Eigen::Index hidden_size) {
+  if (hidden.dimension(0) <= 0 || hidden.dimension(1) <= 0 || hidden.dimension(2) != hidden_size)
+    throw std::invalid_argument(std::string(owner) + ": hidden states have dims " +
+                                dims_string(hidden.dimension(0), hidden.dimension(1), hidden.dimension(2)) +
+                                " but need (batch >= 1, seq >= 1, " + std::to_string(hidden_size) + ")");
 }
 
 }  // namespace fnet::detail

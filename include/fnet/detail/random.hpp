@@ -2,16 +2,24 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <random>
 
 namespace fnet::detail {
 
-// std::normal_distribution's algorithm is implementation-defined; std::mt19937_64's output is not, so the
-// normal variates are derived from it here with the Box-Muller transform.
+// Standard deviation of the reference implementation's weight initialisation (initializer_range).
+inline constexpr double kInitializerRange = 0.02;
+
+// One stream of N(0, sigma) variates. std::normal_distribution's algorithm is implementation-defined;
+// std::mt19937_64's output is not, so the normal variates are derived from it here with the Box-Muller
+// transform.
 class NormalGenerator {
  public:
-  explicit NormalGenerator(std::uint64_t seed) : engine_(seed) {}
+  explicit NormalGenerator(std::uint64_t seed, double sigma = kInitializerRange)
+      : engine_(seed), sigma_(sigma) {}
+
+  double sigma() const { return sigma_; }
 
   double next() {
     if (has_spare_) {
@@ -30,17 +38,15 @@ class NormalGenerator {
 
   // Fills `count` elements in storage order with N(0, sigma).
   template <class Scalar>
-  void fill(Scalar* data, std::size_t count, double sigma) {
-    for (std::size_t i = 0; i < count; ++i) data[i] = static_cast<Scalar>(sigma * next());
+  void fill(Scalar* data, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) data[i] = static_cast<Scalar>(sigma_ * next());
   }
 
  private:
   std::mt19937_64 engine_;
+  double sigma_;
   double spare_ = 0;
   bool has_spare_ = false;
 };
-
-// Standard deviation of the reference implementation's weight initialisation (initializer_range).
-inline constexpr double kInitializerRange = 0.02;
 
 }  // namespace fnet::detail

@@ -1,6 +1,7 @@
 // Reading FNetConfig from a Hugging Face config.json (nlohmann_json), with every field type-checked.
 #pragma once
 
+#include <fnet/activation.hpp>
 #include <fnet/io/error.hpp>
 #include <fnet/model_config.hpp>
 
@@ -12,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 namespace fnet::io {
@@ -42,6 +44,14 @@ inline void read_integer(const nlohmann::json& json, const char* key, long long&
   if (!value.is_number_integer())
     bad_config(source, std::string(key) + " must be an integer, got " + value.dump());
   field = value.get<long long>();
+}
+
+inline void read_number(const nlohmann::json& json, const char* key, double& field,
+                        const std::string& source) {
+  if (!json.contains(key)) return;
+  const auto& value = json[key];
+  if (!value.is_number()) bad_config(source, std::string(key) + " must be a number, got " + value.dump());
+  field = value.get<double>();
 }
 
 }  // namespace detail
@@ -76,13 +86,14 @@ inline FNetConfig parse_config(const std::string& text, const std::string& sourc
   if (json.contains("hidden_act")) {
     if (!json["hidden_act"].is_string())
       bad_config(source, "hidden_act must be a string, got " + json["hidden_act"].dump());
-    config.hidden_act = json["hidden_act"].get<std::string>();
+    try {
+      config.hidden_act = parse_activation(json["hidden_act"].get<std::string>());
+    } catch (const std::invalid_argument& error) {
+      bad_config(source, std::string("hidden_act: ") + error.what());
+    }
   }
-  if (json.contains("layer_norm_eps")) {
-    if (!json["layer_norm_eps"].is_number())
-      bad_config(source, "layer_norm_eps must be a number, got " + json["layer_norm_eps"].dump());
-    config.layer_norm_eps = json["layer_norm_eps"].get<double>();
-  }
+  detail::read_number(json, "layer_norm_eps", config.layer_norm_eps, source);
+  detail::read_number(json, "initializer_range", config.initializer_range, source);
   if (json.contains("use_tpu_fourier_optimizations")) {
     if (!json["use_tpu_fourier_optimizations"].is_boolean())
       bad_config(source, "use_tpu_fourier_optimizations must be true or false, got " +

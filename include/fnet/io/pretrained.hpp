@@ -21,8 +21,7 @@ inline FNetHeads detect_heads(const Checkpoint& checkpoint, const FNetConfig& co
     if (name.rfind("cls.predictions.", 0) == 0 || name.rfind("cls.seq_relationship.", 0) == 0)
       heads.pretraining = true;
     if (name.rfind("classifier.", 0) == 0)
-      heads.classifier =
-          config.is_token_classifier() ? FNetHeads::Classifier::token : FNetHeads::Classifier::sequence;
+      heads.classifier = config.is_token_classifier() ? Classifier::token : Classifier::sequence;
   }
   return heads;
 }

@@ -1,0 +1,159 @@
+// Dense: a linear layer y = x W^T + b over token rows, the one dense layer every part of the model uses.
+#pragma once
+
+#include <fnet/detail/access.hpp>
+#include <fnet/detail/checks.hpp>
+#include <fnet/detail/gemm.hpp>
+#include <fnet/detail/parallel.hpp>
+#include <fnet/detail/random.hpp>
+#include <fnet/parameter.hpp>
+#include <fnet/tensor.hpp>
+#include <fnet/threads.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fnet {
+
+/// y = x W^T + b for every token, W stored [out, in] row-major and b [out], exactly as PyTorch's nn.Linear
+/// stores them, so checkpoint tensors copy in unchanged. Every product runs through the library's one GEMM
+/// path (see <fnet/gemm.hpp>).
+///
+///     fnet::Dense<float> dense(768, 3072);       // in, out; zero weight and bias
+///     dense.initialize(42);                       // N(0, 0.02) weight, zero bias, or load them
+///     fnet::Tensor3<float> y = dense.forward(x);  // x: (batch, seq, 768) -> y: (batch, seq, 3072)
+template <class Scalar>
+class Dense {
+ public:
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+
+  /// Zero weight [out_features, in_features] and bias [out_features]. Throws std::invalid_argument for a zero
+  /// size.
+  Dense(std::size_t in_features, std::size_t out_features) : in_(in_features), out_(out_features) {
+    if (in_features == 0 || out_features == 0)
+      throw std::invalid_argument("fnet::Dense: in_features and out_features must be >= 1, got " +
+                                  std::to_string(in_features) + " and " + std::to_string(out_features));
+    weight = Matrix::Zero(static_cast<Eigen::Index>(out_), static_cast<Eigen::Index>(in_));
+    bias = Vector::Zero(static_cast<Eigen::Index>(out_));
+  }
+
+  Matrix weight;  ///< [out_features, in_features], "weight" in checkpoints
+  Vector bias;    ///< [out_features], "bias"
+
+  std::size_t in_features() const { return in_; }
+  std::size_t out_features() const { return out_; }
+
+  /// Weight N(0, 0.02) from `seed`, bias zero, as the reference initialises a Linear layer.
+  void initialize(std::uint64_t seed) {
+    detail::NormalGenerator generator(seed);
+    initialize_from(generator);
+  }
+
+  Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
+    Tensor3<Scalar> out(x.dimension(0), x.dimension(1), static_cast<Eigen::Index>(out_));
+    forward(as_map(x), as_map(out));
+    return out;
+  }
+
+  /// The same, for a writable view of the input (which is still only read).
+  void forward(Tensor3Map<Scalar> x, Tensor3Map<Scalar> out) const {
+    forward(ConstTensor3Map<Scalar>(x.data(), x.dimensions()), out);
+  }
+
+  /// Into caller-owned memory of dims (batch, seq, out_features), which must not overlap x. Rows go in fixed
+  /// blocks over the intra-op threads (the same bits for every thread count); allocates nothing.
+  void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out) const {
+    constexpr const char* owner = "fnet::Dense";
+    check_parameters(owner, {});
+    detail::check_input(owner, x, static_cast<Eigen::Index>(in_));
+    if (out.dimension(0) != x.dimension(0) || out.dimension(1) != x.dimension(1) ||
+        out.dimension(2) != static_cast<Eigen::Index>(out_))
+      throw std::invalid_argument(
+          std::string(owner) + ": output out has dims " +
+          detail::dims_string(out.dimension(0), out.dimension(1), out.dimension(2)) + " but needs " +
+          detail::dims_string(x.dimension(0), x.dimension(1), static_cast<Eigen::Index>(out_)));
+    if (out.data() == nullptr)
+      throw std::invalid_argument(std::string(owner) + ": output out has a null data pointer");
+    if (detail::ranges_overlap(x.data(), static_cast<std::size_t>(x.size()) * sizeof(Scalar), out.data(),
+                               static_cast<std::size_t>(out.size()) * sizeof(Scalar)))
+      throw std::invalid_argument(std::string(owner) + ": output out overlaps input x");
+    forward_token_rows(x.data(), static_cast<std::size_t>(x.dimension(0) * x.dimension(1)), out.data(),
+                       num_threads());
+  }
+
+  /// ("weight", [out, in]) and ("bias", [out]) with their current shapes.
+  std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
+  std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
+
+  /// Throws std::invalid_argument naming "weight" or "bias" when its shape no longer matches the sizes.
+  void check_parameters() const { check_parameters("fnet::Dense", {}); }
+
+ private:
+  friend struct detail::Access;
+
+  void check_parameters(const char* owner, const detail::ParameterPath& path) const {
+    detail::check_matrix_shape(owner, path, "weight", weight, static_cast<Eigen::Index>(out_),
+                               static_cast<Eigen::Index>(in_));
+    detail::check_vector_shape(owner, path, "bias", bias, static_cast<Eigen::Index>(out_));
+  }
+
+  void initialize_from(detail::NormalGenerator& generator) {
+    weight.resize(static_cast<Eigen::Index>(out_), static_cast<Eigen::Index>(in_));
+    generator.fill(weight.data(), static_cast<std::size_t>(weight.size()));
+    bias = Vector::Zero(static_cast<Eigen::Index>(out_));
+  }
+
+  // Kernel: y[:, first, first + count) = x W[first, first + count)^T (+ b) for `rows` rows of x (row pitch
+  // x_stride) into y (row pitch y_stride), as one GEMM on the calling thread. The bias, when added, is
+  // written first and the product accumulated onto it, so the GEMM touches the output once. No checks.
+  void forward_rows(const Scalar* x, Eigen::Index rows, Eigen::Index x_stride, Scalar* y,
+                    Eigen::Index y_stride, bool add_bias = true, Eigen::Index first = 0,
+                    Eigen::Index count = -1) const {
+    const auto in = static_cast<Eigen::Index>(in_);
+    if (count < 0) count = static_cast<Eigen::Index>(out_) - first;
+    if (add_bias) {
+      for (Eigen::Index r = 0; r < rows; ++r)
+        std::copy_n(bias.data() + first, count, y + r * y_stride + first);
+    }
+    detail::gemm<Scalar>(rows, count, in, Scalar(1), x, x_stride, weight.data() + first * in, in,
+                         detail::RightOperand::transposed, add_bias ? Scalar(1) : Scalar(0), y + first,
+                         y_stride);
+  }
+
+  // Kernel: y += x W^T (no bias), for callers that fold a residual or the bias into y first. No checks.
+  void accumulate_rows(const Scalar* x, Eigen::Index rows, Eigen::Index x_stride, Scalar* y,
+                       Eigen::Index y_stride) const {
+    detail::gemm_accumulate_xwt<Scalar>(rows, static_cast<Eigen::Index>(out_), static_cast<Eigen::Index>(in_),
+                                        x, x_stride, weight.data(), static_cast<Eigen::Index>(in_), y,
+                                        y_stride);
+  }
+
+  // Kernel: y = x W^T + b for `rows` contiguous rows, in fixed blocks of rows over up to `threads` threads.
+  void forward_token_rows(const Scalar* x, std::size_t rows, Scalar* y, int threads) const {
+    const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
+    detail::for_each_row_block(rows, threads, [&](std::size_t first, std::size_t count) {
+      const auto offset = static_cast<Eigen::Index>(first);
+      forward_rows(x + offset * in, static_cast<Eigen::Index>(count), in, y + offset * out, out);
+    });
+  }
+
+  template <class T, class Self>
+  static std::vector<NamedParameter<T>> list(Self& self) {
+    return {{"weight",
+             self.weight.data(),
+             {static_cast<std::size_t>(self.weight.rows()), static_cast<std::size_t>(self.weight.cols())}},
+            {"bias", self.bias.data(), {static_cast<std::size_t>(self.bias.size())}}};
+  }
+
+  std::size_t in_;
+  std::size_t out_;
+};
+
+}  // namespace fnet
