@@ -15,7 +15,6 @@
 #include <new>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 // ---- counting allocator ---------------------------------------------------------------------------------
@@ -544,7 +543,7 @@ TYPED_TEST(BuiltinPaths, MixingCallPairMatchesTheTwoDimensionalDft) {
   EXPECT_LE(relative_rms(got, want), error_bound<T>(seq * hidden));
 }
 
-// ---- plan cache, allocation, errors, threads -------------------------------------------------------------
+// ---- plan cache, allocation, errors ----------------------------------------------------------------------
 
 TEST(BuiltinCache, CopiesShareOnePlanCacheAndClearEmptiesIt) {
   const Builtin original;
@@ -626,28 +625,6 @@ TEST(BuiltinErrors, BadDescriptorsAndDirectionsAreRefused) {
     EXPECT_NE(std::string(error.what()).find("direction"), std::string::npos) << error.what();
     EXPECT_NE(std::string(error.what()).find('7'), std::string::npos) << error.what();
   }
-}
-
-// Copies of one backend used from several threads at once, each on its own lengths, building plans
-// concurrently in the shared cache: every result matches the reference.
-TEST(BuiltinThreads, ConcurrentCallsOnSharedPlansAreCorrect) {
-  const Builtin shared;
-  std::vector<double> errors(4, 1.0);
-  std::vector<std::thread> threads;
-  for (std::size_t t = 0; t < errors.size(); ++t)
-    threads.emplace_back([&, t] {
-      const Builtin mine = shared;
-      double worst = 0;
-      for (int round = 0; round < 3; ++round)
-        for (const std::size_t n : {std::size_t{60}, std::size_t{127}, std::size_t{256 + 4 * t}}) {
-          worst = std::max(worst, complex_batch_error<float>(mine, n, 5, 5, 1, true, Direction::forward) /
-                                      error_bound<float>(n));
-          worst = std::max(worst, forward_real_error<double>(mine, n, 3) / error_bound<double>(n));
-        }
-      errors[t] = worst;
-    });
-  for (auto& thread : threads) thread.join();
-  for (std::size_t t = 0; t < errors.size(); ++t) EXPECT_LE(errors[t], 1.0) << "thread " << t;
 }
 
 }  // namespace
