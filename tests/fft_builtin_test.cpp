@@ -549,24 +549,24 @@ TEST(BuiltinCache, CopiesShareOnePlanCacheAndClearEmptiesIt) {
   const Builtin original;
   const Builtin copy =
       original;  // NOLINT(performance-unnecessary-copy-initialization): the copy is the point
-  EXPECT_EQ(original.cached_plans(), 0u);
+  EXPECT_EQ(original.cache_size(), 0u);
   EXPECT_LE(complex_batch_error<float>(copy, 768, 1, 1, 0, false, Direction::forward),
             error_bound<float>(768));
-  const std::size_t after_one = original.cached_plans();
+  const std::size_t after_one = original.cache_size();
   EXPECT_GE(after_one, 1u);
   EXPECT_LE(complex_batch_error<float>(original, 768, 1, 1, 0, false, Direction::inverse),
             error_bound<float>(768));
-  EXPECT_EQ(original.cached_plans(), after_one) << "the copy's plan was not reused";
+  EXPECT_EQ(original.cache_size(), after_one) << "the copy's plan was not reused";
   EXPECT_LE(forward_real_error<double>(original, 1009, 2), error_bound<double>(1009));
-  EXPECT_GT(copy.cached_plans(), after_one);
+  EXPECT_GT(copy.cache_size(), after_one);
 
   copy.clear();
-  EXPECT_EQ(original.cached_plans(), 0u);
+  EXPECT_EQ(original.cache_size(), 0u);
   EXPECT_LE(complex_batch_error<float>(original, 1009, 2, 1, 1009, false, Direction::forward),
             error_bound<float>(1009))
       << "results after clear()";
   const Builtin independent;
-  EXPECT_EQ(independent.cached_plans(), 0u);
+  EXPECT_EQ(independent.cache_size(), 0u);
 }
 
 // A plan made of other plans takes them from the cache: a Bluestein plan its float and double power-of-two

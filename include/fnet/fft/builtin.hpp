@@ -20,10 +20,10 @@ namespace fnet::fft {
  * which is what makes the column transform of FNet mixing (count = hidden/2+1 interleaved columns) fast.
  *
  * Plans (factorisation, twiddles, Bluestein tables) are cached per length in a cache shared by all
- * copies of a Builtin (cached_plans() counts them), each built once by the first call that needs it. The
- * cache keeps at most 256 complex and 256 real plans per scalar type: a new length past that drops the plan
- * made earliest. Scratch memory is per thread and only grows, so calls with lengths seen before allocate
- * nothing. Calls are safe from many threads at once; clear() must not race a transform.
+ * copies of a Builtin (cache_size() counts them), each built once by the first call that needs it. The cache
+ * keeps at most 256 complex and 256 real plans per scalar type: a new length past that drops the plan made
+ * earliest. Scratch memory is per thread and only grows, so calls with lengths seen before allocate nothing.
+ * Calls are safe from many threads at once; clear() must not race a transform.
  *
  *   fnet::fft::Builtin fft;
  *   std::vector<float> row(768);
@@ -55,7 +55,7 @@ class Builtin {
   void clear() const { cache_->clear(); }
 
   /// Plans currently cached (complex and real, float and double), shared with copies.
-  std::size_t cached_plans() const { return cache_->size(); }
+  std::size_t cache_size() const { return cache_->size(); }
 
  private:
   template <class T>

@@ -31,7 +31,7 @@ namespace fnet::fft {
  * twice that). This is the path the FNet paper took on TPUs for sequences up to 4096
  * (`use_tpu_fourier_optimizations`); on a CPU it can beat an FFT for short n and many transforms per call,
  * where the GEMM runs at full speed. Lengths above max_length() are refused rather than allocated; copies of
- * the object share the tables, clear() frees them, cached_bytes() measures them. At most 256
+ * the object share the tables, clear() frees them, cache_size() and cache_bytes() measure them. At most 256
  * lengths per scalar type are kept: a new length past that drops the tables built earliest.
  *
  * The entries come from angles reduced exactly in integers (2π (jk mod n)/n, folded to [0, π/4]), evaluated
@@ -63,8 +63,11 @@ class DftMatrix {
   /// Frees the tables of every length, for this object and its copies. Not concurrently with a transform.
   void clear() const { cache_->clear(); }
 
+  /// Lengths whose tables are cached (float and double counted apart), for this object and its copies.
+  std::size_t cache_size() const { return cache_->size(); }
+
   /// Bytes held by the cached tables (float and double), for this object and its copies.
-  std::size_t cached_bytes() const {
+  std::size_t cache_bytes() const {
     std::size_t total = 0;
     for (const std::size_t n : cache_->of<float>().keys()) total += detail::DftTables<float>::bytes_for(n);
     for (const std::size_t n : cache_->of<double>().keys()) total += detail::DftTables<double>::bytes_for(n);

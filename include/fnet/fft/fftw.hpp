@@ -28,8 +28,8 @@ namespace fnet::fft {
  *   fftw.forward_real(fnet::fft::RealToComplexBatch<float>{768, 1, x.data(), 768, spectrum.data(), 385});
  *
  * Plans are cached per layout (length, count, strides, distances, kind, direction, in place or not, SIMD
- * alignment of the arrays, rigour) and shared by all copies of the object; cached_plan_count() counts them.
- * The cache keeps at most 256 plans per precision: a new layout past that drops the plan made earliest (calls
+ * alignment of the arrays, rigour) and shared by all copies of the object; cache_size() counts them. The
+ * cache keeps at most 256 plans per precision: a new layout past that drops the plan made earliest (calls
  * running on it finish normally). A plan is made once, under one
  * process-wide lock because FFTW's planner is not thread-safe: with Rigour::estimate on the caller's arrays
  * (FFTW_ESTIMATE never reads or writes them, so planning costs no memory of the transform's size), above it
@@ -68,7 +68,7 @@ class Fftw {
   void clear() const { cache_->clear(); }
 
   /// Plans cached (float and double together), for this object and its copies.
-  std::size_t cached_plan_count() const { return cache_->size(); }
+  std::size_t cache_size() const { return cache_->size(); }
 
   /// FFTW's accumulated wisdom for one precision (T = float or double), in FFTW's text format. Wisdom is
   /// process-wide, gathered by every plan made with rigour measure or above.
