@@ -262,34 +262,55 @@ TYPED_TEST(FftAccuracy, DeltaConstantAndCosineHaveTheirClosedFormSpectra) {
   }
 }
 
-// Copies share one cache: work done through a copy is visible through the original, and clear() through
-// either empties it. (The cache's observable size is backend-specific, so this runs on the two that expose
-// it.)
+// The contract's cache_size(): zero for a fresh object, unchanged by a repeated call, grown by a new length,
+// the same through every copy, and zero again after clear() through any of them.
+TYPED_TEST(FftAccuracy, CacheSizeIsSharedByCopiesAndEmptiedByClear) {
+  using Backend = typename TestFixture::Backend;
+  using T = typename TestFixture::T;
+  const Backend backend;
+  EXPECT_EQ(backend.cache_size(), 0u);
+  const auto& ref = fnet_test::reference(48);
+  this->expect_good(fnet_test::checked_forward_real<T>(backend, ref, false), 48, "forward real, length 48");
+  const std::size_t after_one = backend.cache_size();
+  EXPECT_GE(after_one, 1u);
+  const Backend copy = backend;
+  EXPECT_EQ(copy.cache_size(), after_one);
+  this->expect_good(fnet_test::checked_forward_real<T>(copy, ref, false), 48, "the same call through a copy");
+  EXPECT_EQ(backend.cache_size(), after_one) << "a repeated call cached something more";
+  this->expect_good(fnet_test::checked_forward_real<T>(copy, fnet_test::reference(60), false), 60,
+                    "forward real, length 60, through a copy");
+  EXPECT_GT(backend.cache_size(), after_one);
+  copy.clear();
+  EXPECT_EQ(backend.cache_size(), 0u);
+  EXPECT_EQ(copy.cache_size(), 0u);
+}
+
+// FFTW caches one plan per layout: what makes a new key, seen through cache_size().
 #if defined(FNET_HAS_FFTW)
 TEST(FftwBackend, PlansAreCachedPerLayoutAndAlignmentAndSharedByCopies) {
   using C = std::complex<float>;
   const fnet::fft::Fftw fftw;
-  EXPECT_EQ(fftw.cached_plan_count(), 0u);
+  EXPECT_EQ(fftw.cache_size(), 0u);
   const auto& ref = fnet_test::reference(64);
   const auto layout = fnet_test::rows_layout(64, ref.rows, false);
   EXPECT_LE(fnet_test::checked_transform<float>(fftw, ref, Direction::forward, layout, false).error,
             (fnet_test::error_bound<fnet::fft::Fftw, float>(64)));
-  EXPECT_EQ(fftw.cached_plan_count(), 1u);
+  EXPECT_EQ(fftw.cache_size(), 1u);
   fnet_test::checked_transform<float>(fftw, ref, Direction::forward, layout,
                                       false);  // other buffers, same key
-  EXPECT_EQ(fftw.cached_plan_count(), 1u);
+  EXPECT_EQ(fftw.cache_size(), 1u);
   fnet_test::checked_transform<float>(fftw, ref, Direction::forward, layout, false, sizeof(C));  // unaligned
-  EXPECT_EQ(fftw.cached_plan_count(), 2u);
+  EXPECT_EQ(fftw.cache_size(), 2u);
   fnet_test::checked_transform<float>(fftw, ref, Direction::forward, layout, true);  // in place
-  EXPECT_EQ(fftw.cached_plan_count(), 3u);
+  EXPECT_EQ(fftw.cache_size(), 3u);
   fnet_test::checked_transform<double>(fftw, ref, Direction::forward, layout, false);  // other precision
-  EXPECT_EQ(fftw.cached_plan_count(), 4u);
+  EXPECT_EQ(fftw.cache_size(), 4u);
 
   const fnet::fft::Fftw copy = fftw;
   fnet_test::checked_transform<float>(copy, ref, Direction::inverse, layout, false);
-  EXPECT_EQ(fftw.cached_plan_count(), 5u);
+  EXPECT_EQ(fftw.cache_size(), 5u);
   copy.clear();
-  EXPECT_EQ(fftw.cached_plan_count(), 0u);
+  EXPECT_EQ(fftw.cache_size(), 0u);
   EXPECT_LE(fnet_test::checked_transform<float>(fftw, ref, Direction::forward, layout, false).error,
             (fnet_test::error_bound<fnet::fft::Fftw, float>(64)));
 }
@@ -344,18 +365,22 @@ TEST(FftwBackend, WisdomRoundTripsThroughStringsAndFiles) {
 
 TEST(DftMatrixBackend, TablesAreBuiltOncePerLengthSharedByCopiesAndFreedByClear) {
   const fnet::fft::DftMatrix dft;
-  EXPECT_EQ(dft.cached_bytes(), 0u);
+  EXPECT_EQ(dft.cache_bytes(), 0u);
   const auto& ref = fnet_test::reference(100);
   fnet_test::checked_forward_real<double>(dft, ref, false);
-  EXPECT_EQ(dft.cached_bytes(), 2u * 100 * 51 * sizeof(double));
+  EXPECT_EQ(dft.cache_bytes(), 2u * 100 * 51 * sizeof(double));
+  EXPECT_EQ(dft.cache_size(), 1u);
   fnet_test::checked_transform<double>(dft, ref, Direction::inverse, fnet_test::rows_layout(100, 3, true),
                                        true);
-  EXPECT_EQ(dft.cached_bytes(), 2u * 100 * 51 * sizeof(double));  // the same tables serve every kind
+  EXPECT_EQ(dft.cache_bytes(), 2u * 100 * 51 * sizeof(double));  // the same tables serve every kind
+  EXPECT_EQ(dft.cache_size(), 1u);
   const fnet::fft::DftMatrix copy = dft;
   fnet_test::checked_inverse_real<float>(copy, ref, false);
-  EXPECT_EQ(dft.cached_bytes(), 2u * 100 * 51 * (sizeof(double) + sizeof(float)));
+  EXPECT_EQ(dft.cache_bytes(), 2u * 100 * 51 * (sizeof(double) + sizeof(float)));
+  EXPECT_EQ(dft.cache_size(), 2u);
   copy.clear();
-  EXPECT_EQ(dft.cached_bytes(), 0u);
+  EXPECT_EQ(dft.cache_bytes(), 0u);
+  EXPECT_EQ(dft.cache_size(), 0u);
 }
 
 TEST(DftMatrixBackend, LengthsAboveTheLimitAreRefusedWithTheLength) {
@@ -371,7 +396,8 @@ TEST(DftMatrixBackend, LengthsAboveTheLimitAreRefusedWithTheLength) {
     EXPECT_NE(std::string(error.what()).find("64"), std::string::npos) << error.what();
   }
   EXPECT_EQ(y[0], std::complex<float>(5, 5));
-  EXPECT_EQ(dft.cached_bytes(), 0u);
+  EXPECT_EQ(dft.cache_bytes(), 0u);
+  EXPECT_EQ(dft.cache_size(), 0u);
 }
 
 TEST(DefaultBackend, IsFftwWhenTheBuildHasItElseBuiltin) {
@@ -385,6 +411,27 @@ TEST(DefaultBackend, IsFftwWhenTheBuildHasItElseBuiltin) {
   static_assert(fnet::fft::is_backend_v<fnet::fft::DftMatrix, float>);
   static_assert(fnet::fft::is_backend_v<fnet::fft::DftMatrix, double>);
   static_assert(!fnet::fft::is_backend_v<fnet::fft::DftMatrix, long double>);
+  static_assert(fnet::fft::is_backend_v<fnet::fft::Builtin, float>);
+  static_assert(fnet::fft::is_backend_v<fnet::fft::Builtin, double>);
 }
+
+// The contract's trait counts every member, cache_size() (returning a count) included.
+struct BackendWithoutCacheSize {
+  static constexpr const char* name = "without-cache-size";
+  void forward_real(const RealToComplexBatch<float>&) const {}
+  void inverse_real(const ComplexToRealBatch<float>&) const {}
+  void transform(const ComplexBatch<float>&, Direction) const {}
+  void clear() const {}
+};
+struct FloatOnlyBackend : BackendWithoutCacheSize {
+  std::size_t cache_size() const { return 0; }
+};
+struct BackendWithATextCacheSize : BackendWithoutCacheSize {
+  std::string cache_size() const { return "none"; }
+};
+static_assert(!fnet::fft::is_backend_v<BackendWithoutCacheSize, float>);
+static_assert(fnet::fft::is_backend_v<FloatOnlyBackend, float>);
+static_assert(!fnet::fft::is_backend_v<FloatOnlyBackend, double>);
+static_assert(!fnet::fft::is_backend_v<BackendWithATextCacheSize, float>);
 
 }  // namespace

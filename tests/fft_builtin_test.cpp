@@ -15,7 +15,6 @@
 #include <new>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 // ---- counting allocator ---------------------------------------------------------------------------------
@@ -197,7 +196,7 @@ const std::complex<T> sentinel{T(-777.25), T(333.5)};
 // by a count of 2 full blocks + 1 quarter block + 1.
 template <class T>
 std::size_t every_block_width_count() {
-  constexpr std::size_t wide = fnet::detail::builtin_lanes<T>;
+  constexpr std::size_t wide = fnet::fft::detail::builtin_lanes<T>;
   return 2 * wide + wide / 4 + 1;
 }
 
@@ -317,21 +316,21 @@ double inverse_real_error(const Builtin& fft, std::size_t n, std::size_t count) 
 
 TEST(BuiltinFactorisation, SmoothLengthsRunDirectlyOthersThroughBluestein) {
   for (const std::size_t n : {1, 2, 3, 4, 5, 8, 16, 384, 512, 640, 768, 1000, 3072, 4096})
-    EXPECT_FALSE(fnet::detail::builtin_needs_bluestein(n)) << n;
+    EXPECT_FALSE(fnet::fft::detail::builtin_needs_bluestein(n)) << n;
   for (const std::size_t n : {7, 11, 14, 49, 127, 1009, 2 * 3 * 5 * 7})
-    EXPECT_TRUE(fnet::detail::builtin_needs_bluestein(n)) << n;
+    EXPECT_TRUE(fnet::fft::detail::builtin_needs_bluestein(n)) << n;
 
   using Radices = std::vector<std::size_t>;
-  EXPECT_EQ(fnet::detail::builtin_radices(1), Radices{});
-  EXPECT_EQ(fnet::detail::builtin_radices(512), (Radices{8, 8, 8}));
-  EXPECT_EQ(fnet::detail::builtin_radices(4096), (Radices{8, 8, 8, 8}));
-  EXPECT_EQ(fnet::detail::builtin_radices(768), (Radices{8, 8, 4, 3}));
-  EXPECT_EQ(fnet::detail::builtin_radices(384), (Radices{8, 8, 2, 3}));
-  EXPECT_EQ(fnet::detail::builtin_radices(640), (Radices{8, 8, 2, 5}));
-  EXPECT_EQ(fnet::detail::builtin_radices(1000), (Radices{8, 5, 5, 5}));
-  EXPECT_EQ(fnet::detail::builtin_radices(3072), (Radices{8, 8, 8, 2, 3}));
+  EXPECT_EQ(fnet::fft::detail::builtin_radices(1), Radices{});
+  EXPECT_EQ(fnet::fft::detail::builtin_radices(512), (Radices{8, 8, 8}));
+  EXPECT_EQ(fnet::fft::detail::builtin_radices(4096), (Radices{8, 8, 8, 8}));
+  EXPECT_EQ(fnet::fft::detail::builtin_radices(768), (Radices{8, 8, 4, 3}));
+  EXPECT_EQ(fnet::fft::detail::builtin_radices(384), (Radices{8, 8, 2, 3}));
+  EXPECT_EQ(fnet::fft::detail::builtin_radices(640), (Radices{8, 8, 2, 5}));
+  EXPECT_EQ(fnet::fft::detail::builtin_radices(1000), (Radices{8, 5, 5, 5}));
+  EXPECT_EQ(fnet::fft::detail::builtin_radices(3072), (Radices{8, 8, 8, 2, 3}));
 
-  fnet::detail::BuiltinPlanCache cache;
+  fnet::fft::detail::BuiltinPlanCache cache;
   const auto direct = cache.complex_plan<float>(768);
   EXPECT_FALSE(direct->bluestein);
   EXPECT_EQ(direct->stages.size(), 4u);
@@ -356,30 +355,30 @@ TEST(BuiltinTwiddles, UnitRootsAreAccurateAtEveryIndexAndExactOnTheAxes) {
   for (const std::uint64_t n : {3u, 5u, 7u, 12u, 1000u, 4096u, 1009u, 99991u}) {
     long double worst = 0;
     for (std::uint64_t i = 0; i < n; i += 1 + n / 2000) {
-      const auto root = fnet::detail::builtin_unit_root(i, n);
+      const auto root = fnet::fft::detail::unit_root(i, n);
       const long double angle = two_pi * static_cast<long double>(i) / static_cast<long double>(n);
       worst = std::max(
           {worst, std::fabs(root.first - std::cos(angle)), std::fabs(root.second - std::sin(angle))});
       // Reduction is exact: the same value for i + 5n.
-      const auto shifted = fnet::detail::builtin_unit_root(i + 5 * n, n);
+      const auto shifted = fnet::fft::detail::unit_root(i + 5 * n, n);
       EXPECT_EQ(shifted.first, root.first);
       EXPECT_EQ(shifted.second, root.second);
     }
     EXPECT_LT(worst, 1e-18L) << "n " << n;
   }
-  const auto quarter = fnet::detail::builtin_unit_root(1000, 4000);
+  const auto quarter = fnet::fft::detail::unit_root(1000, 4000);
   EXPECT_EQ(quarter.first, 0.0L);
   EXPECT_EQ(quarter.second, 1.0L);
-  const auto half = fnet::detail::builtin_unit_root(3, 6);
+  const auto half = fnet::fft::detail::unit_root(3, 6);
   EXPECT_EQ(half.first, -1.0L);
   EXPECT_EQ(half.second, 0.0L);
-  const auto three_quarters = fnet::detail::builtin_unit_root(9, 12);
+  const auto three_quarters = fnet::fft::detail::unit_root(9, 12);
   EXPECT_EQ(three_quarters.first, 0.0L);
   EXPECT_EQ(three_quarters.second, -1.0L);
 }
 
 TEST(BuiltinTwiddles, PlanTablesAreCorrectlyRoundedRoots) {
-  fnet::detail::BuiltinPlanCache cache;
+  fnet::fft::detail::BuiltinPlanCache cache;
   for (const std::size_t n : {4096, 3072, 1000}) {
     const auto plan = cache.complex_plan<double>(n);
     std::size_t checked = 0;
@@ -544,30 +543,48 @@ TYPED_TEST(BuiltinPaths, MixingCallPairMatchesTheTwoDimensionalDft) {
   EXPECT_LE(relative_rms(got, want), error_bound<T>(seq * hidden));
 }
 
-// ---- plan cache, allocation, errors, threads -------------------------------------------------------------
+// ---- plan cache, allocation, errors ----------------------------------------------------------------------
 
 TEST(BuiltinCache, CopiesShareOnePlanCacheAndClearEmptiesIt) {
   const Builtin original;
   const Builtin copy =
       original;  // NOLINT(performance-unnecessary-copy-initialization): the copy is the point
-  EXPECT_EQ(original.cached_plans(), 0u);
+  EXPECT_EQ(original.cache_size(), 0u);
   EXPECT_LE(complex_batch_error<float>(copy, 768, 1, 1, 0, false, Direction::forward),
             error_bound<float>(768));
-  const std::size_t after_one = original.cached_plans();
+  const std::size_t after_one = original.cache_size();
   EXPECT_GE(after_one, 1u);
   EXPECT_LE(complex_batch_error<float>(original, 768, 1, 1, 0, false, Direction::inverse),
             error_bound<float>(768));
-  EXPECT_EQ(original.cached_plans(), after_one) << "the copy's plan was not reused";
+  EXPECT_EQ(original.cache_size(), after_one) << "the copy's plan was not reused";
   EXPECT_LE(forward_real_error<double>(original, 1009, 2), error_bound<double>(1009));
-  EXPECT_GT(copy.cached_plans(), after_one);
+  EXPECT_GT(copy.cache_size(), after_one);
 
   copy.clear();
-  EXPECT_EQ(original.cached_plans(), 0u);
+  EXPECT_EQ(original.cache_size(), 0u);
   EXPECT_LE(complex_batch_error<float>(original, 1009, 2, 1, 1009, false, Direction::forward),
             error_bound<float>(1009))
       << "results after clear()";
   const Builtin independent;
-  EXPECT_EQ(independent.cached_plans(), 0u);
+  EXPECT_EQ(independent.cache_size(), 0u);
+}
+
+// A plan made of other plans takes them from the cache: a Bluestein plan its float and double power-of-two
+// plans, a real plan its complex plan. Each is built once and shared.
+TEST(BuiltinCache, PlansMadeOfOtherPlansShareThemThroughTheCache) {
+  fnet::fft::detail::BuiltinPlanCache cache;
+  const auto bluestein = cache.complex_plan<float>(127);
+  ASSERT_TRUE(bluestein->bluestein);
+  EXPECT_EQ(bluestein->convolution, cache.complex_plan<float>(256));
+  EXPECT_EQ(cache.size(), 3u) << "127 and 256 in float, 256 in double (the kernel's transform)";
+  const auto real = cache.real_plan<float>(254);
+  EXPECT_EQ(real->complex, bluestein);
+  EXPECT_EQ(cache.size(), 4u);
+  EXPECT_EQ(cache.complex_plan<double>(127)->convolution, cache.complex_plan<double>(256));
+  EXPECT_EQ(cache.size(), 5u);
+  cache.clear();
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(bluestein->convolution->length, 256u) << "a plan in use outlives clear()";
 }
 
 TEST(BuiltinAllocation, RepeatedTransformsOfKnownLengthsAllocateNothing) {
@@ -626,28 +643,6 @@ TEST(BuiltinErrors, BadDescriptorsAndDirectionsAreRefused) {
     EXPECT_NE(std::string(error.what()).find("direction"), std::string::npos) << error.what();
     EXPECT_NE(std::string(error.what()).find('7'), std::string::npos) << error.what();
   }
-}
-
-// Copies of one backend used from several threads at once, each on its own lengths, building plans
-// concurrently in the shared cache: every result matches the reference.
-TEST(BuiltinThreads, ConcurrentCallsOnSharedPlansAreCorrect) {
-  const Builtin shared;
-  std::vector<double> errors(4, 1.0);
-  std::vector<std::thread> threads;
-  for (std::size_t t = 0; t < errors.size(); ++t)
-    threads.emplace_back([&, t] {
-      const Builtin mine = shared;
-      double worst = 0;
-      for (int round = 0; round < 3; ++round)
-        for (const std::size_t n : {std::size_t{60}, std::size_t{127}, std::size_t{256 + 4 * t}}) {
-          worst = std::max(worst, complex_batch_error<float>(mine, n, 5, 5, 1, true, Direction::forward) /
-                                      error_bound<float>(n));
-          worst = std::max(worst, forward_real_error<double>(mine, n, 3) / error_bound<double>(n));
-        }
-      errors[t] = worst;
-    });
-  for (auto& thread : threads) thread.join();
-  for (std::size_t t = 0; t < errors.size(); ++t) EXPECT_LE(errors[t], 1.0) << "thread " << t;
 }
 
 }  // namespace

@@ -228,7 +228,7 @@ TEST(FftwErrors, RefusedCallsCacheNoPlan) {
   std::vector<std::complex<double>> x(64);
   EXPECT_THROW(fftw.transform(ComplexBatch<double>{16, 4, x.data(), x.data(), 1, 10}, Direction::forward),
                std::invalid_argument);
-  EXPECT_EQ(fftw.cached_plan_count(), 0u);
+  EXPECT_EQ(fftw.cache_size(), 0u);
 }
 
 TEST(FftwErrors, WisdomHelpersNameTheFileOrTextTheyCannotUse) {

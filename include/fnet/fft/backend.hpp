@@ -61,11 +61,12 @@ struct ComplexBatch {
  *   void inverse_real(const ComplexToRealBatch<T>&) const;
  *   void transform(const ComplexBatch<T>&, Direction) const;
  *   void clear() const;                      // drops cached plans/tables; not concurrently with a transform
+ *   std::size_t cache_size() const;          // plans/tables cached (0 for a backend that caches nothing)
  *   static constexpr const char* name;       // "fftw", "builtin", "dft"
  *
  * Every call checks its descriptor with fnet::fft::check() and throws std::invalid_argument on bad
  * input. Calls on one object (and its copies) are safe from many threads at once. Results are
- * unnormalised, as FFTW computes them.
+ * unnormalised, as FFTW computes them. Copies share one cache: clear() and cache_size() act on it.
  */
 
 namespace detail {
@@ -73,8 +74,7 @@ namespace detail {
 // Largest element offset reached by `count` runs of `length` elements with the given steps.
 inline std::ptrdiff_t last_offset(std::size_t length, std::size_t count, std::ptrdiff_t stride,
                                   std::ptrdiff_t distance) {
-  return static_cast<std::ptrdiff_t>(length - 1) * stride +
-         static_cast<std::ptrdiff_t>(count - 1) * distance;
+  return static_cast<std::ptrdiff_t>(length - 1) * stride + static_cast<std::ptrdiff_t>(count - 1) * distance;
 }
 
 // True when no two (transform, element) pairs of the layout share an address. The two layouts
@@ -100,7 +100,8 @@ inline bool ranges_overlap(const void* a, std::size_t a_bytes, const void* b, st
 
 inline void check_shape(std::size_t length, std::size_t count) {
   if (length == 0) invalid("transform length must be >= 1, got length 0");
-  if (count == 0) invalid("transform count must be >= 1, got count 0 (length " + std::to_string(length) + ")");
+  if (count == 0)
+    invalid("transform count must be >= 1, got count 0 (length " + std::to_string(length) + ")");
 }
 
 inline void check_row_distance(const char* name, std::ptrdiff_t distance, std::size_t needed,
@@ -120,8 +121,11 @@ void check(const RealToComplexBatch<T>& b) {
   const std::size_t bins = b.length / 2 + 1;
   detail::check_row_distance("input_distance", b.input_distance, b.length, b.count);
   detail::check_row_distance("output_distance", b.output_distance, bins, b.count);
-  const auto in_bytes = sizeof(T) * static_cast<std::size_t>(detail::last_offset(b.length, b.count, 1, b.input_distance) + 1);
-  const auto out_bytes = sizeof(std::complex<T>) * static_cast<std::size_t>(detail::last_offset(bins, b.count, 1, b.output_distance) + 1);
+  const auto in_bytes =
+      sizeof(T) * static_cast<std::size_t>(detail::last_offset(b.length, b.count, 1, b.input_distance) + 1);
+  const auto out_bytes =
+      sizeof(std::complex<T>) *
+      static_cast<std::size_t>(detail::last_offset(bins, b.count, 1, b.output_distance) + 1);
   if (detail::ranges_overlap(b.input, in_bytes, b.output, out_bytes))
     detail::invalid("real-to-complex input and output overlap (length " + std::to_string(b.length) + ")");
 }
@@ -133,8 +137,10 @@ void check(const ComplexToRealBatch<T>& b) {
   const std::size_t bins = b.length / 2 + 1;
   detail::check_row_distance("input_distance", b.input_distance, bins, b.count);
   detail::check_row_distance("output_distance", b.output_distance, b.length, b.count);
-  const auto in_bytes = sizeof(std::complex<T>) * static_cast<std::size_t>(detail::last_offset(bins, b.count, 1, b.input_distance) + 1);
-  const auto out_bytes = sizeof(T) * static_cast<std::size_t>(detail::last_offset(b.length, b.count, 1, b.output_distance) + 1);
+  const auto in_bytes = sizeof(std::complex<T>) *
+                        static_cast<std::size_t>(detail::last_offset(bins, b.count, 1, b.input_distance) + 1);
+  const auto out_bytes =
+      sizeof(T) * static_cast<std::size_t>(detail::last_offset(b.length, b.count, 1, b.output_distance) + 1);
   if (detail::ranges_overlap(b.input, in_bytes, b.output, out_bytes))
     detail::invalid("complex-to-real input and output overlap (length " + std::to_string(b.length) + ")");
 }
@@ -144,16 +150,19 @@ void check(const ComplexBatch<T>& b) {
   detail::check_shape(b.length, b.count);
   if (b.input == nullptr || b.output == nullptr) detail::invalid("complex batch has a null pointer");
   if (b.stride <= 0) detail::invalid("stride must be >= 1, got " + std::to_string(b.stride));
-  if (b.count > 1 && b.distance <= 0) detail::invalid("distance must be >= 1 when count > 1, got " + std::to_string(b.distance));
+  if (b.count > 1 && b.distance <= 0)
+    detail::invalid("distance must be >= 1 when count > 1, got " + std::to_string(b.distance));
   if (!detail::layout_is_injective(b.length, b.count, b.stride, b.distance))
     detail::invalid("stride " + std::to_string(b.stride) + " and distance " + std::to_string(b.distance) +
                     " make transforms of length " + std::to_string(b.length) + " x count " +
                     std::to_string(b.count) + " overlap");
   if (b.input != b.output) {
-    const auto bytes = sizeof(std::complex<T>) *
-                       static_cast<std::size_t>(detail::last_offset(b.length, b.count, b.stride, b.distance) + 1);
+    const auto bytes =
+        sizeof(std::complex<T>) *
+        static_cast<std::size_t>(detail::last_offset(b.length, b.count, b.stride, b.distance) + 1);
     if (detail::ranges_overlap(b.input, bytes, b.output, bytes))
-      detail::invalid("out-of-place complex input and output overlap (length " + std::to_string(b.length) + ")");
+      detail::invalid("out-of-place complex input and output overlap (length " + std::to_string(b.length) +
+                      ")");
   }
 }
 
@@ -169,19 +178,22 @@ struct provides_for<
                 decltype(std::declval<const B&>().inverse_real(std::declval<const ComplexToRealBatch<T>&>())),
                 decltype(std::declval<const B&>().transform(std::declval<const ComplexBatch<T>&>(),
                                                             Direction::forward)),
-                decltype(std::declval<const B&>().clear()), decltype(B::name)>> : std::true_type {};
+                decltype(std::declval<const B&>().clear()), decltype(std::declval<const B&>().cache_size()),
+                decltype(B::name)>>
+    : std::is_convertible<decltype(std::declval<const B&>().cache_size()), std::size_t> {};
 
 }  // namespace detail
 
 /// True when B meets the backend contract for scalar T.
 template <class B, class T>
-inline constexpr bool is_backend_v = std::is_default_constructible_v<B> && std::is_copy_constructible_v<B> &&
-                                     detail::provides_for<B, T>::value;
+inline constexpr bool is_backend_v =
+    std::is_default_constructible_v<B>&& std::is_copy_constructible_v<B>&& detail::provides_for<B, T>::value;
 
 /// Put at the top of every template that takes a backend, for one readable error instead of pages.
-#define FNET_REQUIRE_FFT_BACKEND(B, T)                                                                 \
-  static_assert(::fnet::fft::is_backend_v<B, T>,                                                       \
-                "type does not satisfy the FFT backend contract of <fnet/fft/backend.hpp>: it needs "   \
-                "forward_real, inverse_real, transform, clear and a static name, for this scalar type")
+#define FNET_REQUIRE_FFT_BACKEND(B, T)                                                      \
+  static_assert(                                                                            \
+      ::fnet::fft::is_backend_v<B, T>,                                                      \
+      "type does not satisfy the FFT backend contract of <fnet/fft/backend.hpp>: it needs " \
+      "forward_real, inverse_real, transform, clear, cache_size and a static name, for this scalar type")
 
 }  // namespace fnet::fft

@@ -20,8 +20,10 @@ namespace fnet::fft {
  * which is what makes the column transform of FNet mixing (count = hidden/2+1 interleaved columns) fast.
  *
  * Plans (factorisation, twiddles, Bluestein tables) are cached per length in a cache shared by all
- * copies of a Builtin; scratch memory is per thread and only grows, so calls with lengths seen before
- * allocate nothing. Calls are safe from many threads at once; clear() must not race a transform.
+ * copies of a Builtin (cache_size() counts them), each built once by the first call that needs it. The cache
+ * keeps at most 256 complex and 256 real plans per scalar type: a new length past that drops the plan made
+ * earliest. Scratch memory is per thread and only grows, so calls with lengths seen before allocate nothing.
+ * Calls are safe from many threads at once; clear() must not race a transform.
  *
  *   fnet::fft::Builtin fft;
  *   std::vector<float> row(768);
@@ -36,7 +38,7 @@ class Builtin {
  public:
   static constexpr const char* name = "builtin";
 
-  Builtin() : cache_(std::make_shared<::fnet::detail::BuiltinPlanCache>()) {}
+  Builtin() : cache_(std::make_shared<detail::BuiltinPlanCache>()) {}
 
   void forward_real(const RealToComplexBatch<float>& batch) const { run_forward_real(batch); }
   void forward_real(const RealToComplexBatch<double>& batch) const { run_forward_real(batch); }
@@ -53,21 +55,21 @@ class Builtin {
   void clear() const { cache_->clear(); }
 
   /// Plans currently cached (complex and real, float and double), shared with copies.
-  std::size_t cached_plans() const { return cache_->size(); }
+  std::size_t cache_size() const { return cache_->size(); }
 
  private:
   template <class T>
   void run_forward_real(const RealToComplexBatch<T>& batch) const {
     check(batch);
     const auto plan = cache_->real_plan<T>(batch.length);
-    ::fnet::detail::builtin_forward_real_batch(*plan, batch);
+    detail::builtin_forward_real_batch(*plan, batch);
   }
 
   template <class T>
   void run_inverse_real(const ComplexToRealBatch<T>& batch) const {
     check(batch);
     const auto plan = cache_->real_plan<T>(batch.length);
-    ::fnet::detail::builtin_inverse_real_batch(*plan, batch);
+    detail::builtin_inverse_real_batch(*plan, batch);
   }
 
   template <class T>
@@ -77,10 +79,10 @@ class Builtin {
       detail::invalid("direction must be Direction::forward or Direction::inverse, got " +
                       std::to_string(static_cast<int>(direction)));
     const auto plan = cache_->complex_plan<T>(batch.length);
-    ::fnet::detail::builtin_complex_batch(*plan, batch, direction == Direction::inverse);
+    detail::builtin_complex_batch(*plan, batch, direction == Direction::inverse);
   }
 
-  std::shared_ptr<::fnet::detail::BuiltinPlanCache> cache_;
+  std::shared_ptr<detail::BuiltinPlanCache> cache_;
 };
 
 }  // namespace fnet::fft

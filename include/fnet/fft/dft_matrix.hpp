@@ -31,7 +31,8 @@ namespace fnet::fft {
  * twice that). This is the path the FNet paper took on TPUs for sequences up to 4096
  * (`use_tpu_fourier_optimizations`); on a CPU it can beat an FFT for short n and many transforms per call,
  * where the GEMM runs at full speed. Lengths above max_length() are refused rather than allocated; copies of
- * the object share the tables, clear() frees them.
+ * the object share the tables, clear() frees them, cache_size() and cache_bytes() measure them. At most 256
+ * lengths per scalar type are kept: a new length past that drops the tables built earliest.
  *
  * The entries come from angles reduced exactly in integers (2π (jk mod n)/n, folded to [0, π/4]), evaluated
  * in long double and rounded once into T.
@@ -44,7 +45,7 @@ class DftMatrix {
 
   DftMatrix() : DftMatrix(default_max_length) {}
   explicit DftMatrix(std::size_t max_length)
-      : cache_(std::make_shared<fnet::detail::DftTableCache>()), max_length_(max_length) {}
+      : cache_(std::make_shared<detail::DftTableCache>()), max_length_(max_length) {}
 
   std::size_t max_length() const { return max_length_; }
 
@@ -62,8 +63,16 @@ class DftMatrix {
   /// Frees the tables of every length, for this object and its copies. Not concurrently with a transform.
   void clear() const { cache_->clear(); }
 
+  /// Lengths whose tables are cached (float and double counted apart), for this object and its copies.
+  std::size_t cache_size() const { return cache_->size(); }
+
   /// Bytes held by the cached tables (float and double), for this object and its copies.
-  std::size_t cached_bytes() const { return cache_->bytes(); }
+  std::size_t cache_bytes() const {
+    std::size_t total = 0;
+    for (const std::size_t n : cache_->of<float>().keys()) total += detail::DftTables<float>::bytes_for(n);
+    for (const std::size_t n : cache_->of<double>().keys()) total += detail::DftTables<double>::bytes_for(n);
+    return total;
+  }
 
  private:
   template <class T>
@@ -77,12 +86,13 @@ class DftMatrix {
   using Strides = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
 
   template <class T>
-  std::shared_ptr<const fnet::detail::DftTables<T>> tables_for(std::size_t length) const {
+  std::shared_ptr<const detail::DftTables<T>> tables_for(std::size_t length) const {
     if (length > max_length_)
       detail::invalid("DftMatrix length " + std::to_string(length) + " exceeds max_length " +
                       std::to_string(max_length_) + " (its tables would take " +
-                      std::to_string(fnet::detail::DftTables<T>::bytes_for(length)) + " bytes)");
-    return cache_->tables<T>(length);
+                      std::to_string(detail::DftTables<T>::bytes_for(length)) + " bytes)");
+    return cache_->of<T>().get(length,
+                               [length] { return std::make_shared<const detail::DftTables<T>>(length); });
   }
 
   // Rows are transforms: x (count x n) times [C | -S] restricted to the n/2+1 kept bins, written straight
@@ -166,7 +176,7 @@ class DftMatrix {
     im.rightCols(mirrored) = (bc + sign * as).middleCols(1, mirrored).rowwise().reverse();
   }
 
-  std::shared_ptr<fnet::detail::DftTableCache> cache_;
+  std::shared_ptr<detail::DftTableCache> cache_;
   std::size_t max_length_;
 };
 

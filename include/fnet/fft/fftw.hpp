@@ -28,7 +28,9 @@ namespace fnet::fft {
  *   fftw.forward_real(fnet::fft::RealToComplexBatch<float>{768, 1, x.data(), 768, spectrum.data(), 385});
  *
  * Plans are cached per layout (length, count, strides, distances, kind, direction, in place or not, SIMD
- * alignment of the arrays, rigour) and shared by all copies of the object. A plan is made once, under one
+ * alignment of the arrays, rigour) and shared by all copies of the object; cache_size() counts them. The
+ * cache keeps at most 256 plans per precision: a new layout past that drops the plan made earliest (calls
+ * running on it finish normally). A plan is made once, under one
  * process-wide lock because FFTW's planner is not thread-safe: with Rigour::estimate on the caller's arrays
  * (FFTW_ESTIMATE never reads or writes them, so planning costs no memory of the transform's size), above it
  * on zeroed scratch arrays (FFTW_MEASURE and up run transforms on them, and must never touch user data). It
@@ -47,7 +49,7 @@ class Fftw {
   static constexpr const char* name = "fftw";
 
   Fftw() : Fftw(Rigour::estimate) {}
-  explicit Fftw(Rigour rigour) : cache_(std::make_shared<fnet::detail::FftwPlanCache>()), rigour_(rigour) {}
+  explicit Fftw(Rigour rigour) : cache_(std::make_shared<detail::FftwPlanCache>()), rigour_(rigour) {}
 
   Rigour rigour() const { return rigour_; }
 
@@ -65,8 +67,8 @@ class Fftw {
   /// Drops every cached plan of this object and its copies. Not concurrently with a transform.
   void clear() const { cache_->clear(); }
 
-  /// Number of plans cached (float and double together), for this object and its copies.
-  std::size_t cached_plan_count() const { return cache_->size(); }
+  /// Plans cached (float and double together), for this object and its copies.
+  std::size_t cache_size() const { return cache_->size(); }
 
   /// FFTW's accumulated wisdom for one precision (T = float or double), in FFTW's text format. Wisdom is
   /// process-wide, gathered by every plan made with rigour measure or above.
@@ -75,8 +77,8 @@ class Fftw {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                   "FFTW wisdom exists for float and double");
     std::string text;
-    std::lock_guard<std::mutex> planner(fnet::detail::fftw_planner_mutex());
-    fnet::detail::FftwApi<T>::export_wisdom(
+    std::lock_guard<std::mutex> planner(detail::fftw_planner_mutex());
+    detail::FftwApi<T>::export_wisdom(
         [](char c, void* sink) { static_cast<std::string*>(sink)->push_back(c); }, &text);
     return text;
   }
@@ -90,13 +92,13 @@ class Fftw {
                   "FFTW wisdom exists for float and double");
     bool accepted = false;
     {
-      std::lock_guard<std::mutex> planner(fnet::detail::fftw_planner_mutex());
-      accepted = fnet::detail::FftwApi<T>::import_wisdom(wisdom.c_str());
+      std::lock_guard<std::mutex> planner(detail::fftw_planner_mutex());
+      accepted = detail::FftwApi<T>::import_wisdom(wisdom.c_str());
     }
     if (!accepted)
       throw std::invalid_argument(
           std::string("fnet::fft::Fftw::import_wisdom: the text is not FFTW wisdom for ") +
-          fnet::detail::FftwApi<T>::precision + " (starts with \"" + wisdom.substr(0, 40) + "\")");
+          detail::FftwApi<T>::precision + " (starts with \"" + wisdom.substr(0, 40) + "\")");
   }
 
   /// Writes export_wisdom<T>() to a file (created or replaced). Throws std::runtime_error naming the file.
@@ -125,7 +127,7 @@ class Fftw {
       import_wisdom<T>(text.str());
     } catch (const std::invalid_argument&) {
       throw std::invalid_argument("fnet::fft::Fftw::load_wisdom: '" + path + "' holds no FFTW wisdom for " +
-                                  fnet::detail::FftwApi<T>::precision);
+                                  detail::FftwApi<T>::precision);
     }
   }
 
@@ -146,15 +148,15 @@ class Fftw {
 
   template <class T>
   static bool simd_aligned(const void* input, const void* output) {
-    return fnet::detail::FftwApi<T>::alignment_of(static_cast<const T*>(input)) == 0 &&
-           fnet::detail::FftwApi<T>::alignment_of(static_cast<const T*>(output)) == 0;
+    return detail::FftwApi<T>::alignment_of(static_cast<const T*>(input)) == 0 &&
+           detail::FftwApi<T>::alignment_of(static_cast<const T*>(output)) == 0;
   }
 
   // Distances of a single transform are meaningless (and unchecked): zero them so such calls share one plan.
   template <class Batch>
-  fnet::detail::FftwPlanKey key_for(fnet::detail::FftwKind kind, const Batch& batch,
-                                    std::ptrdiff_t input_distance, std::ptrdiff_t output_distance) const {
-    fnet::detail::FftwPlanKey key;
+  detail::FftwPlanKey key_for(detail::FftwKind kind, const Batch& batch, std::ptrdiff_t input_distance,
+                              std::ptrdiff_t output_distance) const {
+    detail::FftwPlanKey key;
     key.kind = kind;
     key.rigour_flags = rigour_flags();
     key.length = static_cast<std::ptrdiff_t>(batch.length);
@@ -164,39 +166,46 @@ class Fftw {
     return key;
   }
 
+  // `input` and `output` are the requesting call's arrays; only FFTW_ESTIMATE planning uses them, and never
+  // reads or writes them.
+  template <class T>
+  std::shared_ptr<const detail::FftwPlan<T>> plan_for(const detail::FftwPlanKey& key, void* input,
+                                                      void* output) const {
+    return cache_->of<T>().get(
+        key, [&] { return std::make_shared<const detail::FftwPlan<T>>(key, input, output); });
+  }
+
   template <class T>
   void run_forward_real(const RealToComplexBatch<T>& batch) const {
     check(batch);
-    using Api = fnet::detail::FftwApi<T>;
-    auto key =
-        key_for(fnet::detail::FftwKind::real_to_complex, batch, batch.input_distance, batch.output_distance);
+    using Api = detail::FftwApi<T>;
+    auto key = key_for(detail::FftwKind::real_to_complex, batch, batch.input_distance, batch.output_distance);
     key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
     // FFTW's signatures are not const-correct; neither planning on nor executing an out-of-place r2c plan
     // writes its input.
     T* input = const_cast<T*>(batch.input);
-    const auto plan = cache_->plan<T>(key, input, batch.output);
+    const auto plan = plan_for<T>(key, input, batch.output);
     Api::execute_r2c(plan->get(), input, reinterpret_cast<typename Api::Complex*>(batch.output));
   }
 
   template <class T>
   void run_inverse_real(const ComplexToRealBatch<T>& batch) const {
     check(batch);
-    using Api = fnet::detail::FftwApi<T>;
-    auto key =
-        key_for(fnet::detail::FftwKind::complex_to_real, batch, batch.input_distance, batch.output_distance);
+    using Api = detail::FftwApi<T>;
+    auto key = key_for(detail::FftwKind::complex_to_real, batch, batch.input_distance, batch.output_distance);
     key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
     // Planned with FFTW_PRESERVE_INPUT, so the input really is left alone.
     auto* input = reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input));
-    const auto plan = cache_->plan<T>(key, input, batch.output);
+    const auto plan = plan_for<T>(key, input, batch.output);
     Api::execute_c2r(plan->get(), input, batch.output);
   }
 
   template <class T>
   void run_transform(const ComplexBatch<T>& batch, Direction direction) const {
     check(batch);
-    using Api = fnet::detail::FftwApi<T>;
-    auto key = key_for(direction == Direction::forward ? fnet::detail::FftwKind::complex_forward
-                                                       : fnet::detail::FftwKind::complex_inverse,
+    using Api = detail::FftwApi<T>;
+    auto key = key_for(direction == Direction::forward ? detail::FftwKind::complex_forward
+                                                       : detail::FftwKind::complex_inverse,
                        batch, batch.distance, batch.distance);
     key.input_stride = batch.stride;
     key.output_stride = batch.stride;
@@ -204,11 +213,11 @@ class Fftw {
     key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
     // An out-of-place complex plan never writes its input (FFTW_PRESERVE_INPUT).
     auto* input = reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input));
-    const auto plan = cache_->plan<T>(key, input, batch.output);
+    const auto plan = plan_for<T>(key, input, batch.output);
     Api::execute_dft(plan->get(), input, reinterpret_cast<typename Api::Complex*>(batch.output));
   }
 
-  std::shared_ptr<fnet::detail::FftwPlanCache> cache_;
+  std::shared_ptr<detail::FftwPlanCache> cache_;
   Rigour rigour_;
 };
 

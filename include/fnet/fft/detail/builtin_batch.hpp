@@ -11,7 +11,7 @@
 #include <fnet/fft/detail/builtin_kernels.hpp>
 #include <fnet/fft/detail/builtin_plan.hpp>
 
-namespace fnet::detail {
+namespace fnet::fft::detail {
 
 /// Transforms per full block: one 64-byte vector of real parts (16 floats, 8 doubles).
 template <class T>
@@ -99,8 +99,8 @@ void builtin_lanes_to_rows(const T* data, std::size_t pairs, T sign, T* row_base
 // ---- complex batches -------------------------------------------------------------------------------
 
 template <class T, std::size_t W, bool Conjugate>
-void builtin_complex_block(const BuiltinComplexPlan<T>& plan, const fft::ComplexBatch<T>& batch,
-                           std::size_t first, T* scratch) {
+void builtin_complex_block(const BuiltinComplexPlan<T>& plan, const ComplexBatch<T>& batch, std::size_t first,
+                           T* scratch) {
   constexpr std::size_t E = 2 * W;
   const std::size_t n = plan.length;
   T* data = scratch;
@@ -173,8 +173,7 @@ void builtin_for_blocks(std::size_t count, std::size_t elements, Block&& block) 
 }
 
 template <class T>
-void builtin_complex_batch(const BuiltinComplexPlan<T>& plan, const fft::ComplexBatch<T>& batch,
-                           bool inverse) {
+void builtin_complex_batch(const BuiltinComplexPlan<T>& plan, const ComplexBatch<T>& batch, bool inverse) {
   const std::size_t elements = plan.length + 1 + plan.work_elements();
   builtin_for_blocks<T>(batch.count, elements, [&](auto lanes, std::size_t first, T* scratch) {
     constexpr std::size_t W = decltype(lanes)::value;
@@ -222,7 +221,7 @@ void builtin_untangle_forward(T* z, std::size_t h, const T* post) {
 }
 
 template <class T, std::size_t W>
-void builtin_forward_real_block(const BuiltinRealPlan<T>& plan, const fft::RealToComplexBatch<T>& batch,
+void builtin_forward_real_block(const BuiltinRealPlan<T>& plan, const RealToComplexBatch<T>& batch,
                                 std::size_t first, T* scratch) {
   constexpr std::size_t E = 2 * W;
   const std::size_t n = plan.length;
@@ -250,7 +249,7 @@ void builtin_forward_real_block(const BuiltinRealPlan<T>& plan, const fft::RealT
 }
 
 template <class T>
-void builtin_forward_real_batch(const BuiltinRealPlan<T>& plan, const fft::RealToComplexBatch<T>& batch) {
+void builtin_forward_real_batch(const BuiltinRealPlan<T>& plan, const RealToComplexBatch<T>& batch) {
   const std::size_t elements = plan.complex->length + 1 + plan.complex->work_elements();
   builtin_for_blocks<T>(batch.count, elements, [&](auto lanes, std::size_t first, T* scratch) {
     builtin_forward_real_block<T, decltype(lanes)::value>(plan, batch, first, scratch);
@@ -296,7 +295,7 @@ void builtin_tangle_inverse(T* x, std::size_t h, const T* post) {
 }
 
 template <class T, std::size_t W>
-void builtin_inverse_real_block(const BuiltinRealPlan<T>& plan, const fft::ComplexToRealBatch<T>& batch,
+void builtin_inverse_real_block(const BuiltinRealPlan<T>& plan, const ComplexToRealBatch<T>& batch,
                                 std::size_t first, T* scratch) {
   constexpr std::size_t E = 2 * W;
   const std::size_t n = plan.length;
@@ -336,11 +335,11 @@ void builtin_inverse_real_block(const BuiltinRealPlan<T>& plan, const fft::Compl
 }
 
 template <class T>
-void builtin_inverse_real_batch(const BuiltinRealPlan<T>& plan, const fft::ComplexToRealBatch<T>& batch) {
+void builtin_inverse_real_batch(const BuiltinRealPlan<T>& plan, const ComplexToRealBatch<T>& batch) {
   const std::size_t elements = plan.complex->length + 1 + plan.complex->work_elements();
   builtin_for_blocks<T>(batch.count, elements, [&](auto lanes, std::size_t first, T* scratch) {
     builtin_inverse_real_block<T, decltype(lanes)::value>(plan, batch, first, scratch);
   });
 }
 
-}  // namespace fnet::detail
+}  // namespace fnet::fft::detail

@@ -3,9 +3,7 @@
 
 #include <cstddef>
 
-#include <fnet/fft/detail/builtin_plan.hpp>
-
-namespace fnet::detail {
+namespace fnet::fft::detail {
 
 /*
  * Data layout of every kernel here: a buffer of `length` elements, element j holding W real parts then
@@ -107,6 +105,15 @@ inline void builtin_store_twiddled(T* element, const BuiltinComplexPack<T, W>& c
   else
     builtin_store<T, W>(element, c);
 }
+
+/// One Stockham pass: `radix`-point butterflies over a sub-length radix*m, `stride` = product of the
+/// radices before it. Its twiddles start at twiddle_offset (complex values, m*(radix-1) of them).
+struct BuiltinStage {
+  std::size_t radix = 0;
+  std::size_t m = 0;
+  std::size_t stride = 0;
+  std::size_t twiddle_offset = 0;
+};
 
 /*
  * Each radix struct computes, for one twiddle index k and every q < stride, the butterflies of a Stockham
@@ -264,84 +271,4 @@ inline void builtin_pass(const T* x, T* y, const BuiltinStage& stage, const T* t
     Radix::template butterflies<T, W, true>(x, y, k, stage.m, stage.stride, tw + k * per_k);
 }
 
-/// Runs the direct passes of `plan` on buffer `a` (length elements) using `b` (same size) as the other
-/// half of the ping-pong; returns whichever holds the result.
-template <class T, std::size_t W>
-T* builtin_run_direct(const BuiltinComplexPlan<T>& plan, T* a, T* b) {
-  T* x = a;
-  T* y = b;
-  for (const BuiltinStage& stage : plan.stages) {
-    const T* tw = plan.twiddles.data();
-    switch (stage.radix) {
-      case 2:
-        builtin_pass<T, W, BuiltinRadix2>(x, y, stage, tw);
-        break;
-      case 3:
-        builtin_pass<T, W, BuiltinRadix3>(x, y, stage, tw);
-        break;
-      case 4:
-        builtin_pass<T, W, BuiltinRadix4>(x, y, stage, tw);
-        break;
-      case 5:
-        builtin_pass<T, W, BuiltinRadix5>(x, y, stage, tw);
-        break;
-      default:
-        builtin_pass<T, W, BuiltinRadix8>(x, y, stage, tw);
-        break;
-    }
-    T* done = y;
-    y = x;
-    x = done;
-  }
-  return x;
-}
-
-/// Forward transform of the W transforms in `data` (plan.length elements); the result may land in
-/// `data` or in `work` (plan.work_elements() elements), whichever pointer is returned.
-template <class T, std::size_t W>
-T* builtin_run(const BuiltinComplexPlan<T>& plan, T* data, T* work) {
-  constexpr std::size_t E = 2 * W;
-  if (!plan.bluestein) return builtin_run_direct<T, W>(plan, data, work);
-
-  // Bluestein: X_k = c_k * sum_j (x_j c_j) conj(c_{k-j}), c_j = exp(-i*pi*j^2/n), evaluated as a
-  // circular convolution; its inverse transform is conj(FFT(conj(.))) so only forward passes are needed.
-  const BuiltinComplexPlan<T>& conv = *plan.convolution;
-  const std::size_t n = plan.length;
-  const std::size_t padded = conv.length;
-  T* u = work;
-  T* v = work + padded * E;
-  for (std::size_t j = 0; j < n; ++j) {
-    const T cr = plan.chirp[2 * j], ci = plan.chirp[2 * j + 1];
-    const T* s = data + j * E;
-    T* d = u + j * E;
-    for (std::size_t l = 0; l < W; ++l) {
-      d[l] = s[l] * cr - s[W + l] * ci;
-      d[W + l] = s[l] * ci + s[W + l] * cr;
-    }
-  }
-  for (std::size_t i = n * E; i < padded * E; ++i) u[i] = T(0);
-  T* f = builtin_run_direct<T, W>(conv, u, v);
-  for (std::size_t j = 0; j < padded; ++j) {
-    const T kr = plan.kernel[2 * j], ki = plan.kernel[2 * j + 1];
-    T* d = f + j * E;
-    for (std::size_t l = 0; l < W; ++l) {
-      const T fr = d[l], fi = d[W + l];
-      d[l] = fr * kr - fi * ki;
-      d[W + l] = -(fr * ki + fi * kr);
-    }
-  }
-  T* g = builtin_run_direct<T, W>(conv, f, f == u ? v : u);
-  for (std::size_t j = 0; j < n; ++j) {
-    const T cr = plan.chirp[2 * j], ci = plan.chirp[2 * j + 1];
-    const T* s = g + j * E;
-    T* d = data + j * E;
-    for (std::size_t l = 0; l < W; ++l) {
-      const T gr = s[l], gi = -s[W + l];
-      d[l] = gr * cr - gi * ci;
-      d[W + l] = gr * ci + gi * cr;
-    }
-  }
-  return data;
-}
-
-}  // namespace fnet::detail
+}  // namespace fnet::fft::detail

@@ -1,22 +1,20 @@
-// Internals of fnet::fft::Fftw: the float/double FFTW API table, the process-wide planner lock and the plan
-// cache.
+// Internals of fnet::fft::Fftw: the float/double FFTW API table, the process-wide planner lock, one owned
+// plan and the plan cache.
 #pragma once
 
 #include <fftw3.h>
 
 #include <cstddef>
 #include <cstring>
-#include <map>
-#include <memory>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <tuple>
-#include <type_traits>
-#include <utility>
 
-namespace fnet::detail {
+#include <fnet/fft/detail/scalar_caches.hpp>
+
+namespace fnet::fft::detail {
 
 // FFTW's planner (plan creation and destruction, wisdom) works on global state and is not thread-safe, for
 // fftw3 and fftw3f alike; only the execute functions are. Every planner call in the library takes this lock.
@@ -215,70 +213,8 @@ class FftwPlan {
   typename Api::Plan plan_ = nullptr;
 };
 
-// Plans shared by all copies of one Fftw object. Lookups take a short lock; a missing plan is built once, by
-// the first thread that asks for it, while other lengths stay available to the other threads.
-class FftwPlanCache {
- public:
-  // `input` and `output` are the requesting call's arrays; only FFTW_ESTIMATE planning uses them, and never
-  // reads or writes them.
-  template <class T>
-  std::shared_ptr<const FftwPlan<T>> plan(const FftwPlanKey& key, void* input, void* output) {
-    std::shared_ptr<Slot<T>> slot;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto& entry = slots<T>()[key];
-      if (!entry) entry = std::make_shared<Slot<T>>();
-      slot = entry;
-    }
-    std::lock_guard<std::mutex> building(slot->mutex);
-    if (!slot->plan) {
-      try {
-        slot->plan = std::make_shared<const FftwPlan<T>>(key, input, output);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        auto found = slots<T>().find(key);
-        if (found != slots<T>().end() && found->second == slot) slots<T>().erase(found);
-        throw;
-      }
-    }
-    return slot->plan;
-  }
+// The plans of one Fftw object and its copies, float and double, each made once by the first call that needs
+// it; other layouts stay available to other threads meanwhile.
+using FftwPlanCache = ScalarCaches<FftwPlanKey, FftwPlan>;
 
-  // Plans built or being built.
-  std::size_t size() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return float_slots_.size() + double_slots_.size();
-  }
-
-  void clear() {
-    decltype(float_slots_) floats;
-    decltype(double_slots_) doubles;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      floats.swap(float_slots_);
-      doubles.swap(double_slots_);
-    }
-    // The plans die here, outside our lock (each destruction takes the planner lock).
-  }
-
- private:
-  template <class T>
-  struct Slot {
-    std::mutex mutex;  // held while the plan is built, so a plan is never built twice
-    std::shared_ptr<const FftwPlan<T>> plan;
-  };
-
-  template <class T>
-  std::map<FftwPlanKey, std::shared_ptr<Slot<T>>>& slots() {
-    if constexpr (std::is_same_v<T, float>)
-      return float_slots_;
-    else
-      return double_slots_;
-  }
-
-  std::mutex mutex_;
-  std::map<FftwPlanKey, std::shared_ptr<Slot<float>>> float_slots_;
-  std::map<FftwPlanKey, std::shared_ptr<Slot<double>>> double_slots_;
-};
-
-}  // namespace fnet::detail
+}  // namespace fnet::fft::detail
