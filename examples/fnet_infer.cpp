@@ -253,11 +253,10 @@ int run_main(int argc, char** argv) {
   return 0;
 }
 
-// One line: newlines inside a message (from a nested library error) become spaces.
-std::string one_line(std::string message) {
-  for (char& c : message)
-    if (c == '\n' || c == '\r') c = ' ';
-  return message;
+// One line of printable ASCII, whatever the message quotes (file content, a nested library's multi-line
+// error, an argument): control bytes and non-ASCII bytes are spelled \xNN, as the I/O errors already are.
+std::string one_line(const std::string& message) {
+  return fnet::io::printable(message);
 }
 
 }  // namespace

@@ -54,6 +54,30 @@ TEST(Config, LabelsAndTaskFromAFineTunedConfig) {
   EXPECT_EQ(config.tpu_short_seq_length, 64u);
 }
 
+TEST(Config, ReadsEpsAndSpecialTokenIdsThatAreNotTheDefaults) {
+  // Every value differs from FNetConfig's default (1e-12, 3, 1, 2), so a key that was silently ignored fails.
+  const auto config = fnet::io::parse_config(
+      R"({"layer_norm_eps": 1e-3, "pad_token_id": 0, "bos_token_id": 17, "eos_token_id": 42})",
+      "config.json");
+  EXPECT_EQ(config.layer_norm_eps, 1e-3);
+  EXPECT_EQ(config.pad_token_id, 0);
+  EXPECT_EQ(config.bos_token_id, 17);
+  EXPECT_EQ(config.eos_token_id, 42);
+
+  // An integer eps is a number too; token ids may be negative or null (null keeps the default).
+  const auto other = fnet::io::parse_config(
+      R"({"layer_norm_eps": 1, "pad_token_id": -1, "bos_token_id": null, "eos_token_id": 9000000000})",
+      "config.json");
+  EXPECT_EQ(other.layer_norm_eps, 1.0);
+  EXPECT_EQ(other.pad_token_id, -1);
+  EXPECT_EQ(other.bos_token_id, fnet::FNetConfig{}.bos_token_id);
+  EXPECT_EQ(other.eos_token_id, 9000000000LL);
+  FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"pad_token_id": 3.5})", "c.json"), FormatError,
+                         "pad_token_id", "3.5");
+  FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"eos_token_id": "2"})", "c.json"), FormatError,
+                         "eos_token_id", "\"2\"");
+}
+
 TEST(Config, BadValuesNameTheKey) {
   FNET_EXPECT_THROW_WITH(fnet::io::parse_config("{\"hidden_size\": 7", "c.json"), FormatError, "c.json",
                          "not valid JSON");

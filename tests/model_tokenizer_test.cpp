@@ -1,5 +1,6 @@
 // fnet::Tokenizer on a small SentencePiece model trained here with spm_train (skipped when spm_train is
-// absent).
+// absent), and its text rules. The comparison with SentencePiece's Python binding is tests/parity/
+// test_tokenizer.py.
 #include <fnet/tokenizer.hpp>
 
 #include "io_test_support.hpp"
@@ -96,6 +97,46 @@ TEST_F(TokenizerTest, PairsGetTokenTypesAndPadding) {
   EXPECT_LT(used, 32u);
   FNET_EXPECT_THROW_WITH(tokenizer.encode_pair("quick fox", "lazy dog", 3), std::invalid_argument,
                          "pad_to 3");
+}
+
+TEST_F(TokenizerTest, UnicodeWhitespaceCollapsesAsInTheReference) {
+  // Python's str.split() (the reference) also splits on U+001C..U+001F, NEL, NBSP, the U+2000 spaces and the
+  // ideographic space; SentencePiece alone would drop the separators and glue the words together.
+  const fnet::Tokenizer tokenizer(model_path());
+  const auto expected = tokenizer.encode("the lazy fox").ids;
+  EXPECT_EQ(tokenizer.encode("\x1cthe\x1dlazy\x1e\x1f fox\x1c").ids, expected);
+  EXPECT_EQ(tokenizer
+                .encode("the\xc2\x85lazy\xc2\xa0\xe2\x80\x83"
+                        "fox\xe3\x80\x80")
+                .ids,
+            expected);
+  EXPECT_EQ(tokenizer
+                .encode("\xe2\x80\xa8the\xe2\x80\xa9lazy\xe1\x9a\x80\xe2\x80\xaf\xe2\x81\x9f"
+                        "fox")
+                .ids,
+            expected);
+  EXPECT_EQ(tokenizer.encode("``the lazy''").ids, tokenizer.encode("\"the lazy\"").ids);
+}
+
+TEST(TokenizerText, PythonsWhitespaceAndDigits) {
+  using fnet::detail::ends_in_digit;
+  using fnet::detail::whitespace_length;
+  EXPECT_EQ(whitespace_length("a b", 1), 1u);
+  EXPECT_EQ(whitespace_length("\x1f", 0), 1u);
+  EXPECT_EQ(whitespace_length("\xc2\x85", 0), 2u);
+  EXPECT_EQ(whitespace_length("\xe3\x80\x80", 0), 3u);
+  EXPECT_EQ(whitespace_length("\xe2\x80\x8b", 0), 0u);  // zero-width space: not whitespace in Python
+  EXPECT_EQ(whitespace_length("\xc2", 0), 0u);          // truncated sequence
+  EXPECT_EQ(whitespace_length("\xe0\x80\xa0", 0), 0u);  // overlong encoding of a space
+  EXPECT_EQ(whitespace_length("x", 0), 0u);
+  EXPECT_TRUE(ends_in_digit("1999"));
+  EXPECT_TRUE(ends_in_digit("x\xd9\xa3"));         // ARABIC-INDIC DIGIT THREE
+  EXPECT_TRUE(ends_in_digit("\xc2\xb2"));          // SUPERSCRIPT TWO
+  EXPECT_TRUE(ends_in_digit("\xf0\x9d\x9f\x8e"));  // MATHEMATICAL BOLD DIGIT ZERO
+  EXPECT_FALSE(ends_in_digit("\xc2\xbd"));         // VULGAR FRACTION ONE HALF: numeric, not a digit
+  EXPECT_FALSE(ends_in_digit("abc"));
+  EXPECT_FALSE(ends_in_digit(""));
+  EXPECT_FALSE(ends_in_digit("\xa3"));  // a lone continuation byte
 }
 
 TEST_F(TokenizerTest, MissingModelIsAFileError) {

@@ -1,6 +1,8 @@
 // libFuzzer target: arbitrary bytes through the safetensors parser and the weight conversion.
 #include <fnet/io/safetensors.hpp>
 
+#include "fuzz_message.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -15,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       converted.resize(view.element_count());
       fnet::io::convert_elements(view.dtype, view.data, view.element_count(), converted.data());
     }
-  } catch (const fnet::io::FormatError&) {
+  } catch (const fnet::io::FormatError& error) {
+    fuzz_check_message(error);
   }
   return 0;
 }

@@ -3,18 +3,35 @@ feed-forward layers, pooler, heads), and random checkpoints in the Hugging Face 
 
 Everything runs in float64 from the weights exactly as stored (F16/BF16 values widened exactly), so the
 reference is the "true" output the C++ float32 result is compared against.
+
+Checkpoints are written either by examples/convert_pytorch_bin.py (writer="converter") or by
+write_safetensors_from_spec below (writer="spec"), which shares no code with the converter: it lays the file
+out from the format's definition alone, in another order and with other JSON spacing, so a bug common to the
+converter and the C++ reader cannot hide.
 """
 import json
 import math
 import os
+import random
+import struct
 import sys
 
+import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
-from convert_pytorch_bin import write_safetensors  # noqa: E402
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
 
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+
+
+def layer_norm_sites(cfg, heads):
+    """The LayerNorms of the model, as forward() names them for `eps_override`."""
+    sites = ["embeddings"]
+    for layer in range(cfg["num_hidden_layers"]):
+        sites += [f"fourier.{layer}", f"output.{layer}"]
+    if heads == "pretraining":
+        sites.append("transform")
+    return sites
 
 
 def parameter_shapes(cfg, heads):
@@ -49,8 +66,11 @@ def parameter_shapes(cfg, heads):
     return shapes
 
 
-def random_weights(cfg, heads, seed, dtype):
-    """Random weights of a plausible scale, rounded to `dtype` (then held as float64 for the reference)."""
+def random_weights(cfg, heads, seed, dtype, scales=None):
+    """Random weights of a plausible scale, rounded to `dtype` (then held as float64 for the reference).
+
+    `scales` maps a name prefix to a factor applied to every tensor whose name starts with it (the longest
+    matching prefix wins), e.g. to make the input of a LayerNorm small enough for its eps to matter."""
     generator = torch.Generator().manual_seed(seed)
     weights = {}
     for name, shape in parameter_shapes(cfg, heads).items():
@@ -61,34 +81,101 @@ def random_weights(cfg, heads, seed, dtype):
         else:
             fan_in = shape[-1]
             value = torch.randn(shape, generator=generator, dtype=torch.float64) / math.sqrt(fan_in)
+        matches = [prefix for prefix in (scales or {}) if name.startswith(prefix)]
+        if matches:
+            value = value * scales[max(matches, key=len)]
         weights[name] = value.to(DTYPES[dtype]).to(torch.float64)
     return weights
 
 
-def save_checkpoint(directory, cfg, heads, weights, dtype, prefix, shards=1, buffers=False):
-    """config.json + model.safetensors (or `shards` files and model.safetensors.index.json), HF names."""
+def little_endian_bytes(tensor, dtype):
+    """The raw bytes of `tensor` stored as safetensors `dtype`, little-endian, C order, through numpy alone.
+    BF16 is the upper half of the float32 bit pattern; the values given are already BF16-exact, so cutting
+    the lower half loses nothing (checked)."""
+    if dtype == "I64":
+        return tensor.detach().to(torch.int64).contiguous().numpy().astype("<i8").tobytes()
+    array = tensor.detach().to(torch.float64).contiguous().numpy()
+    if dtype == "BF16":
+        bits = array.astype("<f4").view("<u4")
+        if np.any(bits & 0xFFFF):
+            raise ValueError("value not representable in BF16")
+        return (bits >> 16).astype("<u2").tobytes()
+    numpy_type = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}[dtype]
+    converted = array.astype(numpy_type)
+    if not np.array_equal(converted.astype(np.float64), array):
+        raise ValueError(f"value not representable in {dtype}")
+    return converted.tobytes()
+
+
+def write_safetensors_from_spec(path, tensors, metadata, seed=0):
+    """{name: (safetensors dtype, torch.Tensor)} -> `path`, from the format's definition: an unsigned 64-bit
+    little-endian header length N, N bytes of a JSON object {name: {"dtype", "shape", "data_offsets": [begin,
+    end]}, "__metadata__": {str: str}} (padded with spaces), then the data, offsets counted from the end of
+    the header. Unlike the converter, the data is laid out in a shuffled order, the header lists the tensors
+    in yet another order, __metadata__ comes last, and the JSON has spaces."""
+    order = sorted(tensors)
+    random.Random(seed).shuffle(order)
+    payload = bytearray()
+    entries = {}
+    for name in order:
+        dtype, tensor = tensors[name]
+        data = little_endian_bytes(tensor, dtype)
+        entries[name] = {"data_offsets": [len(payload), len(payload) + len(data)], "shape": list(tensor.shape),
+                         "dtype": dtype}
+        payload += data
+    header = {name: entries[name] for name in sorted(entries, reverse=True)}
+    header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    text = json.dumps(header, indent=None, separators=(", ", ": ")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(text)) + text + bytes(payload))
+
+
+def write_checkpoint_file(path, tensors, writer, seed=0):
+    """{name: (safetensors dtype, torch.Tensor)} -> one .safetensors file, written by `writer`."""
+    if writer == "spec":
+        write_safetensors_from_spec(path, tensors, {"format": "pt"}, seed)
+    elif writer == "converter":
+        if EXAMPLES not in sys.path:
+            sys.path.insert(0, EXAMPLES)
+        from convert_pytorch_bin import write_safetensors  # noqa: E402
+        write_safetensors(path, {name: value.to(DTYPES.get(dtype, torch.int64)) for name, (dtype, value) in
+                                 tensors.items()}, {"format": "pt"})
+    else:
+        raise ValueError(f"unknown writer {writer!r}")
+
+
+def save_checkpoint(directory, cfg, heads, weights, dtype, prefix, shards=1, buffers=False, tied_decoder=False,
+                    writer="converter"):
+    """config.json + model.safetensors (or `shards` files and model.safetensors.index.json), HF names.
+
+    `tied_decoder` also saves cls.predictions.decoder.{weight,bias}, equal to the word embeddings and
+    cls.predictions.bias they are tied to, as a PyTorch state dict of FNetForPreTraining holds them."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     tensors = {}
     for name, value in weights.items():
         stored = ("fnet." + name) if prefix and not name.startswith(("cls.", "classifier.")) else name
-        tensors[stored] = value.to(DTYPES[dtype])
+        tensors[stored] = (dtype, value)
+    if tied_decoder:
+        tensors["cls.predictions.decoder.weight"] = (dtype, weights["embeddings.word_embeddings.weight"])
+        tensors["cls.predictions.decoder.bias"] = (dtype, weights["cls.predictions.bias"])
     if buffers:  # saved by some versions; they carry no weights and must be ignored
         base = "fnet." if prefix else ""
         s, h = cfg["max_position_embeddings"], cfg["hidden_size"]
-        tensors[base + "embeddings.position_ids"] = torch.arange(s, dtype=torch.int64).unsqueeze(0)
-        tensors[base + "embeddings.token_type_ids"] = torch.zeros(1, s, dtype=torch.int64)
-        tensors[base + "encoder.layer.0.fourier.self.dft_mat_hidden"] = torch.zeros(h, 2, dtype=torch.float32)
+        tensors[base + "embeddings.position_ids"] = ("I64", torch.arange(s, dtype=torch.int64).unsqueeze(0))
+        tensors[base + "embeddings.token_type_ids"] = ("I64", torch.zeros(1, s, dtype=torch.int64))
+        tensors[base + "encoder.layer.0.fourier.self.dft_mat_hidden"] = ("F32", torch.zeros(h, 2))
     names = sorted(tensors)
     if shards == 1:
-        write_safetensors(os.path.join(directory, "model.safetensors"), tensors, {"format": "pt"})
+        write_checkpoint_file(os.path.join(directory, "model.safetensors"), tensors, writer)
         return
     weight_map = {}
     for k in range(shards):
         file = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
         part = {name: tensors[name] for name in names[k::shards]}
-        write_safetensors(os.path.join(directory, file), part, {"format": "pt"})
+        write_checkpoint_file(os.path.join(directory, file), part, writer, seed=k)
         weight_map.update({name: file for name in part})
     with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {}, "weight_map": weight_map}, f)
@@ -126,29 +213,34 @@ def fourier_mix(x, cfg):
     return torch.fft.fftn(x, dim=(1, 2)).real
 
 
-def forward(weights, cfg, heads, ids, token_types):
-    """All outputs of the model for int64 (batch, seq) ids and token types, in float64."""
+def forward(weights, cfg, heads, ids, token_types, eps_override=None):
+    """All outputs of the model for int64 (batch, seq) ids and token types, in float64. `eps_override` maps
+    LayerNorm sites (layer_norm_sites) to another eps, to show that a case notices the eps of each."""
     w = weights
-    eps, act = cfg["layer_norm_eps"], cfg["hidden_act"]
+    act = cfg["hidden_act"]
+    eps_override = eps_override or {}
+
+    def norm(site, x, prefix):
+        return layer_norm(x, w[prefix + "LayerNorm.weight"], w[prefix + "LayerNorm.bias"],
+                          eps_override.get(site, cfg["layer_norm_eps"]))
+
     seq = ids.shape[1]
     x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.token_type_embeddings.weight"][token_types] +
          w["embeddings.position_embeddings.weight"][:seq].unsqueeze(0))
-    x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+    x = norm("embeddings", x, "embeddings.")
     x = x @ w["embeddings.projection.weight"].T + w["embeddings.projection.bias"]
     for layer in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{layer}."
-        h1 = layer_norm(x + fourier_mix(x, cfg), w[p + "fourier.output.LayerNorm.weight"],
-                        w[p + "fourier.output.LayerNorm.bias"], eps)
+        h1 = norm(f"fourier.{layer}", x + fourier_mix(x, cfg), p + "fourier.output.")
         inner = activation(act, h1 @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
         ffn = inner @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
-        x = layer_norm(h1 + ffn, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+        x = norm(f"output.{layer}", h1 + ffn, p + "output.")
     outputs = {"last_hidden_state": x}
     pooled = torch.tanh(x[:, 0] @ w["pooler.dense.weight"].T + w["pooler.dense.bias"])
     outputs["pooler_output"] = pooled
     if heads == "pretraining":
         t = activation(act, x @ w["cls.predictions.transform.dense.weight"].T + w["cls.predictions.transform.dense.bias"])
-        t = layer_norm(t, w["cls.predictions.transform.LayerNorm.weight"], w["cls.predictions.transform.LayerNorm.bias"],
-                       eps)
+        t = norm("transform", t, "cls.predictions.transform.")
         outputs["prediction_logits"] = t @ w["embeddings.word_embeddings.weight"].T + w["cls.predictions.bias"]
         outputs["seq_relationship_logits"] = pooled @ w["cls.seq_relationship.weight"].T + w["cls.seq_relationship.bias"]
     elif heads == "sequence":

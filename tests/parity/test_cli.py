@@ -193,6 +193,89 @@ class CliTest(unittest.TestCase):
             f.write("{ not json")
         self.expect_failure(["--input-ids", self.ids], "config.json", "not valid JSON", model=model)
 
+    # --- untrusted text in a checkpoint never reaches the terminal raw ---------------------------------
+    def read_safetensors(self, model):
+        with open(os.path.join(model, "model.safetensors"), "rb") as f:
+            raw = f.read()
+        length = struct.unpack("<Q", raw[:8])[0]
+        return json.loads(raw[8:8 + length]), raw[8 + length:]
+
+    @staticmethod
+    def write_safetensors_raw(model, header_bytes, data):
+        with open(os.path.join(model, "model.safetensors"), "wb") as f:
+            f.write(struct.pack("<Q", len(header_bytes)) + header_bytes + data)
+
+    def with_extra_tensor(self, model, name, dtype, shape, element_size=4):
+        """The checkpoint plus one tensor of zeros, its data appended after the rest."""
+        header, data = self.read_safetensors(self.model)
+        size = element_size * int(np.prod(shape, dtype=np.int64))
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + size]}
+        self.write_safetensors_raw(model, json.dumps(header).encode(), data + b"\0" * size)
+
+    def expect_one_printable_line(self, model, *needles):
+        """fnet-infer fails with exactly one line of printable ASCII on stderr and writes nothing."""
+        output = os.path.join(self.work, "out-printable")
+        shutil.rmtree(output, ignore_errors=True)
+        os.makedirs(output)
+        result = subprocess.run([FNET_INFER, "--model", model, "--input-ids", self.ids, "--output-dir", output],
+                                capture_output=True)
+        self.assertNotEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stderr.endswith(b"\n"), result.stderr)
+        line = result.stderr[:-1]
+        self.assertNotIn(b"\n", line, f"one line on stderr, got {result.stderr!r}")
+        self.assertTrue(all(0x20 <= byte <= 0x7E for byte in line), f"non-printable bytes in {result.stderr!r}")
+        for needle in needles:
+            self.assertIn(needle, line)
+        self.assertEqual(os.listdir(output), [], "no output after a failure")
+        return line
+
+    def test_tensor_names_with_escape_sequences_and_newlines_are_escaped(self):
+        model = self.copy_model("crafted-name")
+        evil = "fnet.encoder.layer.0.\x1b[2J\x1b]0;owned\x07\nevil\u00e9.weight"
+        # A well-formed tensor that has no place in the model: load_pretrained quotes its name.
+        self.with_extra_tensor(model, evil, "F32", [1])
+        self.expect_one_printable_line(model, b"\\x1b[2J\\x1b]0;owned\\x07\\x0aevil\\xc3\\xa9.weight",
+                                       b"has no place")
+        # An unknown dtype, itself an escape sequence: the parser quotes the name and the dtype.
+        self.with_extra_tensor(model, evil, "Q8\x1b[31m\n", [1])
+        self.expect_one_printable_line(model, b"\\x0aevil", b"unknown dtype", b"Q8\\u001b[31m\\n")
+        # Raw control bytes and invalid UTF-8 in the header are not JSON: the parse error quotes them.
+        header, data = self.read_safetensors(self.model)
+        text = json.dumps(header).encode()
+        self.write_safetensors_raw(model, text[:-1] + b', "x\x1b[2J\n\xff": 1}', data)
+        self.expect_one_printable_line(model, b"not valid JSON")
+
+    def test_a_wrongly_shaped_tied_decoder_is_refused(self):
+        model = self.copy_model("decoder")
+        # Correctly shaped (vocab 50 x hidden 24, and 50): accepted, outputs as without it.
+        header, data = self.read_safetensors(self.model)
+        weight, bias = header["fnet.embeddings.word_embeddings.weight"], header["cls.predictions.bias"]
+        header["cls.predictions.decoder.weight"] = dict(weight)
+        header["cls.predictions.decoder.bias"] = dict(bias)
+        self.write_safetensors_raw(model, json.dumps(header).encode(), data)
+        out = os.path.join(self.work, "out-decoder")
+        result = self.run_infer("--model", model, "--input-ids", self.ids, "--output-dir", out)
+        # Two names over the same bytes overlap: the parser refuses that, so give the decoder its own copy.
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("overlap", result.stderr)
+        for name, source in (("cls.predictions.decoder.weight", weight), ("cls.predictions.decoder.bias", bias)):
+            begin, end = source["data_offsets"]
+            header[name] = dict(source, data_offsets=[len(data), len(data) + end - begin])
+            data += data[begin:end]
+        self.write_safetensors_raw(model, json.dumps(header).encode(), data)
+        shutil.rmtree(out, ignore_errors=True)
+        result = self.run_infer("--model", model, "--input-ids", self.ids, "--output-dir", out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("prediction_logits.npy", os.listdir(out))
+
+        for name, shape, needles in (
+                ("cls.predictions.decoder.weight", [50, 23], ["[50, 23]", "[50, 24]"]),
+                ("cls.predictions.decoder.weight", [24, 50], ["[24, 50]", "[50, 24]"]),
+                ("cls.predictions.decoder.bias", [49], ["[49]", "[50]"])):
+            self.with_extra_tensor(model, name, "F32", shape)
+            self.expect_failure(["--input-ids", self.ids], "'" + name + "'", "model.safetensors", *needles,
+                                model=model)
+
     # --- inputs --------------------------------------------------------------------------------------
     def test_bad_inputs(self):
         self.expect_failure(["--input-ids", self.npy("big.npy", np.array([[4, 50]], dtype=np.int64))],
