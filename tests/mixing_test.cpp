@@ -78,6 +78,7 @@ struct NaiveBackend {
   }
 
   void clear() const {}
+  std::size_t cache_size() const { return 0; }
 };
 
 static_assert(fnet::fft::is_backend_v<NaiveBackend, float> && fnet::fft::is_backend_v<NaiveBackend, double>);
