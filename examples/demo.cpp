@@ -23,7 +23,7 @@ struct Options {
   long layers = -1;  // -1: as the config says
   long batch = 2;
   long seq = 512;
-  long threads = 1;
+  long threads = fnet::hardware_threads();  // as PyTorch; --threads 1 for one
   long runs = 3;
   std::string backend = "default";
   long seed = 42;
@@ -45,7 +45,8 @@ Options parse(int argc, char** argv) {
       std::puts(
           "usage: fnet-demo [--config base|large] [--layers L] [--batch B] [--seq S] [--threads T] [--runs "
           "R]\n"
-          "                 [--backend fftw|builtin|dft] [--seed N]");
+          "                 [--backend fftw|builtin|dft] [--seed N]\n"
+          "--threads defaults to every hardware thread of this machine.");
       std::exit(0);
     }
     if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");

@@ -2,7 +2,7 @@
 // files.
 //
 //   fnet-infer --model DIR --input-ids IDS.npy [--token-type-ids TT.npy] --output-dir OUT
-//              [--backend fftw|builtin|dft] [--threads N]
+//              [--backend fftw|builtin|dft] [--threads N]    (N defaults to every hardware thread)
 //   fnet-infer --model DIR --text "..." [--text-pair "..."] [--pad-to N] --output-dir OUT ...   (with
 //   SentencePiece)
 //
@@ -40,7 +40,8 @@ namespace {
 constexpr const char* usage =
     "usage: fnet-infer --model DIR (--input-ids IDS.npy [--token-type-ids TT.npy] | --text TEXT [--text-pair "
     "TEXT]"
-    " [--pad-to N]) --output-dir OUT [--backend fftw|builtin|dft] [--threads N]";
+    " [--pad-to N]) --output-dir OUT [--backend fftw|builtin|dft] [--threads N (default: every hardware "
+    "thread)]";
 
 class UsageError : public std::invalid_argument {
  public:
@@ -55,8 +56,8 @@ struct Options {
   std::optional<std::string> text;
   std::optional<std::string> text_pair;
   std::optional<std::size_t> pad_to;
-  std::string backend;  // empty: the default for the checkpoint
-  int threads = 1;
+  std::string backend;                     // empty: the default for the checkpoint
+  int threads = fnet::hardware_threads();  // as PyTorch; --threads 1 for one
 };
 
 std::size_t parse_count(const std::string& flag, const std::string& value, std::size_t max) {
@@ -112,12 +113,6 @@ Options parse_options(int argc, char** argv) {
       options.backend != "dft")
     throw UsageError("--backend must be fftw, builtin or dft, got '" + options.backend + "'");
   return options;
-}
-
-fnet::TokenIds to_token_ids(const fnet::io::IdMatrix& matrix) {
-  fnet::TokenIds ids(static_cast<Eigen::Index>(matrix.rows), static_cast<Eigen::Index>(matrix.cols));
-  for (std::size_t i = 0; i < matrix.values.size(); ++i) ids.data()[i] = matrix.values[i];
-  return ids;
 }
 
 // Output files written under temporary names, renamed into place only by commit(); removed otherwise.
@@ -222,9 +217,9 @@ int run_main(int argc, char** argv) {
     throw UsageError("--text needs a fnet-infer built with SentencePiece");
 #endif
   } else {
-    ids = to_token_ids(fnet::io::read_id_matrix(options.input_ids));
+    ids = fnet::io::read_token_ids(options.input_ids);
     if (!options.token_type_ids.empty()) {
-      token_types = to_token_ids(fnet::io::read_id_matrix(options.token_type_ids));
+      token_types = fnet::io::read_token_ids(options.token_type_ids);
       if (token_types.rows() != ids.rows() || token_types.cols() != ids.cols())
         throw std::invalid_argument("--token-type-ids '" + options.token_type_ids + "' has shape (" +
                                     std::to_string(token_types.rows()) + ", " +

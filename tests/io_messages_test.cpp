@@ -210,7 +210,7 @@ TEST(IoMessages, MutatedNpyGiveOnePrintableLine) {
       },
       [](const std::string& bytes) {
         const auto view = fnet::io::parse_npy(as_bytes(bytes), bytes.size(), "ids.npy");
-        fnet::io::id_matrix_from_npy(view, "ids.npy");
+        fnet::io::token_ids_from_npy(view, "ids.npy");
       });
   EXPECT_GT(tally.thrown, tally.cases / 2);
   EXPECT_GT(tally.escaped, tally.cases / 10);
@@ -294,7 +294,7 @@ TEST(IoMessages, ConfigKeysAndValuesAreEscaped) {
 TEST(IoMessages, NpyKeysAndDescrAreEscaped) {
   const std::string data(48, '\0');
   const auto read = [](const std::string& bytes) {
-    return fnet::io::id_matrix_from_npy(fnet::io::parse_npy(as_bytes(bytes), bytes.size(), "ids.npy"),
+    return fnet::io::token_ids_from_npy(fnet::io::parse_npy(as_bytes(bytes), bytes.size(), "ids.npy"),
                                         "ids.npy");
   };
   FNET_EXPECT_SAFE_MESSAGE(

@@ -10,25 +10,30 @@ using fnet::io::FormatError;
 
 const char* const ids_dict_i8 = "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), }";
 
-fnet::io::IdMatrix read_ids(const fnet_test::TempDir& dir, const std::string& bytes) {
+// The ids in C order.
+std::vector<std::int64_t> values(const fnet::TokenIds& ids) {
+  return std::vector<std::int64_t>(ids.data(), ids.data() + ids.size());
+}
+
+fnet::TokenIds read_ids(const fnet_test::TempDir& dir, const std::string& bytes) {
   const std::string path = dir.file("ids.npy");
   fnet_test::write_file(path, bytes);
-  return fnet::io::read_id_matrix(path);
+  return fnet::io::read_token_ids(path);
 }
 
 TEST(Npy, ReadsInt64AndInt32InCOrder) {
   fnet_test::TempDir dir;
   const std::vector<std::int64_t> v64 = {0, 1, 2, 31999, -5, 4000000000LL};
   auto ids = read_ids(dir, fnet_test::npy_bytes(ids_dict_i8, fnet_test::raw_bytes(v64)));
-  EXPECT_EQ(ids.rows, 2u);
-  EXPECT_EQ(ids.cols, 3u);
-  EXPECT_EQ(ids.values, v64);
+  EXPECT_EQ(ids.rows(), 2);
+  EXPECT_EQ(ids.cols(), 3);
+  EXPECT_EQ(values(ids), v64);
   EXPECT_EQ(ids(1, 2), 4000000000LL);
 
   const std::vector<std::int32_t> v32 = {7, -1, 3, 4};
   ids = read_ids(dir, fnet_test::npy_bytes("{'descr': '<i4', 'fortran_order': False, 'shape': (1, 4), }",
                                            fnet_test::raw_bytes(v32)));
-  EXPECT_EQ(ids.values, (std::vector<std::int64_t>{7, -1, 3, 4}));
+  EXPECT_EQ(values(ids), (std::vector<std::int64_t>{7, -1, 3, 4}));
 }
 
 TEST(Npy, FortranOrderVersion2AndBigEndianAreUnderstood) {
@@ -37,13 +42,13 @@ TEST(Npy, FortranOrderVersion2AndBigEndianAreUnderstood) {
   auto ids = read_ids(
       dir, fnet_test::npy_bytes("{'descr': '<i8', 'fortran_order': True, 'shape': (2, 3), }",
                                 fnet_test::raw_bytes(std::vector<std::int64_t>{1, 4, 2, 5, 3, 6}), 2));
-  EXPECT_EQ(ids.values, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(values(ids), (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
   std::string big(8, '\0');
   big[3] = 9;
   big[7] = 1;  // >i4 values 9 and 1
   ids = read_ids(
       dir, fnet_test::npy_bytes("{\"descr\": \">i4\", \"fortran_order\": False, \"shape\": (1, 2)}", big, 3));
-  EXPECT_EQ(ids.values, (std::vector<std::int64_t>{9, 1}));
+  EXPECT_EQ(values(ids), (std::vector<std::int64_t>{9, 1}));
 }
 
 TEST(Npy, WrongDtypeOrRankIsRefused) {
@@ -114,7 +119,7 @@ TEST(Npy, MalformedFilesAreRefused) {
       read_ids(dir, fnet_test::npy_bytes(
                         "{'descr': '<i8', 'fortran_order': False, 'shape': (4294967296, 4294967296)}", data)),
       FormatError, "overflows");
-  FNET_EXPECT_THROW_WITH(fnet::io::read_id_matrix(dir.file("absent.npy")), FileError, "absent.npy");
+  FNET_EXPECT_THROW_WITH(fnet::io::read_token_ids(dir.file("absent.npy")), FileError, "absent.npy");
 }
 
 TEST(Npy, Float32WriterRoundTripsThroughTheParser) {

@@ -9,7 +9,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
     const auto view = fnet::io::parse_npy(reinterpret_cast<const std::byte*>(data), size, "fuzz");
-    if (view.element_count <= (1u << 20)) fnet::io::id_matrix_from_npy(view, "fuzz");
+    if (view.element_count <= (1u << 20)) fnet::io::token_ids_from_npy(view, "fuzz");
   } catch (const fnet::io::FormatError& error) {
     fuzz_check_message(error);
   }

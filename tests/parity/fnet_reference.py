@@ -204,11 +204,17 @@ def dft_matrix(n):
 
 
 def fourier_mix(x, cfg):
-    """Re(FFT2) over (seq, hidden). The TPU configuration multiplies by DFT matrices instead, as the paper."""
-    if cfg.get("use_tpu_fourier_optimizations", False):
+    """Re(FFT2) over (seq, hidden). With use_tpu_fourier_optimizations (and max_position_embeddings <= 4096)
+    the reference multiplies by DFT matrices instead: the hidden one of hidden_size points, and for the
+    sequence the leading seq x seq block of the tpu_short_seq_length-point matrix, which is not a seq-point DFT
+    when seq is shorter; a longer seq has no such block and fails."""
+    if cfg.get("use_tpu_fourier_optimizations", False) and cfg.get("max_position_embeddings", 512) <= 4096:
         seq, hidden = x.shape[1], x.shape[2]
-        assert seq == cfg["tpu_short_seq_length"]
-        z = torch.matmul(torch.matmul(dft_matrix(seq), x.to(torch.complex128)), dft_matrix(hidden))
+        short = cfg["tpu_short_seq_length"]
+        if seq > short:
+            raise ValueError(f"seq {seq} exceeds tpu_short_seq_length {short}")
+        sequence_block = dft_matrix(short)[:seq, :seq]
+        z = torch.matmul(torch.matmul(sequence_block, x.to(torch.complex128)), dft_matrix(hidden))
         return z.real
     return torch.fft.fftn(x, dim=(1, 2)).real
 

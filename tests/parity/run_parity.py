@@ -75,10 +75,15 @@ CASES = {
                                             architectures=["FNetForTokenClassification"],
                                             id2label={"0": "O", "1": "B", "2": "I", "3": "X", "4": "Y"}),
                                  "token", "F64", seq=7, backends=["fftw", "dft"]),
-    # The TPU configuration: DFT matrices, seq must equal tpu_short_seq_length; buffers present.
+    # The TPU configuration: DFT matrices (fnet-infer's default backend for it); buffers present.
     "tpu_dft_seq24": case(ref.config(40, 64, 2, 120, max_positions=32, use_tpu_fourier_optimizations=True,
                                      tpu_short_seq_length=24),
                           "pretraining", "F32", buffers=True, seq=24),
+    # A sequence shorter than tpu_short_seq_length: the leading 13 x 13 block of the 24-point DFT matrix, on
+    # every backend.
+    "tpu_dft_seq13_of_24": case(ref.config(40, 64, 2, 120, max_positions=32, use_tpu_fourier_optimizations=True,
+                                           tpu_short_seq_length=24),
+                                "pretraining", "F32", seq=13, backends=[None, "builtin", "fftw", "dft"]),
     # Degenerate shapes: a single token, hidden 3.
     "single_token_hidden3": case(ref.config(3, 5, 2, 10, max_positions=4), "pretraining", "F32", prefix=False,
                                  seq=1, backends=["builtin", "fftw", "dft"]),

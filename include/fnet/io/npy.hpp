@@ -5,6 +5,7 @@
 #include <fnet/io/dtype.hpp>
 #include <fnet/io/error.hpp>
 #include <fnet/io/mapped_file.hpp>
+#include <fnet/token_ids.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -217,17 +218,9 @@ inline NpyView parse_npy(const std::byte* bytes, std::size_t size, const std::st
   return view;
 }
 
-/// A 2-D array of token ids or token types, converted to int64 in C order.
-struct IdMatrix {
-  std::size_t rows = 0;
-  std::size_t cols = 0;
-  std::vector<std::int64_t> values;  // rows x cols, row-major
-  std::int64_t operator()(std::size_t r, std::size_t c) const { return values[r * cols + c]; }
-};
-
-/// Converts a parsed (batch, seq) int32 or int64 array (C or Fortran order) to int64 in C order. Any other
+/// Converts a parsed (batch, seq) int32 or int64 array (C or Fortran order) to fnet::TokenIds. Any other
 /// dtype or rank, or an empty dimension, throws FormatError naming `source` and what was found.
-inline IdMatrix id_matrix_from_npy(const NpyView& view, const std::string& source) {
+inline TokenIds token_ids_from_npy(const NpyView& view, const std::string& source) {
   if (view.kind != 'i' || (view.item_size != 4 && view.item_size != 8))
     detail::bad_npy(source, "dtype '" + view.descr + "' is not int32 or int64");
   if (view.shape.size() != 2)
@@ -235,10 +228,8 @@ inline IdMatrix id_matrix_from_npy(const NpyView& view, const std::string& sourc
   if (view.shape[0] == 0 || view.shape[1] == 0)
     detail::bad_npy(source, "has an empty dimension: shape (" + std::to_string(view.shape[0]) + ", " +
                                 std::to_string(view.shape[1]) + ")");
-  IdMatrix ids;
-  ids.rows = view.shape[0];
-  ids.cols = view.shape[1];
-  ids.values.resize(view.element_count);
+  const std::size_t rows = view.shape[0], cols = view.shape[1];
+  TokenIds ids(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
   for (std::size_t i = 0; i < view.element_count; ++i) {
     const std::byte* element = view.data + i * view.item_size;
     std::byte swapped[8];
@@ -251,20 +242,20 @@ inline IdMatrix id_matrix_from_npy(const NpyView& view, const std::string& sourc
                                   detail::read_little_endian<std::uint32_t>(element)))
                             : static_cast<std::int64_t>(detail::read_little_endian<std::uint64_t>(element));
     // Fortran order stores column after column.
-    const std::size_t row = view.fortran_order ? i % ids.rows : i / ids.cols;
-    const std::size_t col = view.fortran_order ? i / ids.rows : i % ids.cols;
-    ids.values[row * ids.cols + col] = value;
+    const std::size_t row = view.fortran_order ? i % rows : i / cols;
+    const std::size_t col = view.fortran_order ? i / rows : i % cols;
+    ids(static_cast<Eigen::Index>(row), static_cast<Eigen::Index>(col)) = value;
   }
   return ids;
 }
 
-/// Reads a (batch, seq) .npy file of int32 or int64 (see id_matrix_from_npy). FileError when it cannot be
+/// Reads a (batch, seq) .npy file of int32 or int64 (see token_ids_from_npy). FileError when it cannot be
 /// read, FormatError when it is malformed or of the wrong dtype or rank.
 ///
-///     fnet::io::IdMatrix ids = fnet::io::read_id_matrix("input_ids.npy");
-inline IdMatrix read_id_matrix(const std::string& path) {
+///     fnet::TokenIds ids = fnet::io::read_token_ids("input_ids.npy");
+inline TokenIds read_token_ids(const std::string& path) {
   const MappedFile file(path);
-  return id_matrix_from_npy(parse_npy(file.data(), file.size(), path), path);
+  return token_ids_from_npy(parse_npy(file.data(), file.size(), path), path);
 }
 
 /// The bytes of a version 1.0 .npy file holding float32 data of `shape` in C order (header padded to 64
