@@ -1,8 +1,10 @@
 // Steady-state forward calls on caller memory with a reused workspace perform no heap allocation: every
 // global operator new (and, on glibc without sanitizers, every malloc) is counted around the calls.
+#include <fnet/baseline/transformer_encoder_layer.hpp>
 #include <fnet/encoder.hpp>
 #include <fnet/feed_forward.hpp>
 #include <fnet/fft/builtin.hpp>
+#include <fnet/model.hpp>
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
@@ -259,6 +261,27 @@ TYPED_TEST(AllocationTest, EncoderWorkspaceOverload) {
       backend_never_mallocs<TypeParam>());
 }
 
+// The whole model on reused outputs and workspace: embeddings, encoder, pooler and every head.
+TYPED_TEST(AllocationTest, ModelWorkspaceOverload) {
+  fnet::FNetConfig config;
+  config.vocab_size = 300;
+  config.hidden_size = 96;
+  config.intermediate_size = 160;
+  config.num_hidden_layers = 2;
+  config.max_position_embeddings = 200;
+  for (const auto classifier : {fnet::Classifier::sequence, fnet::Classifier::token}) {
+    fnet::FNetModel<float, TypeParam> model(config, {true, classifier});
+    model.initialize(6);
+    fnet::TokenIds ids(2, 150), types = fnet::TokenIds::Zero(2, 150);
+    for (Eigen::Index i = 0; i < ids.size(); ++i) ids.data()[i] = (i * 37) % 300;
+    fnet::FNetOutput<float> out;
+    fnet::Workspace<float> workspace;
+    expect_steady_state_allocation_free([&] { model.forward(ids, types, out, workspace); },
+                                        backend_never_mallocs<TypeParam>());
+    EXPECT_TRUE(out.prediction_logits.has_value());
+  }
+}
+
 #if defined(FNET_HAS_FFTW)
 // FFTW_ESTIMATE planning never touches the arrays, so a cold Rigour::estimate call plans on the caller's own
 // arrays: it allocates nothing larger than a warm call (whose execution may buffer, e.g. FFTW copies a c2r
@@ -313,6 +336,18 @@ TEST(Allocation, FftwEstimatePlansWithoutScratchArrays) {
 #endif
 }
 #endif
+
+// The attention baseline runs every product on the library's GEMM path with its own packing buffers.
+TEST(Allocation, TransformerLayerOnCallerMemory) {
+  auto config = fnet::EncoderConfig::fnet_base();
+  config.intermediate_size = 1024;
+  fnet::baseline::TransformerEncoderLayer<float> layer(config);
+  layer.initialize(8);
+  fnet::Tensor3<float> x(2, 160, 768), out(2, 160, 768);
+  x.setRandom();
+  fnet::Workspace<float> workspace;
+  expect_steady_state_allocation_free([&] { layer.forward(fnet::as_map(x), fnet::as_map(out), workspace); });
+}
 
 TEST(Allocation, FeedForwardAndLayerNormOnCallerMemory) {
   fnet::FeedForward<float> ffn(768, 3072, fnet::Activation::gelu_new);
