@@ -108,7 +108,7 @@ void mixing_layernorm(benchmark::State& state, long seq) {
   const auto residual = uniform_values(static_cast<std::size_t>(seq * kHidden), 5);
   std::vector<Scalar> h(x.size()), out(x.size());
   const std::vector<Scalar> gamma(kHidden, 1.0f), beta(kHidden, 0.0f);
-  std::vector<Scalar> scratch(fnet::detail::Access::mixing_scratch_size(mixing, seq, kHidden) + 64);
+  std::vector<Scalar> scratch(fnet::detail::Access::scratch_size(mixing, seq, kHidden) + 64);
   Scalar* aligned =
       scratch.data() + (64 - reinterpret_cast<std::uintptr_t>(scratch.data()) % 64) % 64 / sizeof(Scalar);
   for (auto _ : state) {

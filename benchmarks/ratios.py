@@ -108,6 +108,22 @@ def main():
             else:
                 notes[-1] += "."
 
+    # Like for like: both layers are one template that differs in its mixing sublayer, so what is left of each
+    # layer without its mixing (feed-forward, LayerNorms, residuals) must cost the same.
+    for seq in (512,):
+        rest_transformer = None if t("layer/transformer", seq) is None or t("attention", seq) is None else (
+            t("layer/transformer", seq) - t("attention", seq))
+        rest_fnet = None if t("layer/fnet", seq) is None or t("mixing/fftw", seq) is None else (
+            t("layer/fnet", seq) - t("mixing/fftw", seq))
+        gap = None
+        if rest_transformer is not None and rest_fnet is not None:
+            gap = abs(rest_transformer - rest_fnet) / max(rest_transformer, rest_fnet)
+        rows.append((f"same feed-forward cost at {seq}x768: (`layer/transformer` - `attention`) vs "
+                     "(`layer/fnet` - `mixing/fftw`)",
+                     "n/a" if gap is None else
+                     f"{rest_transformer * 1e3:.2f} ms vs {rest_fnet * 1e3:.2f} ms, {100 * gap:.1f}% apart",
+                     "within 10%", "not measured" if gap is None else ("**met**" if gap <= 0.10 else "**missed**")))
+
     cold_attention, cold_fftw = t("attention", 8192, "peak_bytes"), t("mixing/fftw", 8192, "peak_bytes")
     warm_attention, warm_fftw = t("attention", 8192, "warm_peak_bytes"), t("mixing/fftw", 8192, "warm_peak_bytes")
     r_cold = ratio(cold_attention, cold_fftw)

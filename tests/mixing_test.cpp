@@ -189,7 +189,7 @@ TYPED_TEST(MixingTest, KernelStaysInsideItsScratchBuffer) {
     const auto input = random_input(1, s, h, static_cast<std::uint64_t>(5 * s + h));
     const auto x = to_tensor<Scalar>(input);
     const auto reference = reference_mixing(input);
-    const auto size = static_cast<long>(fnet::detail::Access::mixing_scratch_size(mixing, s, h));
+    const auto size = static_cast<long>(fnet::detail::Access::scratch_size(mixing, s, h));
     for (long shift : {0L, 1L, 2L}) {
       std::vector<Scalar> buffer(static_cast<std::size_t>(size + 2 + 2 * shift), guard);
       Scalar* scratch = buffer.data() + 1 + shift;

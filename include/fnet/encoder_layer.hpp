@@ -144,7 +144,7 @@ class EncoderLayer {
   }
 
   std::size_t mixing_slot(Eigen::Index seq) const {
-    return detail::Access::mixing_scratch_size(mixing, seq, static_cast<Eigen::Index>(config_.hidden_size));
+    return detail::Access::scratch_size(mixing, seq, static_cast<Eigen::Index>(config_.hidden_size));
   }
 
   // The layer without argument checks, for the encoder (which checks once for all layers). x may equal out.

@@ -58,7 +58,7 @@ struct FNetConfig {
   /// Throws std::invalid_argument naming the first field with an impossible value.
   void validate() const {
     constexpr const char* owner = "fnet::FNetConfig";
-    const auto positive = [owner](const char* field, std::size_t value) {
+    const auto positive = [&](const char* field, std::size_t value) {
       if (value == 0) throw std::invalid_argument(std::string(owner) + ": " + field + " must be >= 1, got 0");
     };
     positive("vocab_size", vocab_size);

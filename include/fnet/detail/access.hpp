@@ -1,9 +1,16 @@
 // Access: the one door through which the library's layers reach each other's private kernel hooks (fused
-// passes, seeded initialisation from a shared stream, workspace buffers). Hooks change with the kernels, so
-// they are not public API; every class that has them befriends this struct alone.
+// passes, seeded initialisation from a shared stream, parameter checks with a path, workspace buffers). Hooks
+// change with the kernels, so they are not public API; every class that has them befriends this struct alone.
 #pragma once
 
 #include <utility>
+
+// Access::hook(object, args...) calls object.hook(args...), whatever the hook returns.
+#define FNET_DETAIL_ACCESS_HOOK(hook)                          \
+  template <class Object, class... Args>                       \
+  static decltype(auto) hook(Object& object, Args&&... args) { \
+    return object.hook(std::forward<Args>(args)...);           \
+  }
 
 namespace fnet::detail {
 
@@ -14,62 +21,16 @@ struct Access {
     object.initialize_from(generator);
   }
 
-  // Calls the object's private hook `Object::name(args...)`; spelled out per hook below so that every use
-  // names what it reaches.
-  template <class Object, class... Args>
-  static void check_parameters(const Object& object, Args&&... args) {
-    object.check_parameters(std::forward<Args>(args)...);
-  }
-
-  template <class Mixing, class... Args>
-  static void mix_item(const Mixing& mixing, Args&&... args) {
-    mixing.mix_item(std::forward<Args>(args)...);
-  }
-
-  template <class Object, class... Args>
-  static void check_tensors(const Object& object, Args&&... args) {
-    object.check_tensors(std::forward<Args>(args)...);
-  }
-
-  template <class Mixing, class... Args>
-  static auto mixing_scratch_size(const Mixing& mixing, Args&&... args) {
-    return mixing.scratch_size(std::forward<Args>(args)...);
-  }
-
-  template <class Object, class... Args>
-  static void forward_tokens(const Object& object, Args&&... args) {
-    object.forward_tokens(std::forward<Args>(args)...);
-  }
-
-  template <class Object, class... Args>
-  static auto scratch_size(const Object& object, Args&&... args) {
-    return object.scratch_size(std::forward<Args>(args)...);
-  }
-
-  template <class Object, class... Args>
-  static void forward_rows(const Object& object, Args&&... args) {
-    object.forward_rows(std::forward<Args>(args)...);
-  }
-
-  template <class Object, class... Args>
-  static void accumulate_rows(const Object& object, Args&&... args) {
-    object.accumulate_rows(std::forward<Args>(args)...);
-  }
-
-  template <class Object, class... Args>
-  static void forward_token_rows(const Object& object, Args&&... args) {
-    object.forward_token_rows(std::forward<Args>(args)...);
-  }
-
-  template <class Object, class... Args>
-  static void forward_unchecked(const Object& object, Args&&... args) {
-    object.forward_unchecked(std::forward<Args>(args)...);
-  }
-
-  template <class Object, class... Args>
-  static void prediction_logits_unchecked(const Object& object, Args&&... args) {
-    object.prediction_logits_unchecked(std::forward<Args>(args)...);
-  }
+  FNET_DETAIL_ACCESS_HOOK(check_parameters)  // (owner, ParameterPath): names relative to the caller
+  FNET_DETAIL_ACCESS_HOOK(check_tensors)     // a layer's input / output / sequence checks
+  FNET_DETAIL_ACCESS_HOOK(scratch_size)      // scratch elements a kernel needs
+  FNET_DETAIL_ACCESS_HOOK(mix_item)          // a mixing sublayer's per-item kernel
+  FNET_DETAIL_ACCESS_HOOK(forward_rows)      // Dense on rows with pitches, one GEMM
+  FNET_DETAIL_ACCESS_HOOK(accumulate_rows)   // Dense's product added onto caller rows
+  FNET_DETAIL_ACCESS_HOOK(forward_token_rows)
+  FNET_DETAIL_ACCESS_HOOK(forward_tokens)  // the feed-forward's grouped kernel with its after-rows step
+  FNET_DETAIL_ACCESS_HOOK(forward_unchecked)
+  FNET_DETAIL_ACCESS_HOOK(prediction_logits_unchecked)
 
   template <class Workspace>
   static auto& buffers(Workspace& workspace) {
@@ -78,3 +39,5 @@ struct Access {
 };
 
 }  // namespace fnet::detail
+
+#undef FNET_DETAIL_ACCESS_HOOK
