@@ -57,9 +57,12 @@ TEST(Config, LabelsAndTaskFromAFineTunedConfig) {
 TEST(Config, ReadsEpsAndSpecialTokenIdsThatAreNotTheDefaults) {
   // Every value differs from FNetConfig's default (1e-12, 3, 1, 2), so a key that was silently ignored fails.
   const auto config = fnet::io::parse_config(
-      R"({"layer_norm_eps": 1e-3, "pad_token_id": 0, "bos_token_id": 17, "eos_token_id": 42})",
+      R"({"layer_norm_eps": 1e-3, "pad_token_id": 0, "bos_token_id": 17, "eos_token_id": 42,
+          "hidden_dropout_prob": 0.25, "initializer_range": 0.05})",
       "config.json");
   EXPECT_EQ(config.layer_norm_eps, 1e-3);
+  EXPECT_EQ(config.hidden_dropout_prob, 0.25);
+  EXPECT_EQ(config.initializer_range, 0.05);
   EXPECT_EQ(config.pad_token_id, 0);
   EXPECT_EQ(config.bos_token_id, 17);
   EXPECT_EQ(config.eos_token_id, 42);
@@ -97,6 +100,10 @@ TEST(Config, BadValuesNameTheKey) {
   FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"hidden_act": 3})", "c.json"), FormatError, "hidden_act");
   FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"layer_norm_eps": 0})", "c.json"), FormatError,
                          "layer_norm_eps");
+  FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"hidden_dropout_prob": 1})", "c.json"), FormatError,
+                         "hidden_dropout_prob");
+  FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"initializer_range": -0.02})", "c.json"), FormatError,
+                         "initializer_range");
   FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"layer_norm_eps": "small"})", "c.json"), FormatError,
                          "layer_norm_eps");
   FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"use_tpu_fourier_optimizations": 1})", "c.json"),

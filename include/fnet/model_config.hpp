@@ -30,6 +30,8 @@ struct FNetConfig {
   std::size_t type_vocab_size = 4;
   double initializer_range = 0.02;
   double layer_norm_eps = 1e-12;
+  double hidden_dropout_prob = 0.1;  ///< dropout in training (after the embeddings' projection, after each
+                                     ///< feed-forward, before a classifier); inference ignores it
   bool use_tpu_fourier_optimizations = false;
   std::size_t tpu_short_seq_length = 512;
   long long pad_token_id = 3;  ///< its word-embedding row starts at zero, as nn.Embedding's padding_idx
@@ -66,6 +68,9 @@ struct FNetConfig {
     positive("type_vocab_size", type_vocab_size);
     positive("num_labels", num_labels);
     encoder().validate(owner);
+    if (!(hidden_dropout_prob >= 0 && hidden_dropout_prob < 1))
+      throw std::invalid_argument(std::string(owner) + ": hidden_dropout_prob must be in [0, 1), got " +
+                                  std::to_string(hidden_dropout_prob));
     if (!id2label.empty() && id2label.size() != num_labels)
       throw std::invalid_argument(std::string(owner) + ": id2label has " + std::to_string(id2label.size()) +
                                   " labels but num_labels is " + std::to_string(num_labels));

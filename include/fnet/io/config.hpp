@@ -94,6 +94,7 @@ inline FNetConfig parse_config(const std::string& text, const std::string& sourc
   }
   detail::read_number(json, "layer_norm_eps", config.layer_norm_eps, source);
   detail::read_number(json, "initializer_range", config.initializer_range, source);
+  detail::read_number(json, "hidden_dropout_prob", config.hidden_dropout_prob, source);
   if (json.contains("use_tpu_fourier_optimizations")) {
     if (!json["use_tpu_fourier_optimizations"].is_boolean())
       bad_config(source, "use_tpu_fourier_optimizations must be true or false, got " +
