@@ -1,4 +1,4 @@
-// The GEMM backend switch: detail::gemm (both operand layouts, alpha, beta) and fnet::Dense against a plain
+// The GEMM backend switch: detail::gemm (every operand layout, alpha, beta) and fnet::Dense against a plain
 // triple loop in long double, for every scalar type, with row strides, on whichever backend this build
 // selected.
 #include <fnet/dense.hpp>
@@ -82,53 +82,56 @@ TYPED_TEST(GemmBackendTest, AccumulateXwtMatchesTripleLoopWithStrides) {
   }
 }
 
-// x op(W) with W transposed ([cols, depth], a dense layer's [out, in]) or plain ([depth, cols], attention's
-// V), scaled by alpha, onto y (beta 1) or over it (beta 0: y's old values, even NaN, must not leak in).
-TYPED_TEST(GemmBackendTest, BothOperandLayoutsWithAlphaAndBeta) {
+// op(a) op(b) with each operand plain or transposed (x W^T for a dense layer, x W for attention's P V, X^T dY
+// for a weight's gradient), scaled by alpha, onto y (beta 1) or over it (beta 0: y's old values, even NaN,
+// must not leak in).
+TYPED_TEST(GemmBackendTest, EveryOperandLayoutWithAlphaAndBeta) {
   using Scalar = TypeParam;
+  using fnet::detail::Operand;
   const long shapes[][3] = {{1, 1, 1}, {5, 3, 9}, {33, 17, 64}, {70, 129, 31}};
   for (const auto& shape : shapes)
-    for (const auto right : {fnet::detail::RightOperand::transposed, fnet::detail::RightOperand::plain})
-      for (const Scalar beta : {Scalar(0), Scalar(1)}) {
-        const long rows = shape[0], cols = shape[1], depth = shape[2];
-        const bool transposed = right == fnet::detail::RightOperand::transposed;
-        const long x_stride = depth + 1, w_stride = (transposed ? depth : cols) + 4, y_stride = cols + 3;
-        const auto x = random_values<Scalar>(static_cast<std::size_t>(rows * x_stride), 11);
-        const auto w =
-            random_values<Scalar>(static_cast<std::size_t>((transposed ? cols : depth) * w_stride), 12);
-        auto y = random_values<Scalar>(static_cast<std::size_t>(rows * y_stride), 13);
-        if (beta == Scalar(0))
+    for (const auto left : {Operand::plain, Operand::transposed})
+      for (const auto right : {Operand::transposed, Operand::plain})
+        for (const Scalar beta : {Scalar(0), Scalar(1)}) {
+          const long rows = shape[0], cols = shape[1], depth = shape[2];
+          const bool a_t = left == Operand::transposed, b_t = right == Operand::transposed;
+          const long a_stride = (a_t ? rows : depth) + 1, b_stride = (b_t ? depth : cols) + 4;
+          const long y_stride = cols + 3;
+          const auto a = random_values<Scalar>(static_cast<std::size_t>((a_t ? depth : rows) * a_stride), 11);
+          const auto b = random_values<Scalar>(static_cast<std::size_t>((b_t ? cols : depth) * b_stride), 12);
+          auto y = random_values<Scalar>(static_cast<std::size_t>(rows * y_stride), 13);
+          if (beta == Scalar(0))
+            for (long r = 0; r < rows; ++r)
+              for (long c = 0; c < cols; ++c)
+                y[static_cast<std::size_t>(r * y_stride + c)] = std::numeric_limits<Scalar>::quiet_NaN();
+          const auto y_before = y;
+          const Scalar alpha = Scalar(0.375);
+          fnet::detail::gemm<Scalar>(rows, cols, depth, alpha, a.data(), a_stride, left, b.data(), b_stride,
+                                     right, beta, y.data(), y_stride);
           for (long r = 0; r < rows; ++r)
-            for (long c = 0; c < cols; ++c)
-              y[static_cast<std::size_t>(r * y_stride + c)] = std::numeric_limits<Scalar>::quiet_NaN();
-        const auto y_before = y;
-        const Scalar alpha = Scalar(0.375);
-        fnet::detail::gemm<Scalar>(rows, cols, depth, alpha, x.data(), x_stride, w.data(), w_stride, right,
-                                   beta, y.data(), y_stride);
-        for (long r = 0; r < rows; ++r)
-          for (long c = 0; c < y_stride; ++c) {
-            const auto at = static_cast<std::size_t>(r * y_stride + c);
-            if (c >= cols) {
-              ASSERT_TRUE(y[at] == y_before[at])
-                  << "padding column " << c << " of row " << r << " was written";
-              continue;
+            for (long c = 0; c < y_stride; ++c) {
+              const auto at = static_cast<std::size_t>(r * y_stride + c);
+              if (c >= cols) {
+                ASSERT_TRUE(y[at] == y_before[at])
+                    << "padding column " << c << " of row " << r << " was written";
+                continue;
+              }
+              long double expected = beta == Scalar(0) ? 0.0L : static_cast<long double>(y_before[at]);
+              long double magnitude = std::fabs(expected);
+              for (long k = 0; k < depth; ++k) {
+                const auto a_at = static_cast<std::size_t>(a_t ? k * a_stride + r : r * a_stride + k);
+                const auto b_at = static_cast<std::size_t>(b_t ? c * b_stride + k : k * b_stride + c);
+                const long double term = static_cast<long double>(alpha) * static_cast<long double>(a[a_at]) *
+                                         static_cast<long double>(b[b_at]);
+                expected += term;
+                magnitude += std::fabs(term);
+              }
+              ASSERT_TRUE(close(y[at], expected, magnitude, depth))
+                  << "shape " << rows << "x" << cols << "x" << depth << (a_t ? " a^T" : " a")
+                  << (b_t ? " b^T" : " b") << " beta " << static_cast<double>(beta) << " at (" << r << ", "
+                  << c << ")";
             }
-            long double expected = beta == Scalar(0) ? 0.0L : static_cast<long double>(y_before[at]);
-            long double magnitude = std::fabs(expected);
-            for (long k = 0; k < depth; ++k) {
-              const auto w_at = static_cast<std::size_t>(transposed ? c * w_stride + k : k * w_stride + c);
-              const long double term =
-                  static_cast<long double>(alpha) *
-                  static_cast<long double>(x[static_cast<std::size_t>(r * x_stride + k)]) *
-                  static_cast<long double>(w[w_at]);
-              expected += term;
-              magnitude += std::fabs(term);
-            }
-            ASSERT_TRUE(close(y[at], expected, magnitude, depth))
-                << "shape " << rows << "x" << cols << "x" << depth << (transposed ? " x W^T" : " x W")
-                << " beta " << static_cast<double>(beta) << " at (" << r << ", " << c << ")";
-          }
-      }
+        }
 }
 
 template <class Scalar>

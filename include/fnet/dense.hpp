@@ -123,7 +123,7 @@ class Dense {
         std::copy_n(bias.data() + first, count, y + r * y_stride + first);
     }
     detail::gemm<Scalar>(rows, count, in, Scalar(1), x, x_stride, weight.data() + first * in, in,
-                         detail::RightOperand::transposed, add_bias ? Scalar(1) : Scalar(0), y + first,
+                         detail::Operand::transposed, add_bias ? Scalar(1) : Scalar(0), y + first,
                          y_stride);
   }
 

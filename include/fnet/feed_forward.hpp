@@ -131,7 +131,7 @@ class FeedForward {
                       AfterRows&& after_rows) const {
     const auto h = static_cast<Eigen::Index>(hidden_size()),
                i = static_cast<Eigen::Index>(intermediate_size());
-    const ColumnBlocks first(i, kIntermediateColumns), second(h, kOutputColumns);
+    const detail::ColumnBlocks first(i, kIntermediateColumns), second(h, kOutputColumns);
     for (std::size_t group = 0; group < tokens; group += kGroupRows) {
       const auto rows = static_cast<Eigen::Index>(std::min(kGroupRows, tokens - group));
       const Scalar* x_group = x + static_cast<Eigen::Index>(group) * h;
@@ -172,22 +172,6 @@ class FeedForward {
   // two threads share even one group, while every call stays a large GEMM.
   static constexpr Eigen::Index kIntermediateColumns = 768;
   static constexpr Eigen::Index kOutputColumns = 384;
-
-  // `columns` cut into ceil(columns / target) blocks of equal width rounded up to 16 (the last one narrower).
-  struct ColumnBlocks {
-    ColumnBlocks(Eigen::Index columns, Eigen::Index target) : columns_(columns) {
-      const Eigen::Index blocks = (columns + target - 1) / target;
-      step_ = ((columns + blocks - 1) / blocks + 15) / 16 * 16;
-      count = static_cast<std::size_t>((columns + step_ - 1) / step_);
-    }
-    Eigen::Index begin(std::size_t block) const { return static_cast<Eigen::Index>(block) * step_; }
-    Eigen::Index width(std::size_t block) const { return std::min(step_, columns_ - begin(block)); }
-    std::size_t count = 0;
-
-   private:
-    Eigen::Index columns_;
-    Eigen::Index step_ = 1;
-  };
 
   Activation activation_;
 };

@@ -206,10 +206,10 @@ class MultiHeadAttention {
       const Scalar* query = q_k_v + h * dim;
       const Scalar* key = query + hidden;
       const Scalar* value = query + 2 * hidden;
-      detail::gemm<Scalar>(seq, seq, dim, scale, query, pitch, key, pitch, detail::RightOperand::transposed,
+      detail::gemm<Scalar>(seq, seq, dim, scale, query, pitch, key, pitch, detail::Operand::transposed,
                            Scalar(0), scores, seq);
       detail::softmax_rows_in_place(scores, seq, seq, seq);
-      detail::gemm<Scalar>(seq, dim, seq, Scalar(1), scores, seq, value, pitch, detail::RightOperand::plain,
+      detail::gemm<Scalar>(seq, dim, seq, Scalar(1), scores, seq, value, pitch, detail::Operand::plain,
                            Scalar(0), context + h * dim, hidden);
     }
     for (Index n = 0; n < seq; ++n) {

@@ -1,4 +1,5 @@
-// The CBLAS side of the GEMM backend switch: y = alpha x op(W) + beta y through cblas_sgemm / cblas_dgemm.
+// The CBLAS side of the GEMM backend switch: y = alpha op(a) op(b) + beta y through cblas_sgemm /
+// cblas_dgemm.
 #pragma once
 
 #if !defined(FNET_HAS_BLAS)
@@ -38,19 +39,20 @@ inline bool fits_blas_int(long long value) {
   return value >= 0 && value <= INT_MAX;
 }
 
-// y = alpha * x * op(W) + beta * y over row-major storage (see detail::gemm). Only for float and double.
+// y = alpha * op(a) * op(b) + beta * y over row-major storage (see detail::gemm). Only for float and double.
 template <class Scalar>
-void blas_gemm(int rows, int cols, int depth, Scalar alpha, const Scalar* x, int x_stride, const Scalar* w,
-               int w_stride, bool transposed, Scalar beta, Scalar* y, int y_stride) {
+void blas_gemm(int rows, int cols, int depth, Scalar alpha, const Scalar* a, int a_stride, bool a_transposed,
+               const Scalar* b, int b_stride, bool b_transposed, Scalar beta, Scalar* y, int y_stride) {
   static_assert(blas_scalar_v<Scalar>, "CBLAS has only float and double GEMMs");
   run_blas_on_calling_thread();
-  const auto right = transposed ? CblasTrans : CblasNoTrans;
+  const auto left = a_transposed ? CblasTrans : CblasNoTrans;
+  const auto right = b_transposed ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<Scalar, float>) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, right, rows, cols, depth, alpha, x, x_stride, w, w_stride, beta,
-                y, y_stride);
+    cblas_sgemm(CblasRowMajor, left, right, rows, cols, depth, alpha, a, a_stride, b, b_stride, beta, y,
+                y_stride);
   } else {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, right, rows, cols, depth, alpha, x, x_stride, w, w_stride, beta,
-                y, y_stride);
+    cblas_dgemm(CblasRowMajor, left, right, rows, cols, depth, alpha, a, a_stride, b, b_stride, beta, y,
+                y_stride);
   }
 }
 

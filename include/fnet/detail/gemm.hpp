@@ -1,6 +1,6 @@
-// gemm(): the one routine every dense product of the library goes through (dense layers, attention's
-// QK^T and PV), and the GEMM backend switch behind it (Eigen's own GEMM, or CBLAS with FNET_HAS_BLAS; see
-// fnet/gemm.hpp).
+// gemm(): the one routine every dense product of the library goes through (dense layers and their
+// gradients, attention's QK^T and PV), and the GEMM backend switch behind it (Eigen's own GEMM, or CBLAS with
+// FNET_HAS_BLAS; see fnet/gemm.hpp).
 #pragma once
 
 #include <fnet/detail/aligned_buffer.hpp>
@@ -50,34 +50,33 @@ class ProvidedGemmBlocking : public Eigen::internal::level3_blocking<Scalar, Sca
   }
 };
 
-template <class Scalar, int RightOrder>
+template <class Scalar, int LeftOrder, int RightOrder>
 void eigen_gemm_accumulate(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth, Scalar alpha,
-                           const Scalar* x, Eigen::Index x_stride, const Scalar* right,
+                           const Scalar* left, Eigen::Index left_stride, const Scalar* right,
                            Eigen::Index right_stride, Scalar* y, Eigen::Index y_stride) {
   ProvidedGemmBlocking<Scalar> blocking(rows, cols, depth);
-  Eigen::internal::general_matrix_matrix_product<Eigen::Index, Scalar, Eigen::RowMajor, false, Scalar,
-                                                 RightOrder, false, Eigen::RowMajor, 1>::run(rows, cols,
-                                                                                             depth, x,
-                                                                                             x_stride, right,
-                                                                                             right_stride, y,
-                                                                                             1, y_stride,
-                                                                                             alpha, blocking,
-                                                                                             nullptr);
+  Eigen::internal::general_matrix_matrix_product<Eigen::Index, Scalar, LeftOrder, false, Scalar, RightOrder,
+                                                 false, Eigen::RowMajor, 1>::run(rows, cols, depth, left,
+                                                                                 left_stride, right,
+                                                                                 right_stride, y, 1, y_stride,
+                                                                                 alpha, blocking, nullptr);
 }
 #endif
 
-/// How gemm() reads its right-hand operand W.
-enum class RightOperand {
-  transposed,  ///< W is [cols, depth] row-major and the product uses W^T: x W^T, a dense layer's [out, in]
-  plain,       ///< W is [depth, cols] row-major: x W
+/// How gemm() reads an operand stored row-major.
+enum class Operand {
+  plain,       ///< as stored: the left one [rows, depth], the right one [depth, cols]
+  transposed,  ///< its transpose: the left one stored [depth, rows], the right one [cols, depth] (a dense
+               ///< layer's [out, in] weight in x W^T)
 };
 
-// y = alpha * x * op(W) + beta * y over row-major storage, beta 0 or 1: x is rows x depth, y is rows x cols,
-// each operand with its own row stride. With beta 0, y is not read (it may hold anything).
+// y = alpha * op(a) * op(b) + beta * y over row-major storage, beta 0 or 1: op(a) is rows x depth, op(b)
+// depth x cols, y rows x cols, each stored operand with its own row stride. With beta 0, y is not read (it
+// may hold anything, even NaN).
 template <class Scalar>
-void gemm(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth, Scalar alpha, const Scalar* x,
-          Eigen::Index x_stride, const Scalar* w, Eigen::Index w_stride, RightOperand right, Scalar beta,
-          Scalar* y, Eigen::Index y_stride) {
+void gemm(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth, Scalar alpha, const Scalar* a,
+          Eigen::Index a_stride, Operand a_layout, const Scalar* b, Eigen::Index b_stride, Operand b_layout,
+          Scalar beta, Scalar* y, Eigen::Index y_stride) {
   if (rows <= 0 || cols <= 0) return;
   const bool overwrite = beta == Scalar(0);
   if (depth <= 0) {
@@ -85,14 +84,14 @@ void gemm(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth, Scalar alpha
       for (Eigen::Index r = 0; r < rows; ++r) std::fill_n(y + r * y_stride, cols, Scalar(0));
     return;
   }
+  const bool a_transposed = a_layout == Operand::transposed, b_transposed = b_layout == Operand::transposed;
 #if defined(FNET_HAS_BLAS)
   if constexpr (blas_scalar_v<Scalar>) {
-    if (fits_blas_int(rows) && fits_blas_int(cols) && fits_blas_int(depth) && fits_blas_int(x_stride) &&
-        fits_blas_int(w_stride) && fits_blas_int(y_stride)) {
-      blas_gemm<Scalar>(static_cast<int>(rows), static_cast<int>(cols), static_cast<int>(depth), alpha, x,
-                        static_cast<int>(x_stride), w, static_cast<int>(w_stride),
-                        right == RightOperand::transposed, overwrite ? Scalar(0) : Scalar(1), y,
-                        static_cast<int>(y_stride));
+    if (fits_blas_int(rows) && fits_blas_int(cols) && fits_blas_int(depth) && fits_blas_int(a_stride) &&
+        fits_blas_int(b_stride) && fits_blas_int(y_stride)) {
+      blas_gemm<Scalar>(static_cast<int>(rows), static_cast<int>(cols), static_cast<int>(depth), alpha, a,
+                        static_cast<int>(a_stride), a_transposed, b, static_cast<int>(b_stride), b_transposed,
+                        overwrite ? Scalar(0) : Scalar(1), y, static_cast<int>(y_stride));
       return;
     }
   }
@@ -100,24 +99,40 @@ void gemm(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth, Scalar alpha
   if (overwrite)
     for (Eigen::Index r = 0; r < rows; ++r) std::fill_n(y + r * y_stride, cols, Scalar(0));
 #if FNET_EIGEN_GEMM_INTERNALS
-  if (right == RightOperand::transposed)
-    eigen_gemm_accumulate<Scalar, Eigen::ColMajor>(rows, cols, depth, alpha, x, x_stride, w, w_stride, y,
-                                                   y_stride);
+  // A row-major operand read transposed is the same memory read column-major.
+  constexpr int row = Eigen::RowMajor, col = Eigen::ColMajor;
+  if (!a_transposed && b_transposed)
+    eigen_gemm_accumulate<Scalar, row, col>(rows, cols, depth, alpha, a, a_stride, b, b_stride, y, y_stride);
+  else if (!a_transposed)
+    eigen_gemm_accumulate<Scalar, row, row>(rows, cols, depth, alpha, a, a_stride, b, b_stride, y, y_stride);
+  else if (b_transposed)
+    eigen_gemm_accumulate<Scalar, col, col>(rows, cols, depth, alpha, a, a_stride, b, b_stride, y, y_stride);
   else
-    eigen_gemm_accumulate<Scalar, Eigen::RowMajor>(rows, cols, depth, alpha, x, x_stride, w, w_stride, y,
-                                                   y_stride);
+    eigen_gemm_accumulate<Scalar, col, row>(rows, cols, depth, alpha, a, a_stride, b, b_stride, y, y_stride);
 #else
   using Stride = Eigen::OuterStride<>;
-  Eigen::Map<const RowMatrix<Scalar>, 0, Stride> x_map(x, rows, depth, Stride(x_stride));
+  using Map = Eigen::Map<const RowMatrix<Scalar>, 0, Stride>;
   Eigen::Map<RowMatrix<Scalar>, 0, Stride> y_map(y, rows, cols, Stride(y_stride));
-  if (right == RightOperand::transposed) {
-    Eigen::Map<const RowMatrix<Scalar>, 0, Stride> w_map(w, cols, depth, Stride(w_stride));
-    y_map.noalias() += alpha * x_map * w_map.transpose();
-  } else {
-    Eigen::Map<const RowMatrix<Scalar>, 0, Stride> w_map(w, depth, cols, Stride(w_stride));
-    y_map.noalias() += alpha * x_map * w_map;
-  }
+  const Map a_map(a, a_transposed ? depth : rows, a_transposed ? rows : depth, Stride(a_stride));
+  const Map b_map(b, b_transposed ? cols : depth, b_transposed ? depth : cols, Stride(b_stride));
+  if (!a_transposed && b_transposed)
+    y_map.noalias() += alpha * a_map * b_map.transpose();
+  else if (!a_transposed)
+    y_map.noalias() += alpha * a_map * b_map;
+  else if (b_transposed)
+    y_map.noalias() += alpha * a_map.transpose() * b_map.transpose();
+  else
+    y_map.noalias() += alpha * a_map.transpose() * b_map;
 #endif
+}
+
+// The common case: op(a) = x as stored, op(b) as `w_layout` says.
+template <class Scalar>
+void gemm(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth, Scalar alpha, const Scalar* x,
+          Eigen::Index x_stride, const Scalar* w, Eigen::Index w_stride, Operand w_layout, Scalar beta,
+          Scalar* y, Eigen::Index y_stride) {
+  gemm<Scalar>(rows, cols, depth, alpha, x, x_stride, Operand::plain, w, w_stride, w_layout, beta, y,
+               y_stride);
 }
 
 // y += x * W^T with W stored [cols, depth] ([out, in] as PyTorch stores a Linear weight).
@@ -125,7 +140,7 @@ template <class Scalar>
 void gemm_accumulate_xwt(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth, const Scalar* x,
                          Eigen::Index x_stride, const Scalar* weight, Eigen::Index weight_stride, Scalar* y,
                          Eigen::Index y_stride) {
-  gemm<Scalar>(rows, cols, depth, Scalar(1), x, x_stride, weight, weight_stride, RightOperand::transposed,
+  gemm<Scalar>(rows, cols, depth, Scalar(1), x, x_stride, weight, weight_stride, Operand::transposed,
                Scalar(1), y, y_stride);
 }
 

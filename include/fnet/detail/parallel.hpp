@@ -4,6 +4,8 @@
 
 #include <fnet/detail/thread_pool.hpp>
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -35,6 +37,33 @@ void for_each_row_block(std::size_t rows, int threads, Body&& body) {
     const std::size_t first = block * kTokenRowBlock;
     body(first, std::min(rows, first + kTokenRowBlock) - first);
   });
+}
+
+// `columns` cut into ceil(columns / target) blocks of equal width rounded up to 16 (the last one narrower):
+// the fixed blocks a product's output columns are computed in, so that each output element is the same sum
+// for every thread count while every GEMM call keeps all its rows.
+class ColumnBlocks {
+ public:
+  ColumnBlocks(Eigen::Index columns, Eigen::Index target) : columns_(columns) {
+    const Eigen::Index blocks = std::max<Eigen::Index>(1, (columns + target - 1) / target);
+    step_ = std::max<Eigen::Index>(1, ((columns + blocks - 1) / blocks + 15) / 16 * 16);
+    count = static_cast<std::size_t>((columns + step_ - 1) / step_);
+  }
+  Eigen::Index begin(std::size_t block) const { return static_cast<Eigen::Index>(block) * step_; }
+  Eigen::Index width(std::size_t block) const { return std::min(step_, columns_ - begin(block)); }
+  std::size_t count = 0;
+
+ private:
+  Eigen::Index columns_;
+  Eigen::Index step_ = 1;
+};
+
+// body(first_column, width) over the fixed column blocks of `columns`, on up to `threads` threads.
+template <class Body>
+void for_each_column_block(Eigen::Index columns, Eigen::Index target, int threads, Body&& body) {
+  const ColumnBlocks blocks(columns, target);
+  parallel_for(blocks.count, threads,
+               [&](std::size_t block, int) { body(blocks.begin(block), blocks.width(block)); });
 }
 
 }  // namespace fnet::detail

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -16,10 +17,12 @@ template <class Scalar>
 using Accumulator = std::conditional_t<(sizeof(Scalar) < sizeof(double)), double, Scalar>;
 
 // out = LayerNorm(a + b) over one row of n features (b may be null: plain LayerNorm). Biased variance,
-// two passes around the mean. out may be a or b (each element is read before it is written).
+// two passes around the mean. out may be a or b (each element is read before it is written). A training
+// forward passes mean_out and inverse_std_out to keep the row's statistics for the backward pass.
 template <class Scalar>
 void add_layer_norm_row(const Scalar* a, const Scalar* b, Scalar* out, Eigen::Index n, const Scalar* gamma,
-                        const Scalar* beta, double eps) {
+                        const Scalar* beta, double eps, Accumulator<Scalar>* mean_out = nullptr,
+                        Accumulator<Scalar>* inverse_std_out = nullptr) {
   using Acc = Accumulator<Scalar>;
   const auto value = [&](Eigen::Index j) {
     return b != nullptr ? static_cast<Acc>(a[j] + b[j]) : static_cast<Acc>(a[j]);
@@ -33,9 +36,53 @@ void add_layer_norm_row(const Scalar* a, const Scalar* b, Scalar* out, Eigen::In
     squares += centred * centred;
   }
   const Acc inverse_std = Acc(1) / std::sqrt(squares / static_cast<Acc>(n) + static_cast<Acc>(eps));
+  if (mean_out != nullptr) *mean_out = mean;
+  if (inverse_std_out != nullptr) *inverse_std_out = inverse_std;
   for (Eigen::Index j = 0; j < n; ++j)
     out[j] = static_cast<Scalar>((value(j) - mean) * inverse_std * static_cast<Acc>(gamma[j]) +
                                  static_cast<Acc>(beta[j]));
+}
+
+// The input gradient of y = LayerNorm(s) for one row, from its statistics: with x^ = (s - mean) / std and
+// g = dy * gamma, ds = (g - mean(g) - x^ mean(g x^)) / std. ds may be dy (each dy is read before ds is
+// written... in two passes: the means first).
+template <class Scalar>
+void layer_norm_backward_row(const Scalar* s, const Scalar* dy, Scalar* ds, Eigen::Index n,
+                             const Scalar* gamma, Accumulator<Scalar> mean, Accumulator<Scalar> inverse_std) {
+  using Acc = Accumulator<Scalar>;
+  Acc sum_g = 0, sum_g_xhat = 0;
+  for (Eigen::Index j = 0; j < n; ++j) {
+    const Acc g = static_cast<Acc>(dy[j]) * static_cast<Acc>(gamma[j]);
+    sum_g += g;
+    sum_g_xhat += g * (static_cast<Acc>(s[j]) - mean) * inverse_std;
+  }
+  const Acc mean_g = sum_g / static_cast<Acc>(n), mean_g_xhat = sum_g_xhat / static_cast<Acc>(n);
+  for (Eigen::Index j = 0; j < n; ++j) {
+    const Acc xhat = (static_cast<Acc>(s[j]) - mean) * inverse_std;
+    const Acc g = static_cast<Acc>(dy[j]) * static_cast<Acc>(gamma[j]);
+    ds[j] = static_cast<Scalar>(inverse_std * (g - mean_g - xhat * mean_g_xhat));
+  }
+}
+
+// d gamma[j] += sum_r dy[r, j] x^[r, j], d beta[j] += sum_r dy[r, j] for the columns [first, first + width)
+// of `rows` rows (row pitch n), summed over the rows in order (the same bits whichever thread runs the
+// block).
+template <class Scalar>
+void layer_norm_parameter_gradients(const Scalar* s, const Scalar* dy, std::size_t rows, Eigen::Index n,
+                                    const Accumulator<Scalar>* mean, const Accumulator<Scalar>* inverse_std,
+                                    Eigen::Index first, Eigen::Index width, Scalar* dgamma, Scalar* dbeta) {
+  using Acc = Accumulator<Scalar>;
+  for (Eigen::Index j = first; j < first + width; ++j) {
+    Acc sum_gamma = 0, sum_beta = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const auto at = static_cast<Eigen::Index>(r) * n + j;
+      const Acc d = static_cast<Acc>(dy[at]);
+      sum_gamma += d * (static_cast<Acc>(s[at]) - mean[r]) * inverse_std[r];
+      sum_beta += d;
+    }
+    dgamma[j] = static_cast<Scalar>(static_cast<Acc>(dgamma[j]) + sum_gamma);
+    dbeta[j] = static_cast<Scalar>(static_cast<Acc>(dbeta[j]) + sum_beta);
+  }
 }
 
 template <class Scalar>
@@ -62,31 +109,33 @@ Scalar activate(Activation activation, Scalar x) {
   return x;
 }
 
-// y[r, j] = gelu_tanh(y[r, j] + bias[j]), vectorised: 0.5 z (1 + tanh u) is evaluated as z / (1 + exp(-2u)),
-// the same function, because Eigen has a SIMD exp and std::tanh is a scalar call that would cost more than
-// the GEMMs around it. The exp form is also free of the cancellation in 1 + tanh u for negative z.
+// y[r, j] = gelu_tanh(y[r, j] + bias[j]) (bias may be null: none), vectorised: 0.5 z (1 + tanh u) is
+// evaluated as z / (1 + exp(-2u)), the same function, because Eigen has a SIMD exp and std::tanh is a scalar
+// call that would cost more than the GEMMs around it. The exp form is also free of the cancellation in
+// 1 + tanh u for negative z.
 template <class Scalar>
 void gelu_tanh_bias_rows(Scalar* y, Eigen::Index rows, Eigen::Index cols, const Scalar* bias) {
   using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
-  const Eigen::Map<const Array> b(bias, cols);
   const Scalar minus_two_sqrt_2_over_pi = static_cast<Scalar>(-1.59576912160573071176L);
   for (Eigen::Index r = 0; r < rows; ++r) {
     Eigen::Map<Array> z(y + r * cols, cols);
+    if (bias != nullptr) z += Eigen::Map<const Array>(bias, cols);
     // Coefficient-wise, each element read before it is written: the in-place update is alias-free.
-    z = (z + b) /
-        (Scalar(1) +
-         (minus_two_sqrt_2_over_pi * ((z + b) + static_cast<Scalar>(0.044715L) * (z + b).cube())).exp());
+    z = z / (Scalar(1) + (minus_two_sqrt_2_over_pi * (z + static_cast<Scalar>(0.044715L) * z.cube())).exp());
   }
 }
 
-// y[r, j] = act(y[r, j] + bias[j]) over a rows x cols row-major block, in place.
+// y[r, j] = act(y[r, j] + bias[j]) over a rows x cols row-major block, in place; a null bias adds nothing.
 template <class Scalar>
 void bias_activation_rows(Scalar* y, Eigen::Index rows, Eigen::Index cols, const Scalar* bias,
                           Activation activation) {
   const auto apply = [&](auto&& function) {
     for (Eigen::Index r = 0; r < rows; ++r) {
       Scalar* row = y + r * cols;
-      for (Eigen::Index j = 0; j < cols; ++j) row[j] = function(row[j] + bias[j]);
+      if (bias != nullptr)
+        for (Eigen::Index j = 0; j < cols; ++j) row[j] = function(row[j] + bias[j]);
+      else
+        for (Eigen::Index j = 0; j < cols; ++j) row[j] = function(row[j]);
     }
   };
   switch (activation) {
@@ -100,6 +149,44 @@ void bias_activation_rows(Scalar* y, Eigen::Index rows, Eigen::Index cols, const
       apply([](Scalar v) { return v > Scalar(0) ? v : Scalar(0); });
       return;
   }
+}
+
+// The derivative of each activation at z.
+template <class Scalar>
+Scalar activation_derivative(Activation activation, Scalar z) {
+  switch (activation) {
+    case Activation::gelu: {
+      // d/dz z Phi(z) = Phi(z) + z phi(z)
+      const Scalar cdf = Scalar(0.5) * (Scalar(1) + std::erf(z * Scalar(0.70710678118654752440)));
+      const Scalar pdf = Scalar(0.39894228040143267794) * std::exp(Scalar(-0.5) * z * z);
+      return cdf + z * pdf;
+    }
+    case Activation::gelu_new: {
+      // 0.5 z (1 + tanh u), u = c (z + 0.044715 z^3): 0.5 (1 + t) + 0.5 z (1 - t^2) c (1 + 3 0.044715 z^2)
+      const Scalar c = Scalar(0.79788456080286535588);
+      const Scalar t = std::tanh(c * (z + Scalar(0.044715) * z * z * z));
+      return Scalar(0.5) * (Scalar(1) + t) +
+             Scalar(0.5) * z * (Scalar(1) - t * t) * c * (Scalar(1) + Scalar(3 * 0.044715) * z * z);
+    }
+    case Activation::relu:
+      return z > Scalar(0) ? Scalar(1) : Scalar(0);
+  }
+  return Scalar(0);
+}
+
+// a[r, j] = act(z[r, j]) over a rows x cols row-major block (a may be z: in place).
+template <class Scalar>
+void activation_rows(const Scalar* z, Scalar* a, Eigen::Index rows, Eigen::Index cols,
+                     Activation activation) {
+  if (a != z) std::copy_n(z, rows * cols, a);
+  bias_activation_rows<Scalar>(a, rows, cols, nullptr, activation);
+}
+
+// dz[r, j] = da[r, j] * act'(z[r, j]); dz may be da (in place).
+template <class Scalar>
+void activation_backward_rows(const Scalar* z, const Scalar* da, Scalar* dz, Eigen::Index rows,
+                              Eigen::Index cols, Activation activation) {
+  for (Eigen::Index i = 0; i < rows * cols; ++i) dz[i] = da[i] * activation_derivative(activation, z[i]);
 }
 
 }  // namespace fnet::detail
