@@ -2,7 +2,8 @@
 # One entry point for a fresh Debian 12 machine: installs what is missing, then builds and runs.
 #   bash setup.sh demo    native Release build, the demo (an FNet-Base encoder on a batch), then fnet-infer
 #                         on the bundled small checkpoint
-#   bash setup.sh test    every test: g++/C++17 (dev) and clang++/C++20 (dev-clang) builds with ctest
+#   bash setup.sh test    every test: g++/C++17 (dev), clang++/C++20 (dev-clang) and optimised g++ -O3
+#                         -march=native (release-test) builds with ctest
 #   bash setup.sh bench   Release build with -march=native, then the benchmark suite and its plots
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,6 +30,13 @@ ensure_packages() {
 
 jobs=$(nproc)
 
+# A CMake workflow (configure, build, test), timed.
+run_workflow() {
+  local start=$SECONDS
+  cmake --workflow --preset "$1"
+  echo "setup.sh: workflow $1 passed in $((SECONDS - start)) s"
+}
+
 case "${1:-}" in
   demo)
     # The demo is built for this machine (-march=native, OpenBLAS GEMMs): it reports the speed you can get
@@ -47,8 +55,9 @@ case "${1:-}" in
     ;;
   test)
     ensure_packages "${build_packages[@]}" "${test_packages[@]}"
-    cmake --workflow --preset dev
-    cmake --workflow --preset dev-clang
+    run_workflow dev
+    run_workflow dev-clang
+    run_workflow release-test
     ;;
   bench)
     ensure_packages "${build_packages[@]}" "${bench_packages[@]}"

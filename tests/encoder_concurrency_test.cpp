@@ -181,6 +181,7 @@ TEST(Threads, SettingIsValidated) {
   EXPECT_THROW(fnet::set_num_threads(fnet::max_num_threads + 1), std::invalid_argument);
   try {
     fnet::set_num_threads(-3);
+    ADD_FAILURE() << "set_num_threads(-3) did not throw std::invalid_argument";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("-3"), std::string::npos) << e.what();
   }

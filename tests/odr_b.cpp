@@ -1,4 +1,4 @@
-#include <fnet/fnet.hpp>
+#include <odr_headers_reverse.hpp>
 
 #include <gtest/gtest.h>
 
@@ -6,4 +6,6 @@
 
 std::string odr_version_a();
 
-TEST(Odr, BothTranslationUnitsLinkAndAgree) { EXPECT_EQ(odr_version_a(), std::string(fnet::version)); }
+TEST(Odr, BothTranslationUnitsLinkAndAgree) {
+  EXPECT_EQ(odr_version_a(), std::string(fnet::version));
+}
