@@ -29,7 +29,7 @@ std::atomic<long> new_calls{0};
 std::atomic<long> malloc_calls{0};
 std::atomic<std::size_t> largest_malloc{0};  // bytes of the largest malloc-family call while counting
 
-void count_malloc(std::size_t bytes) {
+[[maybe_unused]] void count_malloc(std::size_t bytes) {
   if (!counting.load(std::memory_order_relaxed)) return;
   malloc_calls.fetch_add(1, std::memory_order_relaxed);
   std::size_t largest = largest_malloc.load(std::memory_order_relaxed);
