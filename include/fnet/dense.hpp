@@ -6,9 +6,11 @@
 #include <fnet/detail/gemm.hpp>
 #include <fnet/detail/parallel.hpp>
 #include <fnet/detail/random.hpp>
+#include <fnet/detail/row_kernels.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/gradients.hpp>
 
 #include <Eigen/Core>
 
@@ -88,6 +90,24 @@ class Dense {
                        num_threads());
   }
 
+  /// Training: the gradients of y = x W^T + b for the input x the forward saw and the upstream gradient dy
+  /// (batch, seq, out_features). Accumulates dW += dy^T x and db += sum of dy rows into `gradients` (made
+  /// from this layer's parameters()), and writes dx = dy W (batch, seq, in_features). Every sum is split into
+  /// blocks fixed by the sizes, so the results are the same bits for every thread count.
+  void backward(ConstTensor3Map<Scalar> x, ConstTensor3Map<Scalar> dy, Tensor3Map<Scalar> dx,
+                Gradients<Scalar>& gradients) const {
+    constexpr const char* owner = "fnet::Dense::backward";
+    check_parameters(owner, {});
+    detail::check_input(owner, x, static_cast<Eigen::Index>(in_));
+    const Eigen::Index batch = x.dimension(0), seq = x.dimension(1);
+    detail::check_dims(owner, "upstream gradient dy", dy, batch, seq, static_cast<Eigen::Index>(out_));
+    detail::check_dims(owner, "input gradient dx", dx, batch, seq, static_cast<Eigen::Index>(in_));
+    gradients.check_layout(owner, 2, gradient_size());
+    backward_rows(x.data(), static_cast<Eigen::Index>(in_), dy.data(), static_cast<Eigen::Index>(out_),
+                  static_cast<std::size_t>(batch * seq), dx.data(), static_cast<Eigen::Index>(in_), false,
+                  gradients.data(), num_threads());
+  }
+
   /// ("weight", [out, in]) and ("bias", [out]) with their current shapes.
   std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
@@ -123,9 +143,45 @@ class Dense {
         std::copy_n(bias.data() + first, count, y + r * y_stride + first);
     }
     detail::gemm<Scalar>(rows, count, in, Scalar(1), x, x_stride, weight.data() + first * in, in,
-                         detail::Operand::transposed, add_bias ? Scalar(1) : Scalar(0), y + first,
-                         y_stride);
+                         detail::Operand::transposed, add_bias ? Scalar(1) : Scalar(0), y + first, y_stride);
   }
+
+  // Elements of this layer's slice of a Gradients buffer (its parameters, each padded as Gradients pads).
+  std::size_t gradient_size() const {
+    return detail::aligned_count<Scalar>(in_ * out_) + detail::aligned_count<Scalar>(out_);
+  }
+
+  // Kernel: the gradients for `rows` rows of x (pitch x_stride) and dy (pitch dy_stride). Adds dW and db into
+  // `gradient` (this layer's slice: weight, then bias) and, when dx is not null, writes dx = dy W (or adds
+  // it, with accumulate_dx). dx may be x: every weight-gradient product has read x before dx is written.
+  void backward_rows(const Scalar* x, Eigen::Index x_stride, const Scalar* dy, Eigen::Index dy_stride,
+                     std::size_t rows, Scalar* dx, Eigen::Index dx_stride, bool accumulate_dx,
+                     Scalar* gradient, int threads) const {
+    using detail::Operand;
+    using Acc = detail::Accumulator<Scalar>;
+    const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
+    const auto count = static_cast<Eigen::Index>(rows);
+    Scalar* dweight = gradient;
+    Scalar* dbias = gradient + detail::aligned_count<Scalar>(in_ * out_);
+    detail::for_each_column_block(out, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
+      detail::gemm<Scalar>(width, in, count, Scalar(1), dy + first, dy_stride, Operand::transposed, x,
+                           x_stride, Operand::plain, Scalar(1), dweight + first * in, in);
+      for (Eigen::Index j = first; j < first + width; ++j) {
+        Acc sum = 0;
+        for (Eigen::Index r = 0; r < count; ++r) sum += static_cast<Acc>(dy[r * dy_stride + j]);
+        dbias[j] = static_cast<Scalar>(static_cast<Acc>(dbias[j]) + sum);
+      }
+    });
+    if (dx == nullptr) return;
+    detail::for_each_column_block(in, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
+      detail::gemm<Scalar>(count, width, out, Scalar(1), dy, dy_stride, Operand::plain, weight.data() + first,
+                           in, Operand::plain, accumulate_dx ? Scalar(1) : Scalar(0), dx + first, dx_stride);
+    });
+  }
+
+  // Columns per block of the gradient products: few enough blocks that each GEMM stays large, enough that
+  // two threads share even a small layer.
+  static constexpr Eigen::Index kGradientBlock = 384;
 
   // Kernel: y += x W^T (no bias), for callers that fold a residual or the bias into y first. No checks.
   void accumulate_rows(const Scalar* x, Eigen::Index rows, Eigen::Index x_stride, Scalar* y,
@@ -133,6 +189,16 @@ class Dense {
     detail::gemm_accumulate_xwt<Scalar>(rows, static_cast<Eigen::Index>(out_), static_cast<Eigen::Index>(in_),
                                         x, x_stride, weight.data(), static_cast<Eigen::Index>(in_), y,
                                         y_stride);
+  }
+
+  // Kernel: y = x W^T (+ b) for `rows` contiguous rows as fixed blocks of output columns over up to
+  // `threads` threads, each block one GEMM over every row (so the weight block is packed once): the
+  // training passes' form, where all rows exist at once.
+  void forward_columns(const Scalar* x, std::size_t rows, Scalar* y, bool add_bias, int threads) const {
+    const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
+    detail::for_each_column_block(out, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
+      forward_rows(x, static_cast<Eigen::Index>(rows), in, y, out, add_bias, first, width);
+    });
   }
 
   // Kernel: y = x W^T + b for `rows` contiguous rows, in fixed blocks of rows over up to `threads` threads.

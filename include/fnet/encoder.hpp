@@ -10,6 +10,7 @@
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/gradients.hpp>
 #include <fnet/workspace.hpp>
 
 #include <cstddef>
@@ -37,6 +38,29 @@ template <class Scalar, class Mixing>
 class Encoder {
  public:
   using Layer = EncoderLayer<Scalar, Mixing>;
+
+  /// What a training forward keeps for the backward pass, layer by layer: a layer's full cache, or, for a
+  /// checkpointed layer (see forward()), only its input, from which backward() recomputes the layer's forward
+  /// (activation checkpointing: a layer's cache is several times its input). Caller-owned and reused.
+  class Cache {
+   public:
+    std::size_t tokens() const { return tokens_; }
+    /// Memory held, the recomputation scratch included.
+    std::size_t bytes() const {
+      std::size_t total = recompute_.bytes();
+      for (const auto& layer : layers_) total += layer.bytes();
+      for (const auto& input : inputs_) total += input.bytes();
+      return total;
+    }
+
+   private:
+    friend class Encoder;
+    std::vector<typename Layer::Cache> layers_;          // per layer; unused for checkpointed layers
+    std::vector<detail::AlignedBuffer<Scalar>> inputs_;  // per layer; used for checkpointed layers
+    std::vector<bool> checkpointed_;
+    typename Layer::Cache recompute_;  // one layer's cache, refilled for each checkpointed layer
+    std::size_t tokens_ = 0;
+  };
 
   /// Dense weights start at zero, LayerNorms at ones/zeros: call initialize() or load parameters. Every layer
   /// gets a mixing made from (copies of) `mixing_args` (see EncoderLayer). Throws std::invalid_argument when
@@ -81,6 +105,39 @@ class Encoder {
     forward_unchecked(x.data(), out.data(), x.dimension(0), x.dimension(1), workspace, num_threads());
   }
 
+  /// Training: the forward above, keeping in `cache` what backward() needs. Layers whose entry in
+  /// `checkpointed` is true keep only their input and are recomputed during the backward pass (an empty
+  /// vector: none). out may be x.
+  void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Cache& cache, Workspace<Scalar>& workspace,
+               const std::vector<bool>& checkpointed = {}) const {
+    check_call(x, out);
+    if (!checkpointed.empty() && checkpointed.size() != layers_.size())
+      throw std::invalid_argument(std::string(owner()) + ": checkpointed has " +
+                                  std::to_string(checkpointed.size()) + " entries for " +
+                                  std::to_string(layers_.size()) + " layers");
+    forward_train(x.data(), out.data(), x.dimension(0), x.dimension(1), cache, workspace, checkpointed,
+                  num_threads());
+  }
+
+  /// Training: for the upstream gradient dy of the output of the forward that filled `cache`, adds every
+  /// parameter gradient into `gradients` (made from this encoder's parameters()) and writes dx. dx may be dy.
+  /// The same bits for every thread count.
+  void backward(Cache& cache, ConstTensor3Map<Scalar> dy, Tensor3Map<Scalar> dx, Gradients<Scalar>& gradients,
+                Workspace<Scalar>& workspace) const {
+    const char* name = "fnet::Encoder::backward";
+    check_parameters(name, {});
+    detail::check_input(name, dy, static_cast<Eigen::Index>(config_.hidden_size));
+    detail::check_output(name, dy, dx);
+    if (cache.tokens() != static_cast<std::size_t>(dy.dimension(0) * dy.dimension(1)))
+      throw std::invalid_argument(std::string(name) + ": the cache holds " + std::to_string(cache.tokens()) +
+                                  " tokens but dy has " + std::to_string(dy.dimension(0) * dy.dimension(1)) +
+                                  " (pass the forward's cache)");
+    gradients.check_layout(name, layers_.size() * detail::Access::parameter_count(layers_.front()),
+                           gradient_size());
+    backward_rows(cache, dy.dimension(0), dy.dimension(1), dy.data(), dx.data(), gradients.data(), workspace,
+                  num_threads());
+  }
+
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq) const {
     layers_.front().reserve(workspace, batch, seq);
@@ -117,6 +174,56 @@ class Encoder {
   void check_call(const ConstTensor3Map<Scalar>& x, const Tensor3Map<Scalar>& out) const {
     check_parameters(owner(), {});
     detail::Access::check_tensors(layers_.front(), owner(), x, out);
+  }
+
+  std::size_t gradient_size() const {
+    return layers_.size() * detail::Access::gradient_size(layers_.front());
+  }
+
+  // Kernel: the training forward, every layer in place in out (a layer's backward never needs its input).
+  void forward_train(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq, Cache& cache,
+                     Workspace<Scalar>& workspace, const std::vector<bool>& checkpointed, int threads) const {
+    const auto tokens = static_cast<std::size_t>(batch * seq);
+    cache.layers_.resize(layers_.size());
+    cache.inputs_.resize(layers_.size());
+    cache.checkpointed_.assign(layers_.size(), false);
+    if (!checkpointed.empty()) cache.checkpointed_ = checkpointed;
+    cache.tokens_ = tokens;
+    const Scalar* input = x;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      if (cache.checkpointed_[i]) {
+        Scalar* kept = cache.inputs_[i].reserve(tokens * config_.hidden_size);
+        std::copy_n(input, tokens * config_.hidden_size, kept);
+        detail::Access::forward_train(layers_[i], kept, out, batch, seq, cache.recompute_, workspace,
+                                      threads);
+      } else {
+        detail::Access::forward_train(layers_[i], input, out, batch, seq, cache.layers_[i], workspace,
+                                      threads);
+      }
+      input = out;
+    }
+  }
+
+  // Kernel: the backward pass, last layer first, in place in dx (which may be dy).
+  void backward_rows(Cache& cache, Eigen::Index batch, Eigen::Index seq, const Scalar* dy, Scalar* dx,
+                     Scalar* gradient, Workspace<Scalar>& workspace, int threads) const {
+    const std::size_t layer_gradient = detail::Access::gradient_size(layers_.front());
+    const Scalar* upstream = dy;
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+      const typename Layer::Cache* layer_cache = &cache.layers_[i];
+      if (cache.checkpointed_[i]) {
+        // Recompute the layer's forward from its kept input; its output is not needed and goes to the
+        // workspace's activation rows, which the layer's backward pass does not use.
+        Scalar* scratch =
+            detail::Access::buffers(workspace).activations.reserve(cache.tokens_ * config_.hidden_size);
+        detail::Access::forward_train(layers_[i], cache.inputs_[i].data(), scratch, batch, seq,
+                                      cache.recompute_, workspace, threads);
+        layer_cache = &cache.recompute_;
+      }
+      detail::Access::backward_rows(layers_[i], *layer_cache, batch, seq, upstream, dx,
+                                    gradient + i * layer_gradient, workspace, threads);
+      upstream = dx;
+    }
   }
 
   // The stack without argument checks (the model checks once). out may be x.

@@ -15,6 +15,7 @@
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/gradients.hpp>
 #include <fnet/workspace.hpp>
 
 #include <cstddef>
@@ -48,6 +49,27 @@ namespace fnet {
 template <class Scalar, class Mixing>
 class EncoderLayer {
  public:
+  /// What a training forward keeps for the backward pass: x + mixing(x), its LayerNorm (the feed-forward's
+  /// input) and h + feed_forward(h), with both LayerNorms' statistics and the feed-forward's pre-activations.
+  /// The layer's input is not kept: the mixing is linear. Caller-owned and reused.
+  class Cache {
+   public:
+    std::size_t tokens() const { return tokens_; }
+    std::size_t bytes() const {
+      return mixed_.bytes() + normed_.bytes() + summed_.bytes() + mixed_statistics_.bytes() +
+             summed_statistics_.bytes() + feed_forward_.bytes();
+    }
+
+   private:
+    friend class EncoderLayer;
+    detail::AlignedBuffer<Scalar> mixed_;   // s1 = x + mixing(x)
+    detail::AlignedBuffer<Scalar> normed_;  // h = LN1(s1)
+    detail::AlignedBuffer<Scalar> summed_;  // s2 = h + feed_forward(h)
+    typename LayerNorm<Scalar>::Statistics mixed_statistics_, summed_statistics_;
+    typename FeedForward<Scalar>::Cache feed_forward_;
+    std::size_t tokens_ = 0;
+  };
+
   /// The mixing is made by Mixing::from_config(config, mixing_args...): for Fourier mixing an optional
   /// FFT backend, for attention an optional head count. Throws std::invalid_argument when config.validate()
   /// does or the mixing refuses the configuration.
@@ -91,6 +113,32 @@ class EncoderLayer {
     check_parameters(owner(), {});
     check_tensors(owner(), x, out);
     forward_unchecked(x.data(), out.data(), x.dimension(0), x.dimension(1), workspace, num_threads());
+  }
+
+  /// Training: the forward above, keeping in `cache` what backward() needs. out may be x.
+  void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Cache& cache,
+               Workspace<Scalar>& workspace) const {
+    check_parameters(owner(), {});
+    check_tensors(owner(), x, out);
+    forward_train(x.data(), out.data(), x.dimension(0), x.dimension(1), cache, workspace, num_threads());
+  }
+
+  /// Training: for the upstream gradient dy of the output of the forward that filled `cache`, adds every
+  /// parameter gradient into `gradients` (made from this layer's parameters()) and writes dx, the gradient of
+  /// the layer's input. dx may be dy. The same bits for every thread count.
+  void backward(const Cache& cache, ConstTensor3Map<Scalar> dy, Tensor3Map<Scalar> dx,
+                Gradients<Scalar>& gradients, Workspace<Scalar>& workspace) const {
+    const char* name = "fnet::EncoderLayer::backward";
+    check_parameters(name, {});
+    detail::check_input(name, dy, static_cast<Eigen::Index>(config_.hidden_size));
+    detail::check_output(name, dy, dx);
+    if (cache.tokens() != static_cast<std::size_t>(dy.dimension(0) * dy.dimension(1)))
+      throw std::invalid_argument(std::string(name) + ": the cache holds " + std::to_string(cache.tokens()) +
+                                  " tokens but dy has " + std::to_string(dy.dimension(0) * dy.dimension(1)) +
+                                  " (pass the forward's cache)");
+    gradients.check_layout(name, parameter_count(), gradient_size());
+    backward_rows(cache, dy.dimension(0), dy.dimension(1), dy.data(), dx.data(), gradients.data(), workspace,
+                  num_threads());
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
@@ -141,6 +189,93 @@ class EncoderLayer {
     detail::check_input(owner, x, static_cast<Eigen::Index>(config_.hidden_size));
     detail::check_output(owner, x, out);
     mixing.check_sequence(owner, x.dimension(1));
+  }
+
+  std::size_t parameter_count() const {
+    return mixing.parameters().size() + 8;  // the mixing's, two LayerNorms and two dense layers
+  }
+
+  std::size_t gradient_size() const {
+    return detail::Access::gradient_size(mixing) + 2 * detail::Access::gradient_size(mixing_layer_norm) +
+           detail::Access::gradient_size(feed_forward);
+  }
+
+  // Kernel: the training forward of (batch, seq) items of x into out (out may be x).
+  void forward_train(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq, Cache& cache,
+                     Workspace<Scalar>& workspace, int threads) const {
+    const auto hidden = static_cast<Eigen::Index>(config_.hidden_size);
+    const auto tokens = static_cast<std::size_t>(batch * seq);
+    const std::size_t elements = tokens * config_.hidden_size;
+    Scalar* mixed = cache.mixed_.reserve(elements);
+    Scalar* normed = cache.normed_.reserve(elements);
+    Scalar* summed = cache.summed_.reserve(elements);
+    cache.mixed_statistics_.reserve(tokens);
+    cache.summed_statistics_.reserve(tokens);
+    cache.tokens_ = tokens;
+
+    mix_items(x, mixed, batch, seq, workspace, threads);  // s1 = x + mixing(x)
+    detail::Access::forward_rows(mixing_layer_norm, mixed, tokens, normed, cache.mixed_statistics_.mean(),
+                                 cache.mixed_statistics_.inverse_std(), threads);
+    detail::Access::forward_train(feed_forward, normed, tokens, summed, cache.feed_forward_, workspace,
+                                  threads);
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const auto begin = static_cast<Eigen::Index>(first) * hidden,
+                 end = begin + static_cast<Eigen::Index>(count) * hidden;
+      for (Eigen::Index k = begin; k < end; ++k) summed[k] += normed[k];  // s2 = h + feed_forward(h)
+    });
+    detail::Access::forward_rows(output_layer_norm, summed, tokens, out, cache.summed_statistics_.mean(),
+                                 cache.summed_statistics_.inverse_std(), threads);
+  }
+
+  // Kernel: the backward pass of forward_train. dx may be dy (dy is read by the first step only).
+  void backward_rows(const Cache& cache, Eigen::Index batch, Eigen::Index seq, const Scalar* dy, Scalar* dx,
+                     Scalar* gradient, Workspace<Scalar>& workspace, int threads) const {
+    const auto hidden = static_cast<Eigen::Index>(config_.hidden_size);
+    const auto tokens = static_cast<std::size_t>(batch * seq);
+    const std::size_t elements = tokens * config_.hidden_size;
+    Scalar* rows = detail::Access::buffers(workspace).gradients.reserve(2 * elements);
+    Scalar* d_sum = rows;                // d s2, then d s1
+    Scalar* d_normed = rows + elements;  // d h
+    Scalar* mixing_gradient = gradient;
+    Scalar* mixing_norm_gradient = mixing_gradient + detail::Access::gradient_size(mixing);
+    Scalar* feed_forward_gradient = mixing_norm_gradient + detail::Access::gradient_size(mixing_layer_norm);
+    Scalar* output_norm_gradient = feed_forward_gradient + detail::Access::gradient_size(feed_forward);
+
+    const auto& summed = cache.summed_statistics_;
+    detail::Access::backward_rows(output_layer_norm, cache.summed_.data(), tokens, summed.mean(),
+                                  summed.inverse_std(), dy, d_sum, output_norm_gradient, threads);
+    detail::Access::backward_rows(feed_forward, cache.normed_.data(), tokens, cache.feed_forward_, d_sum,
+                                  d_normed, feed_forward_gradient, workspace, threads);
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const auto begin = static_cast<Eigen::Index>(first) * hidden,
+                 end = begin + static_cast<Eigen::Index>(count) * hidden;
+      for (Eigen::Index k = begin; k < end; ++k) d_normed[k] += d_sum[k];  // the residual around the FFN
+    });
+    const auto& mixed = cache.mixed_statistics_;
+    detail::Access::backward_rows(mixing_layer_norm, cache.mixed_.data(), tokens, mixed.mean(),
+                                  mixed.inverse_std(), d_normed, d_sum, mixing_norm_gradient, threads);
+    mix_items_backward(d_sum, dx, batch, seq, mixing_gradient, workspace, threads);
+  }
+
+  // s = x + mixing(x) for every item (the mixing's own per-item kernel, in parallel over items).
+  void mix_items(const Scalar* x, Scalar* s, Eigen::Index batch, Eigen::Index seq,
+                 Workspace<Scalar>& workspace, int threads) const {
+    const auto hidden = static_cast<Eigen::Index>(config_.hidden_size);
+    const std::size_t slot = mixing_slot(seq);
+    Scalar* scratch = detail::Access::buffers(workspace).mixing.reserve(
+        slot * detail::slot_count(static_cast<std::size_t>(batch), threads));
+    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int t) {
+      const Eigen::Index offset = static_cast<Eigen::Index>(item) * seq * hidden;
+      detail::Access::mix_item(mixing, x + offset, seq, hidden, s + offset,
+                               scratch + slot * static_cast<std::size_t>(t),
+                               /*add_input=*/true, [](Eigen::Index) {});
+    });
+  }
+
+  // dx = ds + (d mixing / dx)^T ds. Fourier mixing is its own adjoint and has no parameters.
+  void mix_items_backward(const Scalar* ds, Scalar* dx, Eigen::Index batch, Eigen::Index seq,
+                          Scalar* /*gradient*/, Workspace<Scalar>& workspace, int threads) const {
+    mix_items(ds, dx, batch, seq, workspace, threads);
   }
 
   std::size_t mixing_slot(Eigen::Index seq) const {

@@ -11,6 +11,7 @@
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/gradients.hpp>
 #include <fnet/workspace.hpp>
 
 #include <Eigen/Core>
@@ -34,6 +35,20 @@ namespace fnet {
 template <class Scalar>
 class FeedForward {
  public:
+  /// What a training forward keeps for the backward pass: the pre-activations x W1^T + b1 of every token
+  /// (the activations are recomputed from them). Caller-owned and reused.
+  class Cache {
+   public:
+    std::size_t tokens() const { return tokens_; }
+    const Scalar* pre_activation() const { return pre_activation_.data(); }
+    std::size_t bytes() const { return pre_activation_.bytes(); }
+
+   private:
+    friend class FeedForward;
+    detail::AlignedBuffer<Scalar> pre_activation_;
+    std::size_t tokens_ = 0;
+  };
+
   /// Parameters start at zero (call initialize() or load them). Throws std::invalid_argument for a zero size
   /// or an invalid activation.
   FeedForward(std::size_t hidden_size, std::size_t intermediate_size, Activation activation)
@@ -84,6 +99,37 @@ class FeedForward {
     detail::Access::buffers(workspace).intermediate.reserve(scratch_size(batch * seq));
   }
 
+  /// Training: the forward above over every token at once, keeping the pre-activations in `cache`.
+  void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Cache& cache,
+               Workspace<Scalar>& workspace) const {
+    constexpr const char* owner = "fnet::FeedForward";
+    check_parameters(owner, {});
+    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size()));
+    detail::check_output(owner, x, out);
+    forward_train(x.data(), static_cast<std::size_t>(x.dimension(0) * x.dimension(1)), out.data(), cache,
+                  workspace, num_threads());
+  }
+
+  /// Training: for the input x the forward saw (with its `cache`) and the upstream gradient dy, adds every
+  /// weight and bias gradient into `gradients` (made from this layer's parameters()) and writes dx. The same
+  /// bits for every thread count.
+  void backward(ConstTensor3Map<Scalar> x, const Cache& cache, ConstTensor3Map<Scalar> dy,
+                Tensor3Map<Scalar> dx, Gradients<Scalar>& gradients, Workspace<Scalar>& workspace) const {
+    constexpr const char* owner = "fnet::FeedForward::backward";
+    check_parameters(owner, {});
+    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size()));
+    const Eigen::Index batch = x.dimension(0), seq = x.dimension(1), h = x.dimension(2);
+    detail::check_dims(owner, "upstream gradient dy", dy, batch, seq, h);
+    detail::check_dims(owner, "input gradient dx", dx, batch, seq, h);
+    const auto tokens = static_cast<std::size_t>(batch * seq);
+    if (cache.tokens() != tokens)
+      throw std::invalid_argument(std::string(owner) + ": the cache holds " + std::to_string(cache.tokens()) +
+                                  " tokens but x has " + std::to_string(tokens) +
+                                  " (pass the forward's cache)");
+    gradients.check_layout(owner, 4, gradient_size());
+    backward_rows(x.data(), tokens, cache, dy.data(), dx.data(), gradients.data(), workspace, num_threads());
+  }
+
   /// intermediate.dense.{weight,bias}, output.dense.{weight,bias}, with their current shapes.
   std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
@@ -112,6 +158,50 @@ class FeedForward {
   void initialize_from(detail::NormalGenerator& generator) {
     detail::Access::initialize(intermediate, generator);
     detail::Access::initialize(output, generator);
+  }
+
+  std::size_t gradient_size() const {
+    return detail::Access::gradient_size(intermediate) + detail::Access::gradient_size(output);
+  }
+
+  // Kernel: training forward of `tokens` contiguous rows x -> y (y must not be x), every token at once: the
+  // pre-activations into the cache, the activations into the workspace, then the output product.
+  void forward_train(const Scalar* x, std::size_t tokens, Scalar* y, Cache& cache,
+                     Workspace<Scalar>& workspace, int threads) const {
+    const auto i = static_cast<Eigen::Index>(intermediate_size());
+    Scalar* z = cache.pre_activation_.reserve(tokens * intermediate_size());
+    cache.tokens_ = tokens;
+    Scalar* a = detail::Access::buffers(workspace).intermediate.reserve(tokens * intermediate_size());
+    detail::Access::forward_columns(intermediate, x, tokens, z, true, threads);
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const auto offset = static_cast<Eigen::Index>(first) * i;
+      detail::activation_rows(z + offset, a + offset, static_cast<Eigen::Index>(count), i, activation_);
+    });
+    detail::Access::forward_columns(output, a, tokens, y, true, threads);
+  }
+
+  // Kernel: the backward pass of forward_train. dx may be x (each Dense reads its input before writing dx).
+  void backward_rows(const Scalar* x, std::size_t tokens, const Cache& cache, const Scalar* dy, Scalar* dx,
+                     Scalar* gradient, Workspace<Scalar>& workspace, int threads) const {
+    const auto h = static_cast<Eigen::Index>(hidden_size()),
+               i = static_cast<Eigen::Index>(intermediate_size());
+    const Scalar* z = cache.pre_activation();
+    Scalar* a = detail::Access::buffers(workspace).intermediate.reserve(tokens * intermediate_size());
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const auto offset = static_cast<Eigen::Index>(first) * i;
+      detail::activation_rows(z + offset, a + offset, static_cast<Eigen::Index>(count), i, activation_);
+    });
+    Scalar* intermediate_gradient = gradient;
+    Scalar* output_gradient = gradient + detail::Access::gradient_size(intermediate);
+    // d activations overwrite the activations once the output weight's gradient has read them.
+    detail::Access::backward_rows(output, a, i, dy, h, tokens, a, i, false, output_gradient, threads);
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const auto offset = static_cast<Eigen::Index>(first) * i;
+      detail::activation_backward_rows(z + offset, a + offset, a + offset, static_cast<Eigen::Index>(count),
+                                       i, activation_);
+    });
+    detail::Access::backward_rows(intermediate, x, h, a, i, tokens, dx, h, false, intermediate_gradient,
+                                  threads);
   }
 
   // Scratch elements forward_tokens needs for `tokens` rows (the activations of one group of rows).

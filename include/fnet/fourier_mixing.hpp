@@ -107,6 +107,13 @@ class FourierMixing {
     });
   }
 
+  /// Training: the gradient with respect to x of <dy, Mix(x)>, written to dx. The mixing is linear and its
+  /// DFT matrices are symmetric (the truncated one too: a leading block of a symmetric matrix), so this is
+  /// the mixing of dy itself: one more forward, and nothing to keep from the forward pass. dx may be dy.
+  void backward(ConstTensor3Map<Scalar> dy, Tensor3Map<Scalar> dx, Workspace<Scalar>& workspace) const {
+    forward(dy, dx, workspace);
+  }
+
   /// Sizes `workspace` for inputs of (batch, seq, hidden) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq, std::size_t hidden) const {
     detail::Access::buffers(workspace).mixing.reserve(
@@ -134,6 +141,7 @@ class FourierMixing {
 
   void initialize_from(detail::NormalGenerator&) {}                          // nothing to draw
   void check_parameters(const char*, const detail::ParameterPath&) const {}  // nothing to check
+  static constexpr std::size_t gradient_size() { return 0; }                 // nothing to train
 
   // Scalars of scratch one item needs: the half spectrum of the transformed length, plus the zero-padded
   // item when the sequence DFT is longer than the sequence.

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <fnet/detail/access.hpp>
+#include <fnet/detail/aligned_buffer.hpp>
 #include <fnet/detail/checks.hpp>
 #include <fnet/detail/parallel.hpp>
 #include <fnet/detail/row_kernels.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/gradients.hpp>
 
 #include <Eigen/Core>
 
@@ -31,6 +33,30 @@ template <class Scalar>
 class LayerNorm {
  public:
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  /// The precision of the row statistics (at least double).
+  using Statistic = detail::Accumulator<Scalar>;
+
+  /// What a training forward keeps per row for the backward pass: the mean and 1/sigma. Caller-owned and
+  /// reused; it grows to the largest batch it has served.
+  class Statistics {
+   public:
+    /// Makes room for `rows` rows (grows only) and records that many.
+    void reserve(std::size_t rows) {
+      mean_.reserve(rows);
+      inverse_std_.reserve(rows);
+      rows_ = rows;
+    }
+    std::size_t rows() const { return rows_; }
+    std::size_t bytes() const { return mean_.bytes() + inverse_std_.bytes(); }
+    Statistic* mean() { return mean_.data(); }
+    Statistic* inverse_std() { return inverse_std_.data(); }
+    const Statistic* mean() const { return mean_.data(); }
+    const Statistic* inverse_std() const { return inverse_std_.data(); }
+
+   private:
+    detail::AlignedBuffer<Statistic> mean_, inverse_std_;
+    std::size_t rows_ = 0;
+  };
 
   /// Throws std::invalid_argument when hidden_size is 0 or eps is not a finite value > 0.
   LayerNorm(std::size_t hidden_size, double eps) : hidden_size_(hidden_size), eps_(eps) {
@@ -83,6 +109,38 @@ class LayerNorm {
     });
   }
 
+  /// Training: the forward above, keeping each row's statistics in `statistics` for backward().
+  void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Statistics& statistics) const {
+    constexpr const char* owner = "fnet::LayerNorm";
+    check_parameters(owner, {});
+    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size_));
+    detail::check_output(owner, x, out);
+    const auto rows = static_cast<std::size_t>(x.dimension(0) * x.dimension(1));
+    statistics.reserve(rows);
+    forward_rows(x.data(), rows, out.data(), statistics.mean(), statistics.inverse_std(), num_threads());
+  }
+
+  /// Training: for the input x the forward saw (with its `statistics`) and the upstream gradient dy, adds the
+  /// weight and bias gradients into `gradients` (made from this layer's parameters()) and writes dx. dx may
+  /// be dy. The same bits for every thread count.
+  void backward(ConstTensor3Map<Scalar> x, const Statistics& statistics, ConstTensor3Map<Scalar> dy,
+                Tensor3Map<Scalar> dx, Gradients<Scalar>& gradients) const {
+    constexpr const char* owner = "fnet::LayerNorm::backward";
+    check_parameters(owner, {});
+    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size_));
+    const Eigen::Index batch = x.dimension(0), seq = x.dimension(1), h = x.dimension(2);
+    detail::check_dims(owner, "upstream gradient dy", dy, batch, seq, h);
+    detail::check_dims(owner, "input gradient dx", dx, batch, seq, h);
+    const auto rows = static_cast<std::size_t>(batch * seq);
+    if (statistics.rows() != rows)
+      throw std::invalid_argument(std::string(owner) + ": the statistics hold " +
+                                  std::to_string(statistics.rows()) + " rows but x has " +
+                                  std::to_string(rows) + " (pass the forward's statistics)");
+    gradients.check_layout(owner, 2, gradient_size());
+    backward_rows(x.data(), rows, statistics.mean(), statistics.inverse_std(), dy.data(), dx.data(),
+                  gradients.data(), num_threads());
+  }
+
   /// ("weight", ...), ("bias", ...), each [hidden_size].
   std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
@@ -92,6 +150,40 @@ class LayerNorm {
 
  private:
   friend struct detail::Access;
+
+  std::size_t gradient_size() const { return 2 * detail::aligned_count<Scalar>(hidden_size_); }
+
+  // Kernel: LayerNorm of `rows` contiguous rows with their statistics, in fixed row blocks.
+  void forward_rows(const Scalar* x, std::size_t rows, Scalar* out, Statistic* mean, Statistic* inverse_std,
+                    int threads) const {
+    const auto n = static_cast<Eigen::Index>(hidden_size_);
+    detail::for_each_row_block(rows, threads, [&](std::size_t first, std::size_t count) {
+      for (std::size_t r = first; r < first + count; ++r) {
+        const auto offset = static_cast<Eigen::Index>(r) * n;
+        detail::add_layer_norm_row<Scalar>(x + offset, nullptr, out + offset, n, weight.data(), bias.data(),
+                                           eps_, mean + r, inverse_std + r);
+      }
+    });
+  }
+
+  // Kernel: the parameter gradients (added into `gradient`: weight, then bias) over fixed column blocks, then
+  // dx row by row; dx may be dy (the parameter pass has read dy first).
+  void backward_rows(const Scalar* x, std::size_t rows, const Statistic* mean, const Statistic* inverse_std,
+                     const Scalar* dy, Scalar* dx, Scalar* gradient, int threads) const {
+    const auto n = static_cast<Eigen::Index>(hidden_size_);
+    Scalar* dweight = gradient;
+    Scalar* dbias = gradient + detail::aligned_count<Scalar>(hidden_size_);
+    detail::for_each_column_block(n, 128, threads, [&](Eigen::Index first, Eigen::Index width) {
+      detail::layer_norm_parameter_gradients(x, dy, rows, n, mean, inverse_std, first, width, dweight, dbias);
+    });
+    detail::for_each_row_block(rows, threads, [&](std::size_t first, std::size_t count) {
+      for (std::size_t r = first; r < first + count; ++r) {
+        const auto offset = static_cast<Eigen::Index>(r) * n;
+        detail::layer_norm_backward_row(x + offset, dy + offset, dx + offset, n, weight.data(), mean[r],
+                                        inverse_std[r]);
+      }
+    });
+  }
 
   void check_parameters(const char* owner, const detail::ParameterPath& path) const {
     const auto n = static_cast<Eigen::Index>(hidden_size_);

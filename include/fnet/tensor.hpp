@@ -34,4 +34,18 @@ ConstTensor3Map<Scalar> as_map(const Tensor3<Scalar>& tensor) {
                                  tensor.dimension(2));
 }
 
+/// A read-only view, for the arguments a call only reads (inputs, upstream gradients) when the caller holds a
+/// writable tensor or view: Eigen does not convert a writable map to a read-only one by itself.
+///
+///     layer.backward(cache, fnet::as_const_map(dy), fnet::as_map(dx), gradients, workspace);
+template <class Scalar>
+ConstTensor3Map<Scalar> as_const_map(const Tensor3<Scalar>& tensor) {
+  return as_map(tensor);
+}
+
+template <class Scalar>
+ConstTensor3Map<Scalar> as_const_map(const Tensor3Map<Scalar>& view) {
+  return ConstTensor3Map<Scalar>(view.data(), view.dimension(0), view.dimension(1), view.dimension(2));
+}
+
 }  // namespace fnet

@@ -17,8 +17,11 @@ struct WorkspaceBuffers {
   AlignedBuffer<Scalar> activations;   // a layer's (tokens, hidden) sublayer output; the model's staging rows
   AlignedBuffer<Scalar> intermediate;  // the feed-forward's activations of one group of rows
   AlignedBuffer<Scalar> mixing;        // one slot per thread of token-mixing scratch (spectra, attention)
+  AlignedBuffer<Scalar> gradients;     // a backward pass's (tokens, hidden) gradient rows, two at a time
 
-  std::size_t bytes() const { return activations.bytes() + intermediate.bytes() + mixing.bytes(); }
+  std::size_t bytes() const {
+    return activations.bytes() + intermediate.bytes() + mixing.bytes() + gradients.bytes();
+  }
 };
 
 }  // namespace detail

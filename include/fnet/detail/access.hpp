@@ -31,6 +31,11 @@ struct Access {
   FNET_DETAIL_ACCESS_HOOK(forward_tokens)  // the feed-forward's grouped kernel with its after-rows step
   FNET_DETAIL_ACCESS_HOOK(forward_unchecked)
   FNET_DETAIL_ACCESS_HOOK(prediction_logits_unchecked)
+  FNET_DETAIL_ACCESS_HOOK(forward_columns)  // Dense over all rows in fixed column blocks (training)
+  FNET_DETAIL_ACCESS_HOOK(backward_rows)    // a layer's backward kernel
+  FNET_DETAIL_ACCESS_HOOK(gradient_size)    // elements of the object's slice of a Gradients buffer
+  FNET_DETAIL_ACCESS_HOOK(forward_train)    // a layer's training-forward kernel
+  FNET_DETAIL_ACCESS_HOOK(parameter_count)  // tensors a layer lists, without building the list
 
   template <class Workspace>
   static auto& buffers(Workspace& workspace) {

@@ -34,6 +34,19 @@ void check_input(const char* owner, const InputMap& x, Eigen::Index expected_hid
                                 std::to_string(expected_hidden) + " (x dims " + dims_string(b, s, h) + ")");
 }
 
+// A tensor a call writes or reads besides its input (an output, an upstream gradient) must have exactly the
+// given dims and memory.
+template <class Map>
+void check_dims(const char* owner, const char* name, const Map& t, Eigen::Index batch, Eigen::Index seq,
+                Eigen::Index hidden) {
+  if (t.dimension(0) != batch || t.dimension(1) != seq || t.dimension(2) != hidden)
+    throw std::invalid_argument(std::string(owner) + ": " + name + " has dims " +
+                                dims_string(t.dimension(0), t.dimension(1), t.dimension(2)) + " but needs " +
+                                dims_string(batch, seq, hidden));
+  if (t.data() == nullptr)
+    throw std::invalid_argument(std::string(owner) + ": " + name + " has a null data pointer");
+}
+
 inline bool ranges_overlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
   const auto pa = reinterpret_cast<std::uintptr_t>(a);
   const auto pb = reinterpret_cast<std::uintptr_t>(b);

@@ -89,6 +89,16 @@ class Gradients {
     return all;
   }
 
+  /// Throws std::invalid_argument, naming `owner`, unless this layout has `count` tensors in `buffer_size`
+  /// elements: the cheap check a backward pass makes that the gradients were made from its object.
+  void check_layout(const char* owner, std::size_t count, std::size_t buffer_size) const {
+    if (count != entries_.size() || buffer_size != size_)
+      throw std::invalid_argument(
+          std::string(owner) + ": the gradients have " + std::to_string(entries_.size()) + " tensors in " +
+          std::to_string(size_) + " elements but this object has " + std::to_string(count) + " in " +
+          std::to_string(buffer_size) + " (make them with fnet::Gradients<Scalar>(object.parameters()))");
+  }
+
   /// (value, gradient) pairs for an optimiser. `parameters` must be the list this layout was made from
   /// (same names, shapes and order); throws std::invalid_argument naming the first mismatch.
   std::vector<TrainableTensor<Scalar>> trainable(const std::vector<NamedParameter<Scalar>>& parameters) {
