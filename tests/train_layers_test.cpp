@@ -164,7 +164,9 @@ TEST_P(TrainEncoder, EncoderGradientsMatchFiniteDifferencesAndCheckpointingChang
     typename fnet::FNetEncoder<double, fnet::fft::Builtin>::Cache cache;
     fnet::Workspace<double> workspace;
     Tensor y(2, 5, 6);
-    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, checkpointed);
+    fnet::TrainingOptions options;
+    options.checkpointed = checkpointed;
+    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, options);
     fnet::Gradients<double> gradients(encoder.parameters());
     encoder.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
     return gradients;
@@ -182,6 +184,32 @@ TEST_P(TrainEncoder, EncoderGradientsMatchFiniteDifferencesAndCheckpointingChang
       ASSERT_EQ(other.data()[i], gradients.data()[i]) << "checkpointing changed gradient element " << i;
     for (long i = 0; i < dx.size(); ++i) ASSERT_EQ(other_dx.data()[i], dx.data()[i]);
   }
+}
+
+// Dropout masks are a pure function of (seed, step, site, element): the training forward is a deterministic
+// function of the parameters, and its gradient is checked like any other. Some elements are dropped.
+TEST_P(TrainEncoder, DropoutGradientsMatchFiniteDifferences) {
+  using Encoder = fnet::FNetEncoder<double, fnet::fft::Builtin>;
+  Encoder encoder(small_config(GetParam()));
+  fnet_test::randomize(encoder.parameters(), 60);
+  Tensor x = random_tensor(2, 5, 6, 61), r = random_tensor(2, 5, 6, 62);
+  fnet::TrainingOptions options;
+  options.dropout = 0.3;
+  options.seed = 63;
+  options.step = 7;
+  typename Encoder::Cache cache;
+  fnet::Workspace<double> workspace;
+  Tensor y(2, 5, 6), dx(2, 5, 6);
+  const auto loss = [&] {
+    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, options);
+    return dot(y, r);
+  };
+  loss();
+  EXPECT_GT(std::fabs(dot(y, r) - dot(encoder.forward(x), r)), 1e-6) << "dropout changed nothing";
+  fnet::Gradients<double> gradients(encoder.parameters());
+  encoder.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
+  check_parameter_gradients(encoder.parameters(), gradients.views(), loss, 64);
+  check_gradient("x", x.data(), dx.data(), static_cast<std::size_t>(x.size()), loss, 65);
 }
 
 INSTANTIATE_TEST_SUITE_P(EachActivation, TrainEncoder,
@@ -234,7 +262,9 @@ TEST_F(TrainLayers, BackwardRefusesAMismatchedCacheOrGradients) {
   EXPECT_THROW(
       encoder.backward(cache, fnet::as_const_map(longer), fnet::as_map(longer_dx), gradients, workspace),
       std::invalid_argument);
-  EXPECT_THROW(encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, {true}),
+  fnet::TrainingOptions one_flag;
+  one_flag.checkpointed = {true};
+  EXPECT_THROW(encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, one_flag),
                std::invalid_argument);
 }
 

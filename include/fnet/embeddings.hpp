@@ -13,6 +13,8 @@
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
 #include <fnet/token_ids.hpp>
+#include <fnet/train/gradients.hpp>
+#include <fnet/workspace.hpp>
 
 #include <Eigen/Core>
 
@@ -36,6 +38,20 @@ class FNetEmbeddings {
 
  public:
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+  /// What a training forward keeps for the backward pass: the summed rows, their LayerNorm statistics and
+  /// the normalised rows (the projection's input). Caller-owned and reused.
+  class Cache {
+   public:
+    std::size_t tokens() const { return tokens_; }
+    std::size_t bytes() const { return summed_.bytes() + normed_.bytes() + statistics_.bytes(); }
+
+   private:
+    friend class FNetEmbeddings;
+    detail::AlignedBuffer<Scalar> summed_, normed_;
+    typename LayerNorm<Scalar>::Statistics statistics_;
+    std::size_t tokens_ = 0;
+  };
 
   /// Throws std::invalid_argument when config.validate() does.
   explicit FNetEmbeddings(const FNetConfig& config)
@@ -67,6 +83,36 @@ class FNetEmbeddings {
     Tensor3<Scalar> out(ids.rows(), ids.cols(), static_cast<Eigen::Index>(config_.hidden_size));
     forward_unchecked(ids, token_types, staging.data(), out.data(), num_threads());
     return out;
+  }
+
+  /// Training: the forward above into caller memory (batch, seq, hidden), keeping in `cache` what backward()
+  /// needs.
+  void forward(const TokenIds& ids, const TokenIds& token_types, Tensor3Map<Scalar> out, Cache& cache) const {
+    constexpr const char* owner = "fnet::FNetEmbeddings";
+    check_parameters(owner, {});
+    check_inputs(ids, token_types);
+    detail::check_dims(owner, "output out", out, ids.rows(), ids.cols(),
+                       static_cast<Eigen::Index>(config_.hidden_size));
+    forward_train(ids, token_types, out.data(), cache, num_threads());
+  }
+
+  /// Training: for the upstream gradient dy of the output, adds the gradients of the three tables (rows of
+  /// the ids, types and positions used; never the pad_token_id row of the word table, as nn.Embedding's
+  /// padding_idx), the LayerNorm and the projection into `gradients` (made from this object's parameters()).
+  void backward(const TokenIds& ids, const TokenIds& token_types, const Cache& cache,
+                ConstTensor3Map<Scalar> dy, Gradients<Scalar>& gradients,
+                Workspace<Scalar>& workspace) const {
+    constexpr const char* owner = "fnet::FNetEmbeddings::backward";
+    check_parameters(owner, {});
+    check_inputs(ids, token_types);
+    detail::check_dims(owner, "upstream gradient dy", dy, ids.rows(), ids.cols(),
+                       static_cast<Eigen::Index>(config_.hidden_size));
+    if (cache.tokens() != static_cast<std::size_t>(ids.size()))
+      throw std::invalid_argument(std::string(owner) + ": the cache holds " + std::to_string(cache.tokens()) +
+                                  " tokens but the ids have " + std::to_string(ids.size()) +
+                                  " (pass the forward's cache)");
+    gradients.check_layout(owner, 7, gradient_size());
+    backward_rows(ids, token_types, cache, dy.data(), gradients.data(), workspace, num_threads());
   }
 
   /// Hugging Face names relative to the embeddings ("word_embeddings.weight", ..., "projection.bias").
@@ -120,6 +166,76 @@ class FNetEmbeddings {
     if (config_.pad_token_id >= 0 && static_cast<std::size_t>(config_.pad_token_id) < config_.vocab_size)
       word_embeddings.row(static_cast<Eigen::Index>(config_.pad_token_id)).setZero();
     layer_norm.reset_parameters();
+  }
+
+  std::size_t gradient_size() const {
+    const std::size_t h = config_.hidden_size;
+    return detail::aligned_count<Scalar>(config_.vocab_size * h) +
+           detail::aligned_count<Scalar>(config_.max_position_embeddings * h) +
+           detail::aligned_count<Scalar>(config_.type_vocab_size * h) +
+           detail::Access::gradient_size(layer_norm) + detail::Access::gradient_size(projection);
+  }
+
+  // Kernel: the training forward of checked ids into `out` (tokens x hidden).
+  void forward_train(const TokenIds& ids, const TokenIds& token_types, Scalar* out, Cache& cache,
+                     int threads) const {
+    const Eigen::Index seq = ids.cols();
+    const auto h = static_cast<Eigen::Index>(config_.hidden_size);
+    const auto tokens = static_cast<std::size_t>(ids.size());
+    Scalar* summed = cache.summed_.reserve(tokens * config_.hidden_size);
+    Scalar* normed = cache.normed_.reserve(tokens * config_.hidden_size);
+    cache.statistics_.reserve(tokens);
+    cache.tokens_ = tokens;
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      for (std::size_t t = first; t < first + count; ++t) {
+        const auto b = static_cast<Eigen::Index>(t) / seq, s = static_cast<Eigen::Index>(t) % seq;
+        Scalar* row = summed + static_cast<Eigen::Index>(t) * h;
+        const Scalar* word = word_embeddings.data() + ids(b, s) * h;
+        const Scalar* type = token_type_embeddings.data() + (token_types.size() ? token_types(b, s) : 0) * h;
+        const Scalar* position = position_embeddings.data() + s * h;
+        for (Eigen::Index j = 0; j < h; ++j) row[j] = word[j] + type[j] + position[j];
+      }
+    });
+    detail::Access::forward_rows(layer_norm, summed, tokens, normed, cache.statistics_.mean(),
+                                 cache.statistics_.inverse_std(), threads);
+    detail::Access::forward_columns(projection, normed, tokens, out, true, threads);
+  }
+
+  // Kernel: the backward pass of forward_train, adding into `gradient` (this object's slice).
+  void backward_rows(const TokenIds& ids, const TokenIds& token_types, const Cache& cache, const Scalar* dy,
+                     Scalar* gradient, Workspace<Scalar>& workspace, int threads) const {
+    const Eigen::Index seq = ids.cols();
+    const std::size_t hidden = config_.hidden_size;
+    const auto h = static_cast<Eigen::Index>(hidden);
+    const auto tokens = static_cast<std::size_t>(ids.size());
+    Scalar* d_word = gradient;
+    Scalar* d_position = d_word + detail::aligned_count<Scalar>(config_.vocab_size * hidden);
+    Scalar* d_type = d_position + detail::aligned_count<Scalar>(config_.max_position_embeddings * hidden);
+    Scalar* d_norm = d_type + detail::aligned_count<Scalar>(config_.type_vocab_size * hidden);
+    Scalar* d_projection = d_norm + detail::Access::gradient_size(layer_norm);
+
+    Scalar* d_rows = detail::Access::buffers(workspace).gradients.reserve(tokens * hidden);
+    detail::Access::backward_rows(projection, cache.normed_.data(), h, dy, h, tokens, d_rows, h, false,
+                                  d_projection, threads);
+    detail::Access::backward_rows(layer_norm, cache.summed_.data(), tokens, cache.statistics_.mean(),
+                                  cache.statistics_.inverse_std(), d_rows, d_rows, d_norm, threads);
+    // Scatter-add, column block by column block, the tokens in order: every thread count adds the same rows
+    // in the same order.
+    const bool has_pad =
+        config_.pad_token_id >= 0 && static_cast<std::size_t>(config_.pad_token_id) < config_.vocab_size;
+    detail::for_each_column_block(h, 128, threads, [&](Eigen::Index first, Eigen::Index width) {
+      for (std::size_t t = 0; t < tokens; ++t) {
+        const auto b = static_cast<Eigen::Index>(t) / seq, s = static_cast<Eigen::Index>(t) % seq;
+        const Scalar* row = d_rows + static_cast<Eigen::Index>(t) * h;
+        const std::int64_t id = ids(b, s);
+        const std::int64_t type = token_types.size() ? token_types(b, s) : 0;
+        for (Eigen::Index j = first; j < first + width; ++j) {
+          if (!(has_pad && id == config_.pad_token_id)) d_word[id * h + j] += row[j];
+          d_position[s * h + j] += row[j];
+          d_type[type * h + j] += row[j];
+        }
+      }
+    });
   }
 
   // Kernel: the embeddings of checked ids into `out` (tokens x hidden), with `staging` (tokens x hidden)

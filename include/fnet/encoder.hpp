@@ -10,7 +10,9 @@
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/dropout.hpp>
 #include <fnet/train/gradients.hpp>
+#include <fnet/train/training_options.hpp>
 #include <fnet/workspace.hpp>
 
 #include <cstddef>
@@ -59,6 +61,8 @@ class Encoder {
     std::vector<detail::AlignedBuffer<Scalar>> inputs_;  // per layer; used for checkpointed layers
     std::vector<bool> checkpointed_;
     typename Layer::Cache recompute_;  // one layer's cache, refilled for each checkpointed layer
+    Dropout dropout_{0.0};             // the forward's dropout, for recomputed layers
+    std::uint64_t step_ = 0;
     std::size_t tokens_ = 0;
   };
 
@@ -105,17 +109,13 @@ class Encoder {
     forward_unchecked(x.data(), out.data(), x.dimension(0), x.dimension(1), workspace, num_threads());
   }
 
-  /// Training: the forward above, keeping in `cache` what backward() needs. Layers whose entry in
-  /// `checkpointed` is true keep only their input and are recomputed during the backward pass (an empty
-  /// vector: none). out may be x.
+  /// Training: the forward above, keeping in `cache` what backward() needs, with the dropout and activation
+  /// checkpointing `options` ask for (layer i's feed-forward output is dropout site 1 + i). out may be x.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Cache& cache, Workspace<Scalar>& workspace,
-               const std::vector<bool>& checkpointed = {}) const {
+               const TrainingOptions& options = {}) const {
     check_call(x, out);
-    if (!checkpointed.empty() && checkpointed.size() != layers_.size())
-      throw std::invalid_argument(std::string(owner()) + ": checkpointed has " +
-                                  std::to_string(checkpointed.size()) + " entries for " +
-                                  std::to_string(layers_.size()) + " layers");
-    forward_train(x.data(), out.data(), x.dimension(0), x.dimension(1), cache, workspace, checkpointed,
+    check_options(options);
+    forward_train(x.data(), out.data(), x.dimension(0), x.dimension(1), cache, workspace, options,
                   num_threads());
   }
 
@@ -176,29 +176,42 @@ class Encoder {
     detail::Access::check_tensors(layers_.front(), owner(), x, out);
   }
 
+  void check_options(const TrainingOptions& options) const {
+    if (!options.checkpointed.empty() && options.checkpointed.size() != layers_.size())
+      throw std::invalid_argument(std::string(owner()) + ": checkpointed has " +
+                                  std::to_string(options.checkpointed.size()) + " entries for " +
+                                  std::to_string(layers_.size()) + " layers");
+  }
+
+  // The dropout site of layer i's feed-forward output (see fnet::TrainingOptions).
+  static std::uint32_t site(std::size_t layer) { return static_cast<std::uint32_t>(1 + layer); }
+
   std::size_t gradient_size() const {
     return layers_.size() * detail::Access::gradient_size(layers_.front());
   }
 
   // Kernel: the training forward, every layer in place in out (a layer's backward never needs its input).
   void forward_train(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq, Cache& cache,
-                     Workspace<Scalar>& workspace, const std::vector<bool>& checkpointed, int threads) const {
+                     Workspace<Scalar>& workspace, const TrainingOptions& options, int threads) const {
+    const Dropout dropout(options.dropout, options.seed);
     const auto tokens = static_cast<std::size_t>(batch * seq);
     cache.layers_.resize(layers_.size());
     cache.inputs_.resize(layers_.size());
     cache.checkpointed_.assign(layers_.size(), false);
-    if (!checkpointed.empty()) cache.checkpointed_ = checkpointed;
+    if (!options.checkpointed.empty()) cache.checkpointed_ = options.checkpointed;
+    cache.dropout_ = dropout;
+    cache.step_ = options.step;
     cache.tokens_ = tokens;
     const Scalar* input = x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       if (cache.checkpointed_[i]) {
         Scalar* kept = cache.inputs_[i].reserve(tokens * config_.hidden_size);
         std::copy_n(input, tokens * config_.hidden_size, kept);
-        detail::Access::forward_train(layers_[i], kept, out, batch, seq, cache.recompute_, workspace,
-                                      threads);
+        detail::Access::forward_train(layers_[i], kept, out, batch, seq, cache.recompute_, workspace, threads,
+                                      dropout, options.step, site(i));
       } else {
         detail::Access::forward_train(layers_[i], input, out, batch, seq, cache.layers_[i], workspace,
-                                      threads);
+                                      threads, dropout, options.step, site(i));
       }
       input = out;
     }
@@ -217,7 +230,8 @@ class Encoder {
         Scalar* scratch =
             detail::Access::buffers(workspace).activations.reserve(cache.tokens_ * config_.hidden_size);
         detail::Access::forward_train(layers_[i], cache.inputs_[i].data(), scratch, batch, seq,
-                                      cache.recompute_, workspace, threads);
+                                      cache.recompute_, workspace, threads, cache.dropout_, cache.step_,
+                                      site(i));
         layer_cache = &cache.recompute_;
       }
       detail::Access::backward_rows(layers_[i], *layer_cache, batch, seq, upstream, dx,

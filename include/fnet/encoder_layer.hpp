@@ -15,6 +15,7 @@
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/dropout.hpp>
 #include <fnet/train/gradients.hpp>
 #include <fnet/workspace.hpp>
 
@@ -67,6 +68,9 @@ class EncoderLayer {
     detail::AlignedBuffer<Scalar> summed_;  // s2 = h + feed_forward(h)
     typename LayerNorm<Scalar>::Statistics mixed_statistics_, summed_statistics_;
     typename FeedForward<Scalar>::Cache feed_forward_;
+    Dropout dropout_{0.0};  // on the feed-forward's output, recomputed in the backward pass
+    std::uint64_t step_ = 0;
+    std::uint32_t site_ = 0;
     std::size_t tokens_ = 0;
   };
 
@@ -200,9 +204,11 @@ class EncoderLayer {
            detail::Access::gradient_size(feed_forward);
   }
 
-  // Kernel: the training forward of (batch, seq) items of x into out (out may be x).
+  // Kernel: the training forward of (batch, seq) items of x into out (out may be x), with `dropout` on the
+  // feed-forward's output (mask site `site` of pass `step`), as Hugging Face's FNetOutput.
   void forward_train(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq, Cache& cache,
-                     Workspace<Scalar>& workspace, int threads) const {
+                     Workspace<Scalar>& workspace, int threads, const Dropout& dropout = Dropout(0.0),
+                     std::uint64_t step = 0, std::uint32_t site = 0) const {
     const auto hidden = static_cast<Eigen::Index>(config_.hidden_size);
     const auto tokens = static_cast<std::size_t>(batch * seq);
     const std::size_t elements = tokens * config_.hidden_size;
@@ -212,12 +218,16 @@ class EncoderLayer {
     cache.mixed_statistics_.reserve(tokens);
     cache.summed_statistics_.reserve(tokens);
     cache.tokens_ = tokens;
+    cache.dropout_ = dropout;
+    cache.step_ = step;
+    cache.site_ = site;
 
     mix_items(x, mixed, batch, seq, workspace, threads);  // s1 = x + mixing(x)
     detail::Access::forward_rows(mixing_layer_norm, mixed, tokens, normed, cache.mixed_statistics_.mean(),
                                  cache.mixed_statistics_.inverse_std(), threads);
     detail::Access::forward_train(feed_forward, normed, tokens, summed, cache.feed_forward_, workspace,
                                   threads);
+    dropout.forward(summed, summed, elements, step, site);
     detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
       const auto begin = static_cast<Eigen::Index>(first) * hidden,
                  end = begin + static_cast<Eigen::Index>(count) * hidden;
@@ -244,7 +254,8 @@ class EncoderLayer {
     const auto& summed = cache.summed_statistics_;
     detail::Access::backward_rows(output_layer_norm, cache.summed_.data(), tokens, summed.mean(),
                                   summed.inverse_std(), dy, d_sum, output_norm_gradient, threads);
-    detail::Access::backward_rows(feed_forward, cache.normed_.data(), tokens, cache.feed_forward_, d_sum,
+    cache.dropout_.backward(d_sum, d_normed, elements, cache.step_, cache.site_);
+    detail::Access::backward_rows(feed_forward, cache.normed_.data(), tokens, cache.feed_forward_, d_normed,
                                   d_normed, feed_forward_gradient, workspace, threads);
     detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
       const auto begin = static_cast<Eigen::Index>(first) * hidden,

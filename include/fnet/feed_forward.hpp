@@ -180,7 +180,7 @@ class FeedForward {
     detail::Access::forward_columns(output, a, tokens, y, true, threads);
   }
 
-  // Kernel: the backward pass of forward_train. dx may be x (each Dense reads its input before writing dx).
+  // Kernel: the backward pass of forward_train. dx may be x or dy (each is read before dx is written).
   void backward_rows(const Scalar* x, std::size_t tokens, const Cache& cache, const Scalar* dy, Scalar* dx,
                      Scalar* gradient, Workspace<Scalar>& workspace, int threads) const {
     const auto h = static_cast<Eigen::Index>(hidden_size()),

@@ -14,6 +14,7 @@
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/gradients.hpp>
 
 #include <Eigen/Core>
 
@@ -80,6 +81,21 @@ class FNetPooler {
 
   void initialize_from(detail::NormalGenerator& generator) { detail::Access::initialize(dense, generator); }
 
+  std::size_t gradient_size() const { return detail::Access::gradient_size(dense); }
+
+  // Kernel (training): the backward pass of forward_unchecked for the pooled output it produced and its
+  // upstream gradient; adds into `gradient` (this object's slice) and into the first row of each item of
+  // `d_hidden`. `scratch` holds batch x hidden elements.
+  void backward_rows(const Scalar* hidden, Eigen::Index batch, Eigen::Index seq, const Scalar* pooled,
+                     const Scalar* d_pooled, Scalar* d_hidden, Scalar* scratch, Scalar* gradient,
+                     int threads) const {
+    const auto h = static_cast<Eigen::Index>(dense.in_features());
+    for (Eigen::Index i = 0; i < batch * h; ++i)
+      scratch[i] = d_pooled[i] * (Scalar(1) - pooled[i] * pooled[i]);
+    detail::Access::backward_rows(dense, hidden, seq * h, scratch, h, static_cast<std::size_t>(batch),
+                                  d_hidden, seq * h, true, gradient, threads);
+  }
+
   // Kernel: the first token of each of `batch` items of (seq, hidden) rows, read in place (row pitch
   // seq * hidden), into `pooled` (batch x hidden).
   void forward_unchecked(const Scalar* hidden, Eigen::Index batch, Eigen::Index seq, Scalar* pooled) const {
@@ -109,6 +125,23 @@ class FNetPreTrainingHeads {
  public:
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+
+  /// What a training forward of the masked-LM head keeps for the backward pass: the transform's
+  /// pre-activations, its activations (the LayerNorm's input) with their statistics, and the normalised rows
+  /// (the decoder's input). Caller-owned and reused.
+  class Cache {
+   public:
+    std::size_t tokens() const { return tokens_; }
+    std::size_t bytes() const {
+      return transformed_.bytes() + activated_.bytes() + normed_.bytes() + statistics_.bytes();
+    }
+
+   private:
+    friend class FNetPreTrainingHeads;
+    detail::AlignedBuffer<Scalar> transformed_, activated_, normed_;
+    typename LayerNorm<Scalar>::Statistics statistics_;
+    std::size_t tokens_ = 0;
+  };
 
   explicit FNetPreTrainingHeads(const FNetConfig& config)
       : transform(config.hidden_size, config.hidden_size),
@@ -183,6 +216,98 @@ class FNetPreTrainingHeads {
     prediction_bias.setZero();
     transform_layer_norm.reset_parameters();
   }
+
+  std::size_t gradient_size() const {
+    return detail::aligned_count<Scalar>(vocab_size_) + detail::Access::gradient_size(transform) +
+           detail::Access::gradient_size(transform_layer_norm) +
+           detail::Access::gradient_size(seq_relationship);
+  }
+
+  // Kernel (training): masked-LM logits (tokens x vocab) from `tokens` rows of final states, keeping in
+  // `cache` what backward needs.
+  void prediction_logits_train(const Scalar* hidden, std::size_t tokens, const Matrix& word_embeddings,
+                               Scalar* logits, Cache& cache, int threads) const {
+    const auto h = static_cast<Eigen::Index>(transform.in_features());
+    const auto vocab = static_cast<Eigen::Index>(vocab_size_);
+    const std::size_t elements = tokens * transform.in_features();
+    Scalar* transformed = cache.transformed_.reserve(elements);
+    Scalar* activated = cache.activated_.reserve(elements);
+    Scalar* normed = cache.normed_.reserve(elements);
+    cache.statistics_.reserve(tokens);
+    cache.tokens_ = tokens;
+    detail::Access::forward_columns(transform, hidden, tokens, transformed, true, threads);
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const auto offset = static_cast<Eigen::Index>(first) * h;
+      detail::activation_rows(transformed + offset, activated + offset, static_cast<Eigen::Index>(count), h,
+                              activation_);
+    });
+    detail::Access::forward_rows(transform_layer_norm, activated, tokens, normed, cache.statistics_.mean(),
+                                 cache.statistics_.inverse_std(), threads);
+    detail::for_each_column_block(vocab, kDecoderBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
+      for (std::size_t t = 0; t < tokens; ++t)
+        std::copy_n(prediction_bias.data() + first, width,
+                    logits + static_cast<Eigen::Index>(t) * vocab + first);
+      detail::gemm_accumulate_xwt<Scalar>(static_cast<Eigen::Index>(tokens), width, h, normed, h,
+                                          word_embeddings.data() + first * h, h, logits + first, vocab);
+    });
+  }
+
+  // Kernel (training): the backward pass of prediction_logits_train for the logits' gradient. Adds into
+  // `gradient` (this object's slice: predictions.bias, the transform and its LayerNorm), into `d_word` (the
+  // tied decoder's gradient, i.e. the word-embedding table's) and into d_hidden. `scratch` holds
+  // tokens x hidden elements.
+  void prediction_backward_rows(const Scalar* hidden, std::size_t tokens, const Matrix& word_embeddings,
+                                const Cache& cache, const Scalar* d_logits, Scalar* d_hidden, Scalar* d_word,
+                                Scalar* scratch, Scalar* gradient, int threads) const {
+    using detail::Operand;
+    using Acc = detail::Accumulator<Scalar>;
+    const auto h = static_cast<Eigen::Index>(transform.in_features());
+    const auto vocab = static_cast<Eigen::Index>(vocab_size_);
+    const auto rows = static_cast<Eigen::Index>(tokens);
+    Scalar* d_bias = gradient;
+    Scalar* d_transform = d_bias + detail::aligned_count<Scalar>(vocab_size_);
+    Scalar* d_norm = d_transform + detail::Access::gradient_size(transform);
+    const Scalar* normed = cache.normed_.data();
+    detail::for_each_column_block(vocab, kDecoderBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
+      detail::gemm<Scalar>(width, h, rows, Scalar(1), d_logits + first, vocab, Operand::transposed, normed, h,
+                           Operand::plain, Scalar(1), d_word + first * h, h);
+      for (Eigen::Index v = first; v < first + width; ++v) {
+        Acc sum = 0;
+        for (Eigen::Index r = 0; r < rows; ++r) sum += static_cast<Acc>(d_logits[r * vocab + v]);
+        d_bias[v] = static_cast<Scalar>(static_cast<Acc>(d_bias[v]) + sum);
+      }
+    });
+    detail::for_each_column_block(h, kDecoderBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
+      detail::gemm<Scalar>(rows, width, vocab, Scalar(1), d_logits, vocab, Operand::plain,
+                           word_embeddings.data() + first, h, Operand::plain, Scalar(0), scratch + first, h);
+    });
+    detail::Access::backward_rows(transform_layer_norm, cache.activated_.data(), tokens,
+                                  cache.statistics_.mean(), cache.statistics_.inverse_std(), scratch, scratch,
+                                  d_norm, threads);
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const auto offset = static_cast<Eigen::Index>(first) * h;
+      detail::activation_backward_rows(cache.transformed_.data() + offset, scratch + offset, scratch + offset,
+                                       static_cast<Eigen::Index>(count), h, activation_);
+    });
+    detail::Access::backward_rows(transform, hidden, h, scratch, h, tokens, d_hidden, h, true, d_transform,
+                                  threads);
+  }
+
+  // Kernel (training): the next-sentence head's backward pass, adding into its slice of `gradient` and into
+  // d_pooled.
+  void seq_relationship_backward_rows(const Scalar* pooled, Eigen::Index batch, const Scalar* d_logits,
+                                      Scalar* d_pooled, Scalar* gradient, int threads) const {
+    const auto h = static_cast<Eigen::Index>(transform.in_features());
+    Scalar* d_relationship = gradient + detail::aligned_count<Scalar>(vocab_size_) +
+                             detail::Access::gradient_size(transform) +
+                             detail::Access::gradient_size(transform_layer_norm);
+    detail::Access::backward_rows(seq_relationship, pooled, h, d_logits, Eigen::Index{2},
+                                  static_cast<std::size_t>(batch), d_pooled, h, true, d_relationship,
+                                  threads);
+  }
+
+  // Decoder columns (vocabulary entries) per block of the training products.
+  static constexpr Eigen::Index kDecoderBlock = 2048;
 
   // Kernel: logits (tokens x vocab) from `tokens` rows of final states, with `staging` (tokens x hidden)
   // holding the transformed rows. Rows go in fixed blocks over up to `threads` threads.
@@ -286,6 +411,8 @@ class FNetClassifier {
   }
 
   void initialize_from(detail::NormalGenerator& generator) { detail::Access::initialize(dense, generator); }
+
+  std::size_t gradient_size() const { return detail::Access::gradient_size(dense); }
 
   Classifier kind_;
 };
