@@ -71,6 +71,7 @@ inline void sync_directory(const std::string& directory) noexcept {
 ///     file.commit();                                       // now, and only now, model.safetensors is new
 ///
 /// The file is created with the permissions of a new file (0666 less the umask), also when it replaces one.
+/// Only a crash (the process killed) can leave the temporary behind; its hidden name keeps it out of the way.
 /// finish() does all of commit() but the rename: a caller producing several files can finish each, then
 /// commit them together, so that a failure while writing any of them leaves none in place.
 class AtomicFile {

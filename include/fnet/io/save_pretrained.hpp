@@ -79,7 +79,8 @@ inline void require_file_or_absent(const std::filesystem::path& path) {
 /// options.dtype, "__metadata__": {"format": "pt"}). With a head, base tensors are named "fnet.*" and heads
 /// "cls.*" / "classifier.*"; a bare model's tensors have no prefix. The MLM decoder, tied to the word
 /// embeddings and cls.predictions.bias, is not written (as transformers drops tied tensors from safetensors
-/// files). fnet::io::load_pretrained, and transformers' from_pretrained, read the directory back.
+/// files). fnet::io::load_pretrained reads the directory back; its tensor names, shapes, dtypes and config
+/// keys are those transformers' from_pretrained expects of that class.
 ///
 ///     fnet::io::save_pretrained(model, "my-fnet");                                // F32
 ///     fnet::io::save_pretrained(model, "my-fnet-bf16", {fnet::io::DType::BF16});   // half the size
@@ -87,8 +88,9 @@ inline void require_file_or_absent(const std::filesystem::path& path) {
 /// Each file is written whole or not at all (AtomicFile). model.safetensors is written first, config.json
 /// last, and when the directory already holds a config.json other than the new one, that file is removed
 /// before the weights are replaced. So a crash part-way leaves either a complete save (the old or the new
-/// weights, with an identical config.json) or a directory without config.json, which every loader refuses
-/// ("cannot open '.../config.json'"): never new weights described by an old config or the reverse. When the
+/// weights, with an identical config.json) or a directory without config.json, which load_pretrained (like
+/// transformers) refuses ("cannot open '.../config.json'"): never new weights described by an old config or
+/// the reverse. A crash can also leave the hidden temporary ".model.safetensors.tmp-..." behind. When the
 /// save fails with an exception instead, the old config.json is put back (best effort), so the directory is
 /// as it was. Other files (an older model.safetensors.index.json and its shards, pytorch_model.bin) are left
 /// alone; loaders take model.safetensors first.
