@@ -14,6 +14,7 @@
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
+#include <fnet/io/atomic_file.hpp>
 #include <fnet/io/npy.hpp>
 #include <fnet/io/pretrained.hpp>
 #include <fnet/threads.hpp>
@@ -21,8 +22,6 @@
 #include <fnet/tokenizer.hpp>
 #endif
 
-#include <unistd.h>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -115,23 +114,17 @@ Options parse_options(int argc, char** argv) {
   return options;
 }
 
-// Output files written under temporary names, renamed into place only by commit(); removed otherwise.
+// Output files, each written whole to a temporary (fnet::io::AtomicFile) and put in place only by commit(),
+// once all of them are written; removed if anything fails before.
 class PendingOutputs {
  public:
   explicit PendingOutputs(std::string directory) : directory_(std::move(directory)) {}
-  PendingOutputs(const PendingOutputs&) = delete;
-  PendingOutputs& operator=(const PendingOutputs&) = delete;
-  ~PendingOutputs() {
-    for (const auto& file : files_) std::remove(file.first.c_str());
-  }
 
   void add(const std::string& name, const float* data, const std::vector<std::size_t>& shape) {
-    const std::string final_path = (std::filesystem::path(directory_) / name).string();
-    const std::string temporary = (std::filesystem::path(directory_) /
-                                   ("." + name + ".tmp-" + std::to_string(static_cast<long>(::getpid()))))
-                                      .string();
-    files_.emplace_back(temporary, final_path);
-    fnet::io::write_npy_float32(temporary, data, shape);
+    fnet::io::AtomicFile file((std::filesystem::path(directory_) / name).string());
+    file.write(fnet::io::npy_float32_bytes(data, shape));
+    file.finish();
+    files_.push_back(std::move(file));
     summary_ += (summary_.empty() ? "" : ", ") + name + " (";
     for (std::size_t i = 0; i < shape.size(); ++i) summary_ += (i ? ", " : "") + std::to_string(shape[i]);
     summary_ += ")";
@@ -140,16 +133,13 @@ class PendingOutputs {
   const std::string& summary() const { return summary_; }
 
   void commit() {
-    for (const auto& [temporary, final_path] : files_)
-      if (std::rename(temporary.c_str(), final_path.c_str()) != 0)
-        throw fnet::io::FileError("cannot rename '" + temporary + "' to '" + final_path +
-                                  "': " + std::strerror(errno));
+    for (auto& file : files_) file.commit();
     files_.clear();
   }
 
  private:
   std::string directory_;
-  std::vector<std::pair<std::string, std::string>> files_;  // (temporary, final)
+  std::vector<fnet::io::AtomicFile> files_;
   std::string summary_;
 };
 

@@ -8,6 +8,9 @@ Checkpoints are written either by examples/convert_pytorch_bin.py (writer="conve
 write_safetensors_from_spec below (writer="spec"), which shares no code with the converter: it lays the file
 out from the format's definition alone, in another order and with other JSON spacing, so a bug common to the
 converter and the C++ reader cannot hide.
+
+read_safetensors / read_checkpoint read a checkpoint the same way, from the format's definition alone, to check
+files the C++ library writes.
 """
 import json
 import math
@@ -179,6 +182,63 @@ def save_checkpoint(directory, cfg, heads, weights, dtype, prefix, shards=1, buf
         weight_map.update({name: file for name in part})
     with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {}, "weight_map": weight_map}, f)
+
+
+NUMPY_TYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "<i1",
+               "U8": "<u1", "BOOL": "<u1"}
+
+
+def read_safetensors(path):
+    """A .safetensors file read from the format's definition alone (struct, json and numpy; no safetensors
+    library, nothing shared with the C++ reader): an unsigned 64-bit little-endian header length N, N bytes of
+    JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}, then the data, offsets
+    counted from the end of the header, little-endian, C order.
+
+    Returns (tensors, metadata, layout): tensors maps each name to (dtype, torch.float64 tensor of its shape),
+    BF16 widened exactly from its bits (integer dtypes become float64 as well); metadata is __metadata__ (None
+    when absent); layout holds what format checks need: "header_length", "header" (the N raw bytes), "entries"
+    (the parsed entries by name), "data" (the raw data section)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    if len(blob) < 8:
+        raise ValueError(f"{path}: {len(blob)} bytes, too short for the header length")
+    (length,) = struct.unpack("<Q", blob[:8])
+    if 8 + length > len(blob):
+        raise ValueError(f"{path}: header length {length} runs past the end of the file")
+    header_bytes = blob[8:8 + length]
+    entries = json.loads(header_bytes.decode("utf-8"))
+    metadata = entries.pop("__metadata__", None)
+    data = blob[8 + length:]
+    tensors = {}
+    for name, entry in entries.items():
+        begin, end = entry["data_offsets"]
+        raw = data[begin:end]
+        count = math.prod(entry["shape"])
+        dtype = entry["dtype"]
+        if dtype == "BF16":
+            values = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            values = np.frombuffer(raw, dtype=NUMPY_TYPES[dtype])
+        if values.size != count:
+            raise ValueError(f"{path}: tensor {name} holds {values.size} values, shape {entry['shape']} needs {count}")
+        tensors[name] = (dtype, torch.from_numpy(values.astype(np.float64).reshape(entry["shape"])))
+    return tensors, metadata, {"header_length": length, "header": header_bytes, "entries": entries, "data": data}
+
+
+def read_checkpoint(directory):
+    """config.json and model.safetensors of a checkpoint directory, read with read_safetensors: (cfg as a dict,
+    weights by name without the "fnet." prefix as float64 tensors for forward(), the file's tensors by stored
+    name as (dtype, tensor))."""
+    with open(os.path.join(directory, "config.json")) as f:
+        cfg = json.load(f)
+    stored, _, _ = read_safetensors(os.path.join(directory, "model.safetensors"))
+    weights = {}
+    for name, (_, value) in stored.items():
+        key = name[len("fnet."):] if name.startswith("fnet.") else name
+        if key in weights:
+            raise ValueError(f"{directory}: tensor {key} stored twice")
+        weights[key] = value
+    return cfg, weights, stored
 
 
 def activation(name, x):

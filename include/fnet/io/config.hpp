@@ -1,7 +1,10 @@
-// Reading FNetConfig from a Hugging Face config.json (nlohmann_json), with every field type-checked.
+// FNetConfig and a Hugging Face config.json (nlohmann_json): reading, with every field type-checked, and
+// writing, as transformers' FNetConfig.save_pretrained does.
 #pragma once
 
 #include <fnet/activation.hpp>
+#include <fnet/io/atomic_file.hpp>
+#include <fnet/io/dtype.hpp>
 #include <fnet/io/error.hpp>
 #include <fnet/model_config.hpp>
 
@@ -153,6 +156,81 @@ inline FNetConfig read_config(const std::string& path) {
   text << in.rdbuf();
   if (in.bad()) throw FileError("cannot read '" + path + "'");
   return parse_config(text.str(), path);
+}
+
+/// The name config.json's "torch_dtype" gives a weight dtype: "float32", "bfloat16", "float16" or "float64".
+/// Throws std::invalid_argument for the other dtypes.
+inline std::string torch_dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32:
+      return "float32";
+    case DType::BF16:
+      return "bfloat16";
+    case DType::F16:
+      return "float16";
+    case DType::F64:
+      return "float64";
+    default:
+      throw std::invalid_argument("fnet::io::torch_dtype_name: dtype " + std::string(dtype_name(dtype)) +
+                                  " is not a weight dtype (F32, BF16, F16 or F64)");
+  }
+}
+
+/// config.json text for `config` as transformers' FNetConfig.save_pretrained writes it: a JSON object with
+/// sorted keys, two-space indentation and a final newline, holding "model_type": "fnet", every FNetConfig
+/// field under its Hugging Face name (hidden_act as its name, e.g. "gelu_new"), "torch_dtype" for
+/// `weights_dtype` (the dtype the weights are stored in), "architectures" when the config lists any, and the
+/// labels: "id2label" (string keys "0", "1", ...) with "label2id" when the config names its labels, else
+/// "num_labels" when it is not Hugging Face's default of 2. parse_config reads back exactly `config`. Throws
+/// std::invalid_argument when `config` is invalid (see FNetConfig::validate) or `weights_dtype` is not a
+/// weight dtype.
+///
+///     std::string text = fnet::io::config_json(model.config(), fnet::io::DType::BF16);
+inline std::string config_json(const FNetConfig& config, DType weights_dtype = DType::F32) {
+  config.validate();
+  nlohmann::json json = {
+      {"model_type", "fnet"},
+      {"vocab_size", config.vocab_size},
+      {"hidden_size", config.hidden_size},
+      {"num_hidden_layers", config.num_hidden_layers},
+      {"intermediate_size", config.intermediate_size},
+      {"hidden_act", fnet::to_string(config.hidden_act)},
+      {"hidden_dropout_prob", config.hidden_dropout_prob},
+      {"max_position_embeddings", config.max_position_embeddings},
+      {"type_vocab_size", config.type_vocab_size},
+      {"initializer_range", config.initializer_range},
+      {"layer_norm_eps", config.layer_norm_eps},
+      {"use_tpu_fourier_optimizations", config.use_tpu_fourier_optimizations},
+      {"tpu_short_seq_length", config.tpu_short_seq_length},
+      {"pad_token_id", config.pad_token_id},
+      {"bos_token_id", config.bos_token_id},
+      {"eos_token_id", config.eos_token_id},
+      {"torch_dtype", torch_dtype_name(weights_dtype)},
+  };
+  if (!config.architectures.empty()) json["architectures"] = config.architectures;
+  if (!config.id2label.empty()) {
+    nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
+    for (std::size_t i = 0; i < config.id2label.size(); ++i) {
+      id2label[std::to_string(i)] = config.id2label[i];
+      label2id[config.id2label[i]] = i;
+    }
+    json["id2label"] = std::move(id2label);
+    json["label2id"] = std::move(label2id);
+  } else if (config.num_labels != 2) {
+    json["num_labels"] = config.num_labels;
+  }
+  try {
+    return json.dump(2) + "\n";
+  } catch (const nlohmann::json::exception& error) {  // a label or architecture that is not valid UTF-8
+    throw std::invalid_argument(std::string("fnet::io::config_json: ") + error.what());
+  }
+}
+
+/// Writes config_json(config, weights_dtype) to `path`, whole or not at all (see AtomicFile). Throws
+/// FileError naming the path and the reason, std::invalid_argument as config_json.
+inline void write_config(const std::string& path, const FNetConfig& config,
+                         DType weights_dtype = DType::F32) {
+  write_file_atomically(path, config_json(config, weights_dtype));
 }
 
 }  // namespace fnet::io
