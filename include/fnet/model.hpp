@@ -13,12 +13,19 @@
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
 #include <fnet/token_ids.hpp>
+#include <fnet/train/dropout.hpp>
+#include <fnet/train/gradients.hpp>
+#include <fnet/train/losses.hpp>
+#include <fnet/train/training_labels.hpp>
+#include <fnet/train/training_options.hpp>
 #include <fnet/workspace.hpp>
 
 #include <Eigen/Core>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -61,6 +68,43 @@ template <class Scalar, class Backend = fft::Default>
 class FNetModel {
  public:
   using Matrix = typename FNetOutput<Scalar>::Matrix;
+
+  /// What a training forward keeps for the backward pass, for the whole model, and the losses it computed.
+  /// Caller-owned and reused: a steady-state training step allocates nothing.
+  class TrainingCache {
+   public:
+    /// The last forward's loss: the sum of its heads' losses (Hugging Face's pre-training loss is MLM + NSP).
+    double loss() const { return loss_; }
+    /// Its parts (NaN for a head the model lacks): masked-LM, next-sentence, classification.
+    double masked_lm_loss() const { return masked_lm_loss_; }
+    double next_sentence_loss() const { return next_sentence_loss_; }
+    double classification_loss() const { return classification_loss_; }
+    /// Memory held.
+    std::size_t bytes() const {
+      return embeddings_.bytes() + encoder_.bytes() + heads_.bytes() + hidden_.bytes() + pooled_.bytes() +
+             logits_.bytes() + classifier_logits_.bytes() + relationship_.bytes() +
+             classifier_input_.bytes() + targets_.bytes() + d_hidden_.bytes() + d_pooled_.bytes() +
+             scratch_.bytes();
+    }
+
+   private:
+    friend class FNetModel;
+    typename FNetEmbeddings<Scalar>::Cache embeddings_;
+    typename FNetEncoder<Scalar, Backend>::Cache encoder_;
+    typename FNetPreTrainingHeads<Scalar>::Cache heads_;
+    detail::AlignedBuffer<Scalar> hidden_;             // (tokens, hidden): the encoder's output
+    detail::AlignedBuffer<Scalar> pooled_;             // (batch, hidden)
+    detail::AlignedBuffer<Scalar> logits_;             // masked-LM logits, then their gradient
+    detail::AlignedBuffer<Scalar> classifier_logits_;  // classifier logits, then their gradient
+    detail::AlignedBuffer<Scalar> relationship_;       // (batch, 2) next-sentence logits, then their gradient
+    detail::AlignedBuffer<Scalar> classifier_input_;   // the classifier's input after dropout
+    detail::AlignedBuffer<Scalar> targets_;            // regression targets in the compute type
+    detail::AlignedBuffer<Scalar> d_hidden_, d_pooled_, scratch_;
+    TokenIds ids_, token_types_;
+    TrainingOptions options_;
+    double loss_ = 0, masked_lm_loss_ = 0, next_sentence_loss_ = 0, classification_loss_ = 0;
+    bool ready_ = false;  // a forward has filled the cache and no backward has consumed it
+  };
 
   /// Throws std::invalid_argument when the configuration is invalid.
   explicit FNetModel(const FNetConfig& config, FNetHeads heads = {}, Backend backend = Backend())
@@ -163,6 +207,43 @@ class FNetModel {
     }
   }
 
+  /// Training forward: runs the model on a batch in training mode (dropout and activation checkpointing as
+  /// `options` say), computes the loss of its heads as Hugging Face's task models define it (pre-training:
+  /// masked-LM cross-entropy + next-sentence cross-entropy; sequence classification: cross-entropy, or mean
+  /// squared error when num_labels == 1; token classification: cross-entropy; labels -100 ignored) and keeps
+  /// in `cache` what backward() needs. Returns the loss (also cache.loss()). Throws std::invalid_argument
+  /// naming the field for labels the heads need that are missing, of the wrong shape or out of range.
+  double forward(const TokenIds& ids, const TokenIds& token_types, const TrainingLabels& labels,
+                 TrainingCache& cache, Workspace<Scalar>& workspace,
+                 const TrainingOptions& options = {}) const {
+    check_call(ids, token_types);
+    check_labels(ids, labels);
+    detail::Access::check_options(encoder, options);
+    cache.ready_ = false;
+    forward_train(ids, token_types, labels, cache, workspace, options, num_threads());
+    cache.ready_ = true;
+    return cache.loss_;
+  }
+
+  /// Training backward: adds the gradients of loss_scale * (the loss of the last forward() on `cache`) with
+  /// respect to every parameter into `gradients` (made from this model's parameters()): the tied decoder's
+  /// into the word embeddings', the pad row of the word table never. Consumes the cache (a second backward
+  /// needs a new forward). The same bits for every thread count.
+  void backward(TrainingCache& cache, Gradients<Scalar>& gradients, Workspace<Scalar>& workspace,
+                double loss_scale = 1.0) const {
+    constexpr const char* owner = "fnet::FNetModel::backward";
+    check_parameters();
+    if (!cache.ready_)
+      throw std::invalid_argument(
+          std::string(owner) + ": the cache holds no training forward (each backward needs its own forward)");
+    if (!std::isfinite(loss_scale))
+      throw std::invalid_argument(std::string(owner) + ": loss_scale must be finite, got " +
+                                  std::to_string(loss_scale));
+    gradients.check_layout(owner, parameter_count(), gradient_size());
+    cache.ready_ = false;
+    backward_train(cache, gradients.data(), workspace, static_cast<Scalar>(loss_scale), num_threads());
+  }
+
   /// Every parameter under its Hugging Face name (without the "fnet." prefix task models add).
   std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
@@ -183,6 +264,188 @@ class FNetModel {
   }
 
  private:
+  // The dropout site of a classifier's input (see fnet::TrainingOptions).
+  std::uint32_t classifier_site() const { return static_cast<std::uint32_t>(config_.num_hidden_layers + 1); }
+
+  std::size_t parameter_count() const {
+    return 7 + 8 * config_.num_hidden_layers + 2 + (pretraining ? 7 : 0) + (classifier ? 2 : 0);
+  }
+
+  std::size_t gradient_size() const {
+    std::size_t total = detail::Access::gradient_size(embeddings) + detail::Access::gradient_size(encoder) +
+                        detail::Access::gradient_size(pooler);
+    if (pretraining) total += detail::Access::gradient_size(*pretraining);
+    if (classifier) total += detail::Access::gradient_size(*classifier);
+    return total;
+  }
+
+  void check_labels(const TokenIds& ids, const TrainingLabels& labels) const {
+    constexpr const char* owner = "fnet::FNetModel::forward (training)";
+    const auto batch = static_cast<std::size_t>(ids.rows());
+    const auto check_token_labels = [&](const char* what) {
+      if (labels.token_labels.rows() != ids.rows() || labels.token_labels.cols() != ids.cols())
+        throw std::invalid_argument(std::string(owner) + ": " + what + " needs token_labels of shape (" +
+                                    std::to_string(ids.rows()) + ", " + std::to_string(ids.cols()) +
+                                    "), got (" + std::to_string(labels.token_labels.rows()) + ", " +
+                                    std::to_string(labels.token_labels.cols()) + ")");
+    };
+    const auto check_sequence_labels = [&](const char* what) {
+      if (labels.sequence_labels.size() != batch)
+        throw std::invalid_argument(std::string(owner) + ": " + what + " needs " + std::to_string(batch) +
+                                    " sequence_labels (one per sequence), got " +
+                                    std::to_string(labels.sequence_labels.size()));
+    };
+    if (!pretraining && !classifier)
+      throw std::invalid_argument(
+          std::string(owner) +
+          ": the model has no head to train (give it pre-training heads or a classifier)");
+    if (pretraining) {
+      check_token_labels("pre-training (masked-LM)");
+      check_sequence_labels("pre-training (next-sentence)");
+    }
+    if (classifier && classifier->kind() == Classifier::token) check_token_labels("token classification");
+    if (classifier && classifier->kind() == Classifier::sequence) {
+      if (config_.num_labels == 1) {
+        if (labels.regression_targets.size() != batch)
+          throw std::invalid_argument(std::string(owner) + ": regression (num_labels 1) needs " +
+                                      std::to_string(batch) + " regression_targets, got " +
+                                      std::to_string(labels.regression_targets.size()));
+        for (std::size_t b = 0; b < batch; ++b)
+          if (!std::isfinite(labels.regression_targets[b]))
+            throw std::invalid_argument(std::string(owner) + ": regression_targets[" + std::to_string(b) +
+                                        "] is not finite");
+      } else {
+        check_sequence_labels("sequence classification");
+      }
+    }
+  }
+
+  // The model's training forward; the heads' losses leave their gradients (scale 1) in place of their logits.
+  void forward_train(const TokenIds& ids, const TokenIds& token_types, const TrainingLabels& labels,
+                     TrainingCache& cache, Workspace<Scalar>& workspace, const TrainingOptions& options,
+                     int threads) const {
+    const Eigen::Index batch = ids.rows(), seq = ids.cols();
+    const auto tokens = static_cast<std::size_t>(ids.size());
+    const std::size_t hidden = config_.hidden_size;
+    const auto h = static_cast<Eigen::Index>(hidden);
+    const Dropout dropout(options.dropout, options.seed);
+    cache.ids_ = ids;
+    cache.token_types_ = token_types;
+    cache.options_ = options;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    cache.masked_lm_loss_ = cache.next_sentence_loss_ = cache.classification_loss_ = nan;
+
+    Scalar* x = cache.hidden_.reserve(tokens * hidden);
+    detail::Access::forward_train(embeddings, ids, token_types, x, cache.embeddings_, threads);
+    dropout.forward(x, x, tokens * hidden, options.step, 0);
+    detail::Access::forward_train(encoder, x, x, batch, seq, cache.encoder_, workspace, options, threads);
+    Scalar* pooled = cache.pooled_.reserve(static_cast<std::size_t>(batch) * hidden);
+    detail::Access::forward_unchecked(pooler, x, batch, seq, pooled);
+
+    double loss = 0;
+    if (pretraining) {
+      const std::size_t vocab = config_.vocab_size;
+      Scalar* logits = cache.logits_.reserve(tokens * vocab);
+      detail::Access::prediction_logits_train(*pretraining, x, tokens, embeddings.word_embeddings, logits,
+                                              cache.heads_, threads);
+      cache.masked_lm_loss_ = cross_entropy(RowsView<const Scalar>(logits, tokens, vocab),
+                                            LabelsView(labels.token_labels), LossGradient<Scalar>{logits});
+      Scalar* relationship = cache.relationship_.reserve(static_cast<std::size_t>(batch) * 2);
+      detail::Access::forward_rows(pretraining->seq_relationship, pooled, batch, h, relationship,
+                                   Eigen::Index{2});
+      cache.next_sentence_loss_ =
+          cross_entropy(RowsView<const Scalar>(relationship, static_cast<std::size_t>(batch), 2),
+                        LabelsView(labels.sequence_labels), LossGradient<Scalar>{relationship});
+      loss += cache.masked_lm_loss_ + cache.next_sentence_loss_;
+    }
+    if (classifier) {
+      const bool per_token = classifier->kind() == Classifier::token;
+      const std::size_t rows = per_token ? tokens : static_cast<std::size_t>(batch);
+      const std::size_t num_labels = config_.num_labels;
+      Scalar* input = cache.classifier_input_.reserve(rows * hidden);
+      dropout.forward(per_token ? x : pooled, input, rows * hidden, options.step, classifier_site());
+      Scalar* logits = cache.classifier_logits_.reserve(rows * num_labels);
+      detail::Access::forward_rows(classifier->dense, input, static_cast<Eigen::Index>(rows), h, logits,
+                                   static_cast<Eigen::Index>(num_labels));
+      const RowsView<const Scalar> view(logits, rows, num_labels);
+      if (!per_token && num_labels == 1) {
+        Scalar* targets = cache.targets_.reserve(rows);
+        for (std::size_t b = 0; b < rows; ++b) targets[b] = static_cast<Scalar>(labels.regression_targets[b]);
+        cache.classification_loss_ =
+            mse_loss(view, RowsView<const Scalar>(targets, rows, 1), LossGradient<Scalar>{logits});
+      } else {
+        cache.classification_loss_ = cross_entropy(
+            view, per_token ? LabelsView(labels.token_labels) : LabelsView(labels.sequence_labels),
+            LossGradient<Scalar>{logits});
+      }
+      loss += cache.classification_loss_;
+    }
+    cache.loss_ = loss;
+  }
+
+  // The model's backward pass from the heads' logit gradients the forward left in the cache.
+  void backward_train(TrainingCache& cache, Scalar* gradient, Workspace<Scalar>& workspace, Scalar loss_scale,
+                      int threads) const {
+    const TokenIds& ids = cache.ids_;
+    const Eigen::Index batch = ids.rows(), seq = ids.cols();
+    const auto tokens = static_cast<std::size_t>(ids.size());
+    const std::size_t hidden = config_.hidden_size;
+    const auto h = static_cast<Eigen::Index>(hidden);
+    const TrainingOptions& options = cache.options_;
+    const Dropout dropout(options.dropout, options.seed);
+    const Scalar* x = cache.hidden_.data();
+    const Scalar* pooled = cache.pooled_.data();
+    Scalar* d_hidden = cache.d_hidden_.reserve(tokens * hidden);
+    Scalar* d_pooled = cache.d_pooled_.reserve(static_cast<std::size_t>(batch) * hidden);
+    std::fill_n(d_hidden, tokens * hidden, Scalar(0));
+    std::fill_n(d_pooled, static_cast<std::size_t>(batch) * hidden, Scalar(0));
+    const auto scale = [&](Scalar* values, std::size_t count) {
+      if (loss_scale != Scalar(1))
+        for (std::size_t i = 0; i < count; ++i) values[i] *= loss_scale;
+    };
+
+    Scalar* d_embeddings = gradient;
+    Scalar* d_encoder = d_embeddings + detail::Access::gradient_size(embeddings);
+    Scalar* d_pooler = d_encoder + detail::Access::gradient_size(encoder);
+    Scalar* d_heads = d_pooler + detail::Access::gradient_size(pooler);
+    Scalar* d_classifier = d_heads + (pretraining ? detail::Access::gradient_size(*pretraining) : 0);
+
+    if (classifier) {
+      const bool per_token = classifier->kind() == Classifier::token;
+      const std::size_t rows = per_token ? tokens : static_cast<std::size_t>(batch);
+      const auto num_labels = static_cast<Eigen::Index>(config_.num_labels);
+      Scalar* d_logits = cache.classifier_logits_.data();
+      scale(d_logits, rows * static_cast<std::size_t>(num_labels));
+      // The classifier's input gradient goes through the dropout mask into the pooled output or the tokens.
+      Scalar* d_input = cache.classifier_input_.data();  // after its weight gradient has read it
+      detail::Access::backward_rows(classifier->dense, cache.classifier_input_.data(), h, d_logits,
+                                    num_labels, rows, d_input, h, false, d_classifier, threads);
+      dropout.backward(d_input, d_input, rows * hidden, options.step, classifier_site());
+      Scalar* target = per_token ? d_hidden : d_pooled;
+      for (std::size_t i = 0; i < rows * hidden; ++i) target[i] += d_input[i];
+    }
+    if (pretraining) {
+      Scalar* d_logits = cache.logits_.data();
+      Scalar* d_relationship = cache.relationship_.data();
+      scale(d_logits, tokens * config_.vocab_size);
+      scale(d_relationship, static_cast<std::size_t>(batch) * 2);
+      Scalar* scratch = detail::Access::buffers(workspace).gradients.reserve(tokens * hidden);
+      detail::Access::prediction_backward_rows(*pretraining, x, tokens, embeddings.word_embeddings,
+                                               cache.heads_, d_logits, d_hidden, d_embeddings, scratch,
+                                               d_heads, threads);
+      detail::Access::seq_relationship_backward_rows(*pretraining, pooled, batch, d_relationship, d_pooled,
+                                                     d_heads, threads);
+    }
+    Scalar* scratch = cache.scratch_.reserve(static_cast<std::size_t>(batch) * hidden);
+    detail::Access::backward_rows(pooler, x, batch, seq, pooled, d_pooled, d_hidden, scratch, d_pooler,
+                                  threads);
+    detail::Access::backward_rows(encoder, cache.encoder_, batch, seq, d_hidden, d_hidden, d_encoder,
+                                  workspace, threads);
+    dropout.backward(d_hidden, d_hidden, tokens * hidden, options.step, 0);
+    detail::Access::backward_rows(embeddings, ids, cache.token_types_, cache.embeddings_, d_hidden,
+                                  d_embeddings, workspace, threads);
+  }
+
   void check_call(const TokenIds& ids, const TokenIds& token_types) const {
     constexpr const char* owner = "fnet::FNetModel";
     check_parameters();

@@ -37,6 +37,7 @@ struct Access {
   FNET_DETAIL_ACCESS_HOOK(forward_train)    // a layer's training-forward kernel
   FNET_DETAIL_ACCESS_HOOK(parameter_count)  // tensors a layer lists, without building the list
   FNET_DETAIL_ACCESS_HOOK(prediction_logits_train)
+  FNET_DETAIL_ACCESS_HOOK(check_options)
   FNET_DETAIL_ACCESS_HOOK(prediction_backward_rows)
   FNET_DETAIL_ACCESS_HOOK(seq_relationship_backward_rows)
 

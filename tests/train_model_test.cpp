@@ -1,0 +1,239 @@
+// The whole model's training forward and backward against central finite differences in double, for every
+// head and activation: every parameter tensor of the model (sampled entries and random directions), the loss
+// as Hugging Face defines it, the tied decoder adding into the word embeddings, the pad row of the word table
+// getting no gradient from the lookup, dropout on, micro-batch accumulation and the loss scale.
+#include <fnet/fft/builtin.hpp>
+#include <fnet/model.hpp>
+#include <fnet/threads.hpp>
+
+#include "gradient_check.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Model = fnet::FNetModel<double, fnet::fft::Builtin>;
+
+fnet::FNetConfig small_config(fnet::Activation activation, std::size_t num_labels = 3) {
+  fnet::FNetConfig config;
+  config.vocab_size = 23;
+  config.hidden_size = 8;
+  config.intermediate_size = 12;
+  config.num_hidden_layers = 2;
+  config.max_position_embeddings = 9;
+  config.type_vocab_size = 3;
+  config.hidden_act = activation;
+  config.layer_norm_eps = 1e-3;
+  config.num_labels = num_labels;
+  return config;
+}
+
+struct Batch {
+  fnet::TokenIds ids, types;
+  fnet::TrainingLabels labels;
+};
+
+// Ids avoid pad_token_id (3) unless asked: its row gets no gradient from the lookup, as nn.Embedding's
+// padding_idx, which finite differences cannot see.
+Batch make_batch(const fnet::FNetConfig& config, std::uint64_t seed, bool with_pad = false) {
+  std::mt19937_64 random(seed);
+  Batch batch;
+  const long b = 2, s = 6;
+  batch.ids.resize(b, s);
+  batch.types.resize(b, s);
+  batch.labels.token_labels.resize(b, s);
+  std::uniform_int_distribution<long> id(4, static_cast<long>(config.vocab_size) - 1);
+  std::uniform_int_distribution<long> type(0, static_cast<long>(config.type_vocab_size) - 1);
+  std::uniform_int_distribution<long> label(
+      0, static_cast<long>(std::max<std::size_t>(config.num_labels, 2)) - 1);
+  for (long i = 0; i < b * s; ++i) {
+    batch.ids.data()[i] = id(random);
+    batch.types.data()[i] = type(random);
+    batch.labels.token_labels.data()[i] = i % 3 == 1 ? -100 : label(random);
+  }
+  if (with_pad) batch.ids(1, 4) = config.pad_token_id;
+  for (long i = 0; i < b; ++i) {
+    batch.labels.sequence_labels.push_back(label(random));
+    batch.labels.regression_targets.push_back(0.5 * static_cast<double>(i) - 0.25);
+  }
+  return batch;
+}
+
+struct HeadCase {
+  const char* name;
+  fnet::FNetHeads heads;
+  std::size_t num_labels;
+};
+
+const HeadCase kHeads[] = {
+    {"pretraining", {true, fnet::Classifier::none}, 3},
+    {"sequence_classification", {false, fnet::Classifier::sequence}, 3},
+    {"regression", {false, fnet::Classifier::sequence}, 1},
+    {"token_classification", {false, fnet::Classifier::token}, 4},
+};
+
+class TrainModel : public ::testing::TestWithParam<std::tuple<int, fnet::Activation>> {
+ protected:
+  void TearDown() override { fnet::set_num_threads(1); }
+};
+
+TEST_P(TrainModel, GradientsMatchFiniteDifferences) {
+  const HeadCase& head = kHeads[std::get<0>(GetParam())];
+  const auto config = small_config(std::get<1>(GetParam()), head.num_labels);
+  Model model(config, head.heads);
+  fnet_test::randomize(model.parameters(), 70, 0.4);
+  // Token labels must index the vocabulary for the masked-LM head.
+  Batch batch = make_batch(config, 71);
+  for (long i = 0; i < batch.labels.token_labels.size(); ++i)
+    if (head.heads.pretraining && batch.labels.token_labels.data()[i] >= 0)
+      batch.labels.token_labels.data()[i] = (batch.labels.token_labels.data()[i] * 7 + 5) % 23;
+  if (head.heads.pretraining)
+    for (auto& label : batch.labels.sequence_labels) label %= 2;
+
+  fnet::TrainingOptions options;
+  options.dropout = 0.2;  // on: the masks are part of the function being differentiated
+  options.seed = 72;
+  options.step = 3;
+  typename Model::TrainingCache cache;
+  fnet::Workspace<double> workspace;
+  const auto loss = [&] {
+    return model.forward(batch.ids, batch.types, batch.labels, cache, workspace, options);
+  };
+  const double value = loss();
+  ASSERT_TRUE(std::isfinite(value));
+  fnet::Gradients<double> gradients(model.parameters());
+  model.backward(cache, gradients, workspace);
+  fnet_test::check_parameter_gradients(model.parameters(), gradients.views(), loss, 73);
+}
+
+INSTANTIATE_TEST_SUITE_P(EachHeadAndActivation, TrainModel,
+                         ::testing::Combine(::testing::Values(0, 1, 2, 3),
+                                            ::testing::Values(fnet::Activation::gelu,
+                                                              fnet::Activation::gelu_new,
+                                                              fnet::Activation::relu)),
+                         [](const auto& info) {
+                           return std::string(kHeads[std::get<0>(info.param)].name) + "_" +
+                                  fnet::to_string(std::get<1>(info.param));
+                         });
+
+// The loss as Hugging Face defines it, computed here from the model's own inference outputs.
+TEST(TrainModelLoss, IsTheHeadsLossOfTheInferenceOutputs) {
+  const auto config = small_config(fnet::Activation::gelu_new);
+  Model model(config, {true, fnet::Classifier::none});
+  model.initialize(80);
+  Batch batch = make_batch(config, 81);
+  for (auto& label : batch.labels.sequence_labels) label %= 2;
+  typename Model::TrainingCache cache;
+  fnet::Workspace<double> workspace;
+  const double loss = model.forward(batch.ids, batch.types, batch.labels, cache, workspace);
+  const auto out = model.forward(batch.ids, batch.types);
+  const auto log_softmax = [](const double* row, long n, long label) {
+    double top = row[0];
+    for (long j = 1; j < n; ++j) top = std::max(top, row[j]);
+    double sum = 0;
+    for (long j = 0; j < n; ++j) sum += std::exp(row[j] - top);
+    return row[label] - top - std::log(sum);
+  };
+  double mlm = 0;
+  long counted = 0;
+  for (long t = 0; t < batch.ids.size(); ++t) {
+    const long label = batch.labels.token_labels.data()[t];
+    if (label == -100) continue;
+    mlm -= log_softmax(out.prediction_logits->data() + t * 23, 23, label);
+    ++counted;
+  }
+  mlm /= static_cast<double>(counted);
+  double nsp = 0;
+  for (long b = 0; b < 2; ++b)
+    nsp -= log_softmax(out.seq_relationship_logits->data() + b * 2, 2, batch.labels.sequence_labels[b]);
+  nsp /= 2;
+  EXPECT_NEAR(cache.masked_lm_loss(), mlm, 1e-12);
+  EXPECT_NEAR(cache.next_sentence_loss(), nsp, 1e-12);
+  EXPECT_NEAR(loss, mlm + nsp, 1e-12);
+}
+
+// nn.Embedding(padding_idx=pad_token_id): the pad row gets nothing from the lookup (the tied decoder still
+// adds into it); a fresh model's pad row is zero.
+TEST(TrainModelLoss, PadRowGetsNoLookupGradient) {
+  const auto config = small_config(fnet::Activation::gelu_new);
+  Model model(config, {false, fnet::Classifier::sequence});
+  model.initialize(90);
+  for (long j = 0; j < 8; ++j) EXPECT_EQ(model.embeddings.word_embeddings(3, j), 0.0);
+  fnet_test::randomize(model.parameters(), 91);
+  const Batch batch = make_batch(config, 92, /*with_pad=*/true);
+  typename Model::TrainingCache cache;
+  fnet::Workspace<double> workspace;
+  model.forward(batch.ids, batch.types, batch.labels, cache, workspace);
+  fnet::Gradients<double> gradients(model.parameters());
+  model.backward(cache, gradients, workspace);
+  const double* word = gradients.gradient("embeddings.word_embeddings.weight");
+  double pad_norm = 0, other_norm = 0;
+  for (long j = 0; j < 8; ++j) {
+    pad_norm += std::fabs(word[3 * 8 + j]);
+    other_norm += std::fabs(word[batch.ids(0, 0) * 8 + j]);
+  }
+  EXPECT_EQ(pad_norm, 0.0);
+  EXPECT_GT(other_norm, 0.0);
+}
+
+// Gradients accumulate over micro-batches, and loss_scale scales them (1/2 each: the mean of two).
+TEST(TrainModelLoss, MicroBatchesAccumulateAndLossScaleScales) {
+  const auto config = small_config(fnet::Activation::gelu);
+  Model model(config, {false, fnet::Classifier::token});
+  fnet_test::randomize(model.parameters(), 100);
+  const Batch first = make_batch(config, 101), second = make_batch(config, 102);
+  typename Model::TrainingCache cache;
+  fnet::Workspace<double> workspace;
+  fnet::Gradients<double> separate_first(model.parameters()), separate_second(model.parameters()),
+      accumulated(model.parameters());
+  model.forward(first.ids, first.types, first.labels, cache, workspace);
+  model.backward(cache, separate_first, workspace);
+  model.forward(second.ids, second.types, second.labels, cache, workspace);
+  model.backward(cache, separate_second, workspace);
+  model.forward(first.ids, first.types, first.labels, cache, workspace);
+  model.backward(cache, accumulated, workspace, 0.5);
+  model.forward(second.ids, second.types, second.labels, cache, workspace);
+  model.backward(cache, accumulated, workspace, 0.5);
+  for (std::size_t i = 0; i < accumulated.buffer_size(); ++i)
+    EXPECT_NEAR(accumulated.data()[i], 0.5 * (separate_first.data()[i] + separate_second.data()[i]),
+                1e-14 * (1 + std::fabs(accumulated.data()[i])));
+  EXPECT_THROW(model.backward(cache, accumulated, workspace), std::invalid_argument) << "a second backward";
+}
+
+TEST(TrainModelLoss, BadLabelsAreRefusedNamingTheField) {
+  const auto config = small_config(fnet::Activation::gelu);
+  Model pretraining(config, {true, fnet::Classifier::none});
+  Batch batch = make_batch(config, 110);
+  typename Model::TrainingCache cache;
+  fnet::Workspace<double> workspace;
+  const auto message = [&](const Model& model, const Batch& b) {
+    try {
+      model.forward(b.ids, b.types, b.labels, cache, workspace);
+    } catch (const std::invalid_argument& error) {
+      return std::string(error.what());
+    }
+    return std::string("<nothing thrown>");
+  };
+  Batch wrong = batch;
+  wrong.labels.sequence_labels.pop_back();
+  EXPECT_NE(message(pretraining, wrong).find("sequence_labels"), std::string::npos);
+  wrong = batch;
+  wrong.labels.token_labels.resize(2, 5);
+  EXPECT_NE(message(pretraining, wrong).find("token_labels"), std::string::npos);
+  wrong = batch;
+  wrong.labels.token_labels(0, 0) = 23;  // outside the vocabulary
+  EXPECT_NE(message(pretraining, wrong).find("label 23"), std::string::npos);
+  Model regression(small_config(fnet::Activation::gelu, 1), {false, fnet::Classifier::sequence});
+  wrong = batch;
+  wrong.labels.regression_targets = {1.0};
+  EXPECT_NE(message(regression, wrong).find("regression_targets"), std::string::npos);
+  Model bare(config);
+  EXPECT_NE(message(bare, batch).find("no head"), std::string::npos);
+}
+
+}  // namespace
