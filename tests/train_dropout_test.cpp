@@ -4,8 +4,6 @@
 #include <fnet/threads.hpp>
 #include <fnet/train/dropout.hpp>
 
-#include "train_test_support.hpp"
-
 #include <gtest/gtest.h>
 
 #include <array>
@@ -327,18 +325,6 @@ TEST(Dropout, BadBuffersAndRangesAreRefused) {
     EXPECT_TRUE(Mentions(error.what(), "2^34"));
   }
   EXPECT_THROW(dropout.keeps(0, 0, limit), std::invalid_argument);
-}
-
-TEST(Dropout, SteadyStateCallsAllocateNothing) {
-  const fnet::Dropout dropout(0.1, 2);
-  std::vector<float> x(200000, 1.0f);
-  ThreadSetting setting(3);
-  dropout.forward(x.data(), x.data(), x.size(), 0, 0);  // the pool's workers start here
-  EXPECT_EQ(train_test::operator_new_calls([&] {
-              dropout.forward(x.data(), x.data(), x.size(), 1, 0);
-              dropout.backward(x.data(), x.data(), x.size(), 1, 0);
-            }),
-            0);
 }
 
 }  // namespace

@@ -3,8 +3,6 @@
 #include <fnet/threads.hpp>
 #include <fnet/train/losses.hpp>
 
-#include "train_test_support.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -516,23 +514,6 @@ TEST(LossUsage, TokenAndSequenceLogitsAsTheModelGivesThem) {
       (0.25 + 0 + 1) / 3);
   EXPECT_DOUBLE_EQ(dpredictions(0, 0), 2 * -0.5 / 3);
   EXPECT_DOUBLE_EQ(dpredictions(2, 0), 2 * 1.0 / 3);
-}
-
-TEST(LossAllocation, SteadyStateCallsAllocateNothing) {
-  const auto logits = random_rows<float>(2000, 30, 32, 1.0, 16);
-  const auto targets = random_rows<float>(2000, 30, 32, 1.0, 17);
-  std::vector<std::int64_t> labels(2000, 5);
-  std::vector<float> gradient(2000 * 32);
-  ThreadSetting setting(3);
-  auto call = [&] {
-    fnet::cross_entropy(logits.view(), labels, {gradient.data(), 32});
-    fnet::mse_loss(logits.view(), targets.view(), {gradient.data(), 32});
-  };
-  call();  // the pool's workers start here
-  EXPECT_EQ(train_test::operator_new_calls([&] {
-              for (int i = 0; i < 3; ++i) call();
-            }),
-            0);
 }
 
 }  // namespace

@@ -61,7 +61,7 @@ def parse_answer(line):
     return parse(fields[1]), np.array([parse(v) for v in fields[3:]])
 
 
-def run_helper(requests, threads):
+def run_loss_values(requests, threads):
     result = subprocess.run([LOSS_VALUES, str(threads)], input="\n".join(requests) + "\n", capture_output=True,
                             text=True, timeout=120)
     if result.returncode != 0:
@@ -115,8 +115,8 @@ class LossesAgainstTorch(unittest.TestCase):
     def setUpClass(cls):
         cls.cases = cases()
         requests = [case.request() for case in cls.cases]
-        cls.answers = run_helper(requests, 1)
-        cls.answers_threaded = run_helper(requests, 3)
+        cls.answers = run_loss_values(requests, 1)
+        cls.answers_threaded = run_loss_values(requests, 3)
 
     def test_every_case_answers(self):
         self.assertEqual(len(self.answers), len(self.cases))
@@ -168,7 +168,7 @@ class LossesAgainstTorch(unittest.TestCase):
                Case("negative_label", "cross_entropy", "float64", [g.normal(0, 1, (3, 4))], labels=[0, 1, -1]),
                Case("default_ignore_index_not_ignored", "cross_entropy", "float64", [g.normal(0, 1, (2, 4))],
                     labels=[-100, 1], ignore_index=-1)]
-        answers = run_helper([case.request() for case in bad], 1)
+        answers = run_loss_values([case.request() for case in bad], 1)
         for case, answer, (row, value) in zip(bad, answers, [(1, 4), (2, -1), (0, -100)]):
             with self.subTest(case=case.name):
                 self.assertTrue(answer.startswith("error "), answer)
