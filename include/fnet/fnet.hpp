@@ -38,6 +38,13 @@
 #include <fnet/model.hpp>
 #include <fnet/model_config.hpp>
 
+// Training: gradients, losses, dropout, the optimiser and its schedule
+#include <fnet/train/dropout.hpp>
+#include <fnet/train/gradients.hpp>
+#include <fnet/train/losses.hpp>
+#include <fnet/train/training_labels.hpp>
+#include <fnet/train/training_options.hpp>
+
 // The attention baseline for comparisons
 #include <fnet/baseline/multi_head_attention.hpp>
 #include <fnet/baseline/transformer_encoder_layer.hpp>
