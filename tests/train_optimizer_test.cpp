@@ -450,7 +450,25 @@ TEST(AdamW, EmulatedFusedMultiplyAddIsCorrectlyRounded) {
   EXPECT_FALSE(same_bits(naive, std::fma(a, b, c))) << "the case no longer separates the two roundings";
   EXPECT_TRUE(same_bits(emulated_fma(a, b, c), std::fma(a, b, c)));
 
+  // The same trap across the range: c with an odd or even last bit, a * b = +-(ulp(c) / 2) (1 - 2^-46)
+  // just short of half c's ulp (the double sum is then exactly a midpoint), or exactly half of it (a true
+  // tie), in both signs.
   std::mt19937_64 engine(7);
+  long midpoint_mismatches = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const int e = static_cast<int>(engine() % 200) - 100;
+    const float base =
+        std::ldexp(1.0f + static_cast<float>(engine() % (1u << 23)) * std::ldexp(1.0f, -23), e);
+    const float half_ulp_exponent = static_cast<float>(e - 24);
+    const int k = static_cast<int>(half_ulp_exponent) / 2, j = static_cast<int>(half_ulp_exponent) - k;
+    const bool exact_tie = i % 5 == 0;
+    const float x = std::ldexp(exact_tie ? 1.0f : 1.0f + std::ldexp(1.0f, -23), k);
+    const float y = std::ldexp(exact_tie ? 1.0f : 1.0f - std::ldexp(1.0f, -23), j) * (i % 2 ? -1.0f : 1.0f);
+    const float z = i % 3 == 0 ? -base : base;
+    if (!same_bits(emulated_fma(x, y, z), std::fma(x, y, z))) ++midpoint_mismatches;
+  }
+  EXPECT_EQ(midpoint_mismatches, 0);
+
   std::uniform_real_distribution<double> exponent(-40.0, 38.0);
   std::uniform_int_distribution<int> offset(-3, 3);
   long mismatches = 0;

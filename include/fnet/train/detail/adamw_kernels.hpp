@@ -171,12 +171,27 @@ inline __m128d fused_multiply_add_to_odd(__m128d a, __m128d b, __m128d c) {
 }
 
 // Four floats' correctly rounded fma on SSE2 alone (no FMA instruction), two lanes at a time in double.
+// Rounding the double sum a * b + c (the product is exact) to float rounds twice, which differs from one
+// rounding of the exact value only when the double lands exactly on a midpoint between two floats (its 29
+// bits below float's precision are 1000...0) or in float's subnormal range (coarser steps). Those rare
+// lanes send the four through the round-to-odd sum.
 inline __m128 fused_multiply_add_sse2(__m128 a, __m128 b, __m128 c) {
-  const __m128d low = fused_multiply_add_to_odd(_mm_cvtps_pd(a), _mm_cvtps_pd(b), _mm_cvtps_pd(c));
-  const __m128d high =
-      fused_multiply_add_to_odd(_mm_cvtps_pd(_mm_movehl_ps(a, a)), _mm_cvtps_pd(_mm_movehl_ps(b, b)),
-                                _mm_cvtps_pd(_mm_movehl_ps(c, c)));
-  return _mm_movelh_ps(_mm_cvtpd_ps(low), _mm_cvtpd_ps(high));
+  const __m128d a_low = _mm_cvtps_pd(a), a_high = _mm_cvtps_pd(_mm_movehl_ps(a, a));
+  const __m128d b_low = _mm_cvtps_pd(b), b_high = _mm_cvtps_pd(_mm_movehl_ps(b, b));
+  const __m128d c_low = _mm_cvtps_pd(c), c_high = _mm_cvtps_pd(_mm_movehl_ps(c, c));
+  const __m128d sum_low = _mm_add_pd(_mm_mul_pd(a_low, b_low), c_low);
+  const __m128d sum_high = _mm_add_pd(_mm_mul_pd(a_high, b_high), c_high);
+  const __m128 rounded_twice = _mm_movelh_ps(_mm_cvtpd_ps(sum_low), _mm_cvtpd_ps(sum_high));
+  // The low 32 bits of each double (little-endian: its even 32-bit word) hold the 29 bits below float's.
+  const __m128i low_words = _mm_castps_si128(
+      _mm_shuffle_ps(_mm_castpd_ps(sum_low), _mm_castpd_ps(sum_high), _MM_SHUFFLE(2, 0, 2, 0)));
+  const __m128 on_midpoint = _mm_castsi128_ps(
+      _mm_cmpeq_epi32(_mm_and_si128(low_words, _mm_set1_epi32(0x1FFFFFFF)), _mm_set1_epi32(0x10000000)));
+  const __m128 magnitude = _mm_andnot_ps(_mm_set1_ps(-0.0f), rounded_twice);
+  const __m128 not_normal = _mm_cmple_ps(magnitude, _mm_set1_ps(1.17549435e-38f));  // <= FLT_MIN
+  if (_mm_movemask_ps(_mm_or_ps(on_midpoint, not_normal)) == 0) return rounded_twice;
+  return _mm_movelh_ps(_mm_cvtpd_ps(fused_multiply_add_to_odd(a_low, b_low, c_low)),
+                       _mm_cvtpd_ps(fused_multiply_add_to_odd(a_high, b_high, c_high)));
 }
 
 struct Sse2Float {
