@@ -28,25 +28,28 @@ inline constexpr std::size_t kNormChunksPerRound = 64;
 template <class Scalar>
 using NormAccumulator = std::conditional_t<(sizeof(Scalar) <= sizeof(double)), double, Scalar>;
 
-// Sum of squares of x[0, n) in a fixed order: eight interleaved partial sums (independent, so the loop can
-// run in SIMD lanes without reassociating anything), combined pairwise, then the tail.
+// Sum of squares of x[0, n) in a fixed order: 32 interleaved partial sums (independent, so the loop runs in
+// SIMD lanes without reassociating anything, with enough of them in flight to hide the adds' latency),
+// folded in halves, then the tail.
 template <class Scalar>
 NormAccumulator<Scalar> sum_of_squares(const Scalar* x, std::size_t n) {
   using Acc = NormAccumulator<Scalar>;
-  Acc lanes[8] = {};
+  constexpr std::size_t kLanes = 32;
+  Acc lanes[kLanes] = {};
   std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (std::size_t k = 0; k < 8; ++k) {
+  for (; i + kLanes <= n; i += kLanes)
+    for (std::size_t k = 0; k < kLanes; ++k) {
       const Acc value = static_cast<Acc>(x[i + k]);
       lanes[k] += value * value;
     }
+  for (std::size_t width = kLanes / 2; width > 0; width /= 2)
+    for (std::size_t k = 0; k < width; ++k) lanes[k] += lanes[k + width];
   Acc tail = 0;
   for (; i < n; ++i) {
     const Acc value = static_cast<Acc>(x[i]);
     tail += value * value;
   }
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])) +
-         tail;
+  return lanes[0] + tail;
 }
 
 // The squared 2-norm over tensors 0..count-1, tensor_at(i) giving {data, size}: each tensor cut into
