@@ -39,8 +39,11 @@
 #include <fnet/model_config.hpp>
 
 // Training: gradients, losses, dropout, the optimiser and its schedule
+#include <fnet/train/adamw.hpp>
+#include <fnet/train/clip_grad_norm.hpp>
 #include <fnet/train/dropout.hpp>
 #include <fnet/train/gradients.hpp>
+#include <fnet/train/linear_schedule.hpp>
 #include <fnet/train/losses.hpp>
 #include <fnet/train/training_labels.hpp>
 #include <fnet/train/training_options.hpp>
