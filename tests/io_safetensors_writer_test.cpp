@@ -226,6 +226,20 @@ TEST(SafetensorsWriter, DoublesRoundToFloatFirstAsTorchDoes) {
   }
 }
 
+// F64 keeps a double's every bit (optimiser state of a double model resumes exactly), and converts back
+// through our reader's F64 path.
+TEST(SafetensorsWriter, F64KeepsEveryBitOfADouble) {
+  const std::vector<double> values = {1.0 + std::ldexp(1.0, -52), -0.1, 1e-300, -1e300,
+                                      std::numeric_limits<double>::denorm_min()};
+  SafetensorsWriter writer;
+  writer.add("f64", {values.size()}, values.data(), DType::F64);
+  const auto tensors = parse(writer.bytes());
+  ASSERT_EQ(tensors.at("f64").dtype, DType::F64);
+  std::vector<double> back(values.size());
+  fnet::io::convert_elements(DType::F64, tensors.at("f64").data, values.size(), back.data());
+  for (std::size_t i = 0; i < values.size(); ++i) EXPECT_EQ(back[i], values[i]) << i;
+}
+
 TEST(SafetensorsWriter, LargeTensorsAreConvertedInBlocks) {
   // More elements than one conversion block, in both dtypes.
   std::vector<float> values(200003);
@@ -282,7 +296,7 @@ TEST(SafetensorsWriter, BadTensorsAreRefusedWithTheirName) {
   FNET_EXPECT_THROW_WITH(writer.add("__metadata__", {4}, values.data(), DType::F32), std::invalid_argument,
                          "reserved");
   FNET_EXPECT_THROW_WITH(writer.add("h", {4}, values.data(), DType::F16), std::invalid_argument, "'h'", "F16",
-                         "F32 or BF16");
+                         "F32, BF16 or F64");
   FNET_EXPECT_THROW_WITH(writer.add("n", {4}, static_cast<const float*>(nullptr), DType::F32),
                          std::invalid_argument, "'n'", "null");
   const std::size_t huge = std::numeric_limits<std::size_t>::max() / 2;

@@ -79,6 +79,8 @@ class FNetModel {
     double masked_lm_loss() const { return masked_lm_loss_; }
     double next_sentence_loss() const { return next_sentence_loss_; }
     double classification_loss() const { return classification_loss_; }
+    /// Memory the encoder's layers keep (their activations for the backward pass).
+    std::size_t encoder_bytes() const { return encoder_.bytes(); }
     /// Memory held.
     std::size_t bytes() const {
       return embeddings_.bytes() + encoder_.bytes() + heads_.bytes() + hidden_.bytes() + pooled_.bytes() +

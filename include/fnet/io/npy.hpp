@@ -258,6 +258,77 @@ inline TokenIds read_token_ids(const std::string& path) {
   return token_ids_from_npy(parse_npy(file.data(), file.size(), path), path);
 }
 
+namespace detail {
+
+// Element i (in file order) of a parsed array, in native byte order, as its own type's value.
+inline std::uint64_t npy_bits(const NpyView& view, std::size_t i) {
+  const std::byte* element = view.data + i * view.item_size;
+  std::byte ordered[8];
+  for (std::size_t b = 0; b < view.item_size; ++b)
+    ordered[b] = view.big_endian ? element[view.item_size - 1 - b] : element[b];
+  std::uint64_t bits = 0;
+  for (std::size_t b = 0; b < view.item_size; ++b)
+    bits |= static_cast<std::uint64_t>(std::to_integer<unsigned>(ordered[b])) << (8 * b);
+  return bits;
+}
+
+inline std::int64_t npy_integer(const NpyView& view, std::size_t i) {
+  const std::uint64_t bits = npy_bits(view, i);
+  if (view.kind == 'u' || view.kind == 'b') return static_cast<std::int64_t>(bits);
+  const unsigned width = static_cast<unsigned>(8 * view.item_size);
+  if (width == 64) return static_cast<std::int64_t>(bits);
+  const std::uint64_t sign = std::uint64_t{1} << (width - 1);
+  return static_cast<std::int64_t>((bits ^ sign) - sign);  // sign-extend
+}
+
+inline double npy_real(const NpyView& view, std::size_t i) {
+  if (view.kind != 'f') return static_cast<double>(npy_integer(view, i));
+  const std::uint64_t bits = npy_bits(view, i);
+  if (view.item_size == 2) return half_to_float(static_cast<std::uint16_t>(bits));
+  if (view.item_size == 4) return bits_to_float(static_cast<std::uint32_t>(bits));
+  double value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+// The C-order position of element i (in file order) of a rank-1 or rank-2 array.
+inline std::size_t npy_c_order_index(const NpyView& view, std::size_t i) {
+  if (!view.fortran_order || view.shape.size() < 2) return i;
+  const std::size_t rows = view.shape[0], cols = view.shape[1];
+  return (i % rows) * cols + i / rows;
+}
+
+inline void check_label_rank(const NpyView& view, const std::string& source) {
+  if (view.shape.size() != 1 && view.shape.size() != 2)
+    bad_npy(source, "must have rank 1 or 2, got rank " + std::to_string(view.shape.size()));
+}
+
+}  // namespace detail
+
+/// The elements of a rank-1 or rank-2 array of integers (any signed or unsigned width, or bool) as int64, in
+/// C order: labels. A float dtype throws FormatError naming `source` (a label must be a class index).
+inline std::vector<std::int64_t> int64_values_from_npy(const NpyView& view, const std::string& source) {
+  detail::check_label_rank(view, source);
+  if (view.kind == 'f') detail::bad_npy(source, "dtype '" + view.descr + "' is not an integer type");
+  if (view.kind == 'u' && view.item_size == 8)
+    for (std::size_t i = 0; i < view.element_count; ++i)
+      if (detail::npy_bits(view, i) > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        detail::bad_npy(source, "element " + std::to_string(i) + " does not fit in int64");
+  std::vector<std::int64_t> values(view.element_count);
+  for (std::size_t i = 0; i < view.element_count; ++i)
+    values[detail::npy_c_order_index(view, i)] = detail::npy_integer(view, i);
+  return values;
+}
+
+/// The elements of a rank-1 or rank-2 numeric array as double, in C order: regression targets.
+inline std::vector<double> double_values_from_npy(const NpyView& view, const std::string& source) {
+  detail::check_label_rank(view, source);
+  std::vector<double> values(view.element_count);
+  for (std::size_t i = 0; i < view.element_count; ++i)
+    values[detail::npy_c_order_index(view, i)] = detail::npy_real(view, i);
+  return values;
+}
+
 /// The bytes of a version 1.0 .npy file holding float32 data of `shape` in C order (header padded to 64
 /// bytes).
 inline std::string npy_float32_bytes(const float* data, const std::vector<std::size_t>& shape) {

@@ -7,6 +7,7 @@
 #include <fnet/model.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -26,27 +27,26 @@ inline FNetHeads detect_heads(const Checkpoint& checkpoint, const FNetConfig& co
   return heads;
 }
 
-/// Reads `directory`/config.json and the weights (model.safetensors, or shards via
-/// model.safetensors.index.json), and returns the model with every parameter converted straight from the
-/// memory-mapped file into its storage. Tensor names may carry the "fnet." prefix or not. The tied MLM
-/// decoder may be absent. Buffers are ignored. Throws FileError (a missing or unreadable file) or FormatError
-/// naming the file and the tensor: malformed files, a missing tensor, a shape that disagrees with
-/// config.json, a non-float weight, or a tensor of the base model (embeddings / encoder / pooler) the
-/// configuration has no place for.
-///
-///     auto model = fnet::io::load_pretrained<float>("fnet-base");          // fnet::fft::Default backend
-///     auto out = model.forward(ids);
-template <class Scalar, class Backend = fft::Default>
-FNetModel<Scalar, Backend> load_pretrained(const std::string& directory, Backend backend = Backend()) {
-  const FNetConfig config = read_config(detail::join_path(directory, "config.json"));
-  const Checkpoint checkpoint = Checkpoint::open(directory);
-  FNetModel<Scalar, Backend> model(config, detect_heads(checkpoint, config), std::move(backend));
+namespace detail {
 
+// Reads every parameter of `model` from `checkpoint`. A missing tensor throws, unless it belongs to a head
+// and `missing_heads` is not null: then the parameter keeps its value and its name is appended there. Checks
+// the tied decoder's shapes and that no base-model tensor is left without a place in the model.
+template <class Model>
+void read_parameters(Model& model, const Checkpoint& checkpoint, const std::string& directory,
+                     std::vector<std::string>* missing_heads) {
+  const FNetConfig& config = model.config();
   std::set<std::string> expected;
   for (auto& parameter : model.parameters()) {
-    if (!checkpoint.contains(parameter.name))
+    const bool head = parameter.name.rfind("cls.", 0) == 0 || parameter.name.rfind("classifier.", 0) == 0;
+    if (!checkpoint.contains(parameter.name)) {
+      if (head && missing_heads != nullptr) {
+        missing_heads->push_back(parameter.name);
+        continue;
+      }
       throw FormatError("checkpoint in '" + directory + "' lacks tensor '" + parameter.name + "' (shape " +
                         shape_string(parameter.shape) + " for this config.json)");
+    }
     checkpoint.read_into(parameter.name, parameter.shape, parameter.data);
     expected.insert(parameter.name);
   }
@@ -71,6 +71,64 @@ FNetModel<Scalar, Backend> load_pretrained(const std::string& directory, Backend
                         "' has no place in an FNet with this config.json (num_hidden_layers " +
                         std::to_string(config.num_hidden_layers) + ")");
   }
+}
+
+inline bool has_weights(const std::string& directory) {
+  return file_exists(join_path(directory, "model.safetensors")) ||
+         file_exists(join_path(directory, "model.safetensors.index.json"));
+}
+
+}  // namespace detail
+
+/// Reads `directory`/config.json and the weights (model.safetensors, or shards via
+/// model.safetensors.index.json), and returns the model with every parameter converted straight from the
+/// memory-mapped file into its storage. Tensor names may carry the "fnet." prefix or not. The tied MLM
+/// decoder may be absent. Buffers are ignored. Throws FileError (a missing or unreadable file) or FormatError
+/// naming the file and the tensor: malformed files, a missing tensor, a shape that disagrees with
+/// config.json, a non-float weight, or a tensor of the base model (embeddings / encoder / pooler) the
+/// configuration has no place for.
+///
+///     auto model = fnet::io::load_pretrained<float>("fnet-base");          // fnet::fft::Default backend
+///     auto out = model.forward(ids);
+template <class Scalar, class Backend = fft::Default>
+FNetModel<Scalar, Backend> load_pretrained(const std::string& directory, Backend backend = Backend()) {
+  const FNetConfig config = read_config(detail::join_path(directory, "config.json"));
+  const Checkpoint checkpoint = Checkpoint::open(directory);
+  FNetModel<Scalar, Backend> model(config, detect_heads(checkpoint, config), std::move(backend));
+  detail::read_parameters(model, checkpoint, directory, nullptr);
+  return model;
+}
+
+/// For training: a model with `heads` and configuration `config` (config.json as read, possibly changed, e.g.
+/// num_labels for a new classifier), its parameters from the checkpoint in `directory` where it has them.
+/// First every parameter is initialised as Hugging Face initialises a fresh model (FNetModel::initialize with
+/// `seed`: N(0, initializer_range) weights, zero biases, LayerNorm ones/zeros); then every tensor the
+/// checkpoint has is read over it. So a head the checkpoint lacks (a classifier on a pre-trained encoder)
+/// starts as a new head does, and heads the checkpoint has but `heads` does not ask for are ignored;
+/// base-model tensors must all be present. A directory without weights (config.json alone) gives the freshly
+/// initialised model: training from scratch. The names of parameters that were initialised rather than read
+/// are appended to `initialized` when it is not null. Throws as load_pretrained does, naming a tensor whose
+/// shape differs from `config` (a classifier saved with other num_labels, say).
+///
+///     auto config = fnet::io::read_config("fnet-base/config.json");
+///     config.num_labels = 3;
+///     auto model = fnet::io::load_for_training<float>("fnet-base", config, {false,
+///     fnet::Classifier::sequence}, 42);
+template <class Scalar, class Backend = fft::Default>
+FNetModel<Scalar, Backend> load_for_training(const std::string& directory, const FNetConfig& config,
+                                             FNetHeads heads, std::uint64_t seed,
+                                             std::vector<std::string>* initialized = nullptr,
+                                             Backend backend = Backend()) {
+  FNetModel<Scalar, Backend> model(config, heads, std::move(backend));
+  model.initialize(seed);
+  std::vector<std::string> missing;
+  if (detail::has_weights(directory)) {
+    const Checkpoint checkpoint = Checkpoint::open(directory);
+    detail::read_parameters(model, checkpoint, directory, &missing);
+  } else {
+    for (const auto& parameter : model.parameters()) missing.push_back(parameter.name);
+  }
+  if (initialized != nullptr) initialized->insert(initialized->end(), missing.begin(), missing.end());
   return model;
 }
 

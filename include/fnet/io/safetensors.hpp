@@ -68,12 +68,14 @@ inline std::size_t json_size(const nlohmann::json& value, const std::string& sou
 /// Parses and validates the safetensors bytes `bytes[0, size)` without copying any tensor data. Every field
 /// of the header is treated as untrusted: the header length, JSON syntax, dtypes, shapes and offsets are
 /// checked, offsets must lie in the data section, each tensor's byte size must equal its shape x dtype size,
-/// and no two tensors may overlap. `source` names the file in error messages. Throws FormatError.
+/// and no two tensors may overlap. `source` names the file in error messages. Throws FormatError. With
+/// `metadata`, the header's "__metadata__" entries with string values (the format's) are stored there.
 ///
 ///     auto tensors = fnet::io::parse_safetensors(bytes, size, "model.safetensors");
 ///     for (const auto& [name, view] : tensors) use(view.dtype, view.shape, view.data);
-inline std::map<std::string, TensorView> parse_safetensors(const std::byte* bytes, std::size_t size,
-                                                           const std::string& source) {
+inline std::map<std::string, TensorView> parse_safetensors(
+    const std::byte* bytes, std::size_t size, const std::string& source,
+    std::map<std::string, std::string>* metadata = nullptr) {
   using detail::bad_safetensors;
   if (size < 8)
     bad_safetensors(source, "is " + std::to_string(size) + " bytes, too short for the 8-byte header length");
@@ -102,6 +104,9 @@ inline std::map<std::string, TensorView> parse_safetensors(const std::byte* byte
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       if (!entry.is_object()) bad_safetensors(source, "__metadata__ must be an object");
+      if (metadata != nullptr)  // the format's values are strings; others are left out
+        for (const auto& [key, value] : entry.items())
+          if (value.is_string()) (*metadata)[key] = value.get<std::string>();
       continue;
     }
     const std::string where = "tensor '" + name + "'";
@@ -169,7 +174,10 @@ inline std::map<std::string, TensorView> parse_safetensors(const std::byte* byte
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path)
-      : file_(path), tensors_(parse_safetensors(file_.data(), file_.size(), path)) {}
+      : file_(path), tensors_(parse_safetensors(file_.data(), file_.size(), path, &metadata_)) {}
+
+  /// The header's "__metadata__" (string to string).
+  const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
 
   const std::map<std::string, TensorView>& tensors() const noexcept { return tensors_; }
   const std::string& path() const noexcept { return file_.path(); }
@@ -184,6 +192,7 @@ class SafetensorsFile {
 
  private:
   MappedFile file_;
+  std::map<std::string, std::string> metadata_;  // before tensors_: filled while tensors_ is made
   std::map<std::string, TensorView> tensors_;
 };
 

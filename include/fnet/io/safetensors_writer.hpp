@@ -1,5 +1,5 @@
-// SafetensorsWriter: float or double tensors, by name, stored as F32 or BF16 in a .safetensors file (written
-// whole or not at all); and round_to_bfloat16, the rounding BF16 storage applies.
+// SafetensorsWriter: float or double tensors, by name, stored as F32, BF16 or F64 in a .safetensors file
+// (written whole or not at all); and round_to_bfloat16, the rounding BF16 storage applies.
 #pragma once
 
 #include <fnet/io/atomic_file.hpp>
@@ -67,10 +67,18 @@ float to_float(Scalar value) noexcept {
   }
 }
 
-// Encodes `count` values as little-endian `dtype` (F32 or BF16) into `out`.
+// Encodes `count` values as little-endian `dtype` (F32, BF16 or F64) into `out`.
 template <class Scalar>
 void encode_elements(DType dtype, const Scalar* values, std::size_t count, unsigned char* out) {
-  if (dtype == DType::F32) {
+  if (dtype == DType::F64) {
+    for (std::size_t i = 0; i < count; ++i) {
+      const double value = static_cast<double>(values[i]);
+      std::uint64_t bits;
+      std::memcpy(&bits, &value, sizeof bits);
+      for (std::size_t b = 0; b < 8; ++b)
+        out[8 * i + b] = static_cast<unsigned char>((bits >> (8 * b)) & 0xFFu);
+    }
+  } else if (dtype == DType::F32) {
     if constexpr (std::is_same_v<Scalar, float>) {
       if (host_is_little_endian()) {
         std::memcpy(out, values, count * sizeof(float));
@@ -107,8 +115,8 @@ Scalar round_to_bfloat16(Scalar value) noexcept {
 /// Collects tensors (float or double values, C order) under their names and writes them as one .safetensors
 /// file: an unsigned 64-bit little-endian header length, the JSON header {name: {"dtype", "shape",
 /// "data_offsets": [begin, end]}, "__metadata__": {...}} padded with spaces to a multiple of 8 bytes, then
-/// the data, little-endian, each tensor stored as F32 or BF16 (rounded as round_to_bfloat16). Tensors are
-/// laid out back to back, the wider dtype first and by name within a dtype, so each starts aligned to its
+/// the data, little-endian, each tensor stored as F32, BF16 (rounded as round_to_bfloat16) or F64. Tensors
+/// are laid out back to back, the wider dtype first and by name within a dtype, so each starts aligned to its
 /// element size. The writer keeps pointers to the values, which must stay valid and unchanged until the file
 /// is written; conversion happens while writing, a block at a time, so no copy of the tensors is made.
 ///
@@ -122,8 +130,9 @@ class SafetensorsWriter {
       : metadata_(std::move(metadata)) {}
 
   /// Adds tensor `name` of `shape` whose values are `values[0, product of shape)`, to be stored as `dtype`
-  /// (F32 or BF16). Throws std::invalid_argument for an empty, reserved ("__metadata__") or repeated name,
-  /// another dtype, a null `values` for a non-empty tensor, or a shape whose byte size overflows.
+  /// (F32, BF16, or F64 for optimiser state that must round-trip a double exactly). Throws
+  /// std::invalid_argument for an empty, reserved ("__metadata__") or repeated name, another dtype, a null
+  /// `values` for a non-empty tensor, or a shape whose byte size overflows.
   template <class Scalar>
   void add(const std::string& name, const std::vector<std::size_t>& shape, const Scalar* values,
            DType dtype) {
@@ -134,9 +143,9 @@ class SafetensorsWriter {
       throw std::invalid_argument("fnet::io::SafetensorsWriter: a tensor name must not be empty");
     if (name == "__metadata__")
       throw std::invalid_argument(where + ": the name is reserved for the metadata");
-    if (dtype != DType::F32 && dtype != DType::BF16)
+    if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F64)
       throw std::invalid_argument(where + ": dtype " + std::string(dtype_name(dtype)) +
-                                  " cannot be written (F32 or BF16)");
+                                  " cannot be written (F32, BF16 or F64)");
     if (names_.count(name) != 0) throw std::invalid_argument(where + " is added twice");
     std::size_t elements = 1, bytes = 0;
     for (std::size_t extent : shape)
