@@ -5,6 +5,8 @@
 #include <fnet/feed_forward.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/model.hpp>
+#include <fnet/train/adamw.hpp>
+#include <fnet/train/clip_grad_norm.hpp>
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
@@ -336,6 +338,46 @@ TEST(Allocation, FftwEstimatePlansWithoutScratchArrays) {
 #endif
 }
 #endif
+
+// A steady-state training step (forward, backward, clipping, AdamW) allocates nothing, for every head.
+TEST(Allocation, TrainingStepOnReusedState) {
+  fnet::FNetConfig config;
+  config.vocab_size = 300;
+  config.hidden_size = 96;
+  config.intermediate_size = 160;
+  config.num_hidden_layers = 2;
+  config.max_position_embeddings = 200;
+  config.num_labels = 3;
+  for (const auto heads :
+       {fnet::FNetHeads{true, fnet::Classifier::none}, fnet::FNetHeads{false, fnet::Classifier::sequence},
+        fnet::FNetHeads{false, fnet::Classifier::token}}) {
+    fnet::FNetModel<float> model(config, heads);
+    model.initialize(7);
+    fnet::TokenIds ids(2, 120);
+    fnet::TrainingLabels labels;
+    labels.token_labels = fnet::TokenIds::Constant(2, 120, -100);
+    for (Eigen::Index i = 0; i < ids.size(); ++i) {
+      ids.data()[i] = 4 + (i * 37) % 296;
+      if (i % 5 == 0) labels.token_labels.data()[i] = (i * 13) % (heads.pretraining ? 300 : 3);
+    }
+    labels.sequence_labels = {1, 0};
+    fnet::Gradients<float> gradients(model.parameters());
+    fnet::AdamW<float> optimizer(gradients.trainable(model.parameters()));
+    fnet::FNetModel<float>::TrainingCache cache;
+    fnet::Workspace<float> workspace;
+    fnet::TrainingOptions options;
+    options.dropout = 0.1;
+    options.checkpointed = {false, true};
+    expect_steady_state_allocation_free([&] {
+      gradients.zero();
+      options.step += 1;
+      model.forward(ids, fnet::TokenIds(), labels, cache, workspace, options);
+      model.backward(cache, gradients, workspace);
+      fnet::clip_grad_norm(gradients, 1.0);
+      optimizer.step(1e-4);
+    });
+  }
+}
 
 // The attention baseline runs every product on the library's GEMM path with its own packing buffers.
 TEST(Allocation, TransformerLayerOnCallerMemory) {
