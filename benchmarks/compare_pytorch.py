@@ -1,13 +1,30 @@
 #!/usr/bin/env python3
-"""FNet-Base encoder forward: this library against PyTorch on the same CPU, over many fresh processes.
+"""FNet-Base forward and training: this library against PyTorch on the same CPU, over many fresh processes.
 
-What is timed: the forward of a 12-layer FNet-Base encoder (post-LayerNorm, hidden 768, intermediate 3072,
-gelu_new, Re(FFT2) mixing, eps 1e-12, batch 1, float32, seeded weights, no embeddings).
+What is timed, by default: the forward of a 12-layer FNet-Base encoder (post-LayerNorm, hidden 768, intermediate
+3072, gelu_new, Re(FFT2) mixing, eps 1e-12, batch 1, float32, seeded weights, no embeddings).
   fnet     fnet_benchmarks' encoder/fnet_base/<seq> (one thread) and encoder/fnet_base/<seq>/threads:<N> (every
            hardware thread), real time, mean over the iterations of one Google Benchmark run;
   PyTorch  the same network written here from the model's definition, in several forms (FORMS below), each
            checked against the Hugging Face form before it is timed; mean over >= --min-time seconds of
            forwards under torch.inference_mode(), after one warm-up forward.
+
+With --training (or --training-only, which leaves the forward out), also training: FNet-Base with its
+embeddings, pooler and a 2-label sequence classifier (Hugging Face's FNetForSequenceClassification), batch 1,
+dropout 0.1, cross-entropy loss.
+  fnet     fnet_benchmarks' train_forward, train_fwd_bwd and train_step/fnet_base/<seq> (one thread: forward;
+           forward + backward; those + clip_grad_norm(1.0) + an AdamW step, lr 5e-5, weight decay 0.01), with
+           their activation_bytes_per_layer counter, and optimizer/adamw/fnet_base against
+           memory/stream_read4_write3 (bytes/s);
+  PyTorch  the same model written here, in train() mode, in several forms (TRAINING_FORMS below) over one set of
+           parameters, each checked against the Hugging Face form (loss and every gradient, same dropout masks)
+           before it is timed: the forward with autograd recording; zero_grad(set_to_none=True) + forward +
+           loss.backward(); and those + clip_grad_norm_(1.0) + torch.optim.AdamW(foreach=True).step() with
+           Hugging Face Trainer's decay groups (no decay on biases and LayerNorm weights); one thread and every
+           thread. Also the bytes autograd saves for one step (saved_tensors_hooks), per encoder layer.
+The report then has training tables and the training targets: forward + backward >= 1.5x faster than PyTorch at
+seq 512 and >= 1.25x at 128, the full step >= 2x at both (one thread each); AdamW >= 70% of the measured
+bandwidth; fnet's backward <= 2.2x its forward.
 
 PyTorch's time has been seen to change from one process to the next by far more than within one process, so
 one process says little. Every measurement is therefore repeated in --processes fresh processes per side and
@@ -24,10 +41,14 @@ OpenBLAS chose. OPENBLAS_NUM_THREADS and OMP_NUM_THREADS are set for every proce
 count once, at load time).
 
   /usr/bin/python3 benchmarks/compare_pytorch.py [--fnet-benchmarks build/release-native/benchmarks/fnet_benchmarks]
-      [--seqs 128 512] [--processes 5] [--min-time 2] [--forms NAME ...] [--no-breakdown]
-      [--markdown FILE] [--raw FILE]
-  /usr/bin/python3 benchmarks/compare_pytorch.py --quick
+      [--training | --training-only] [--seqs 128 512] [--processes 5] [--min-time 2] [--forms NAME ...]
+      [--training-forms NAME ...] [--no-breakdown] [--markdown FILE] [--raw FILE]
+  /usr/bin/python3 benchmarks/compare_pytorch.py --quick [--training | --training-only]
       a smoke check (seq 128, 2 processes, 0.2 s per measurement); it refuses to write RESULTS_PYTORCH.md
+
+On 2 quiet cores the forward alone takes about 16 minutes and --training adds about 40 (each of its rounds runs
+one fnet process and four PyTorch processes of 1.5-2 minutes: one thread, and each setting of every thread);
+--quick --training takes 5 to 10 minutes.
 """
 
 import argparse
@@ -46,6 +67,13 @@ CLEANED_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 REFERENCE_FORM = "hf"
 # Largest max |form - hf| / max |hf| accepted before timing: float32 rounding over 12 layers stays near 1e-6.
 FORM_TOLERANCE = 1e-5
+# The training model: FNet-Base's embeddings and pooler, a 2-label sequence classifier, Hugging Face's
+# hidden_dropout_prob, and the optimiser of fnet_benchmarks' train_step cases.
+VOCAB, MAX_POSITIONS, TYPE_VOCAB, PAD_ID, LABELS, DROPOUT = 32000, 512, 4, 3, 2, 0.1
+LEARNING_RATE, WEIGHT_DECAY, MAX_GRAD_NORM = 5e-5, 0.01, 1.0
+CHECK_SEED = 1234
+# Largest max |form - hf| / max |hf| of the loss and of any parameter's gradient before a training form is timed.
+TRAINING_FORM_TOLERANCE = 1e-4
 
 FORMS = {
     "hf": "as Hugging Face's FNetModel writes it: gelu_new from `torch.pow(x, 3.0)` and `torch.tanh`, mixing "
@@ -59,6 +87,17 @@ FORMS = {
                    "`torch.jit.freeze`",
     "inplace-onednn": "the `inplace` form with its `nn.Linear`s converted by `torch.utils.mkldnn.to_mkldnn`: "
                       "the GEMMs run in oneDNN instead of the BLAS",
+}
+
+TRAINING_FORMS = {
+    "hf": "Hugging Face's FNetForSequenceClassification as it writes it: its modules and their forward "
+          "(gelu_new from `torch.pow` and `torch.tanh`, mixing `torch.fft.fftn(x, dim=(1, 2)).real`, "
+          "`nn.Dropout` modules), autograd through every operation",
+    "gelu-tanh": "the same parameters with `F.gelu(x, approximate=\"tanh\")` (one backward kernel) and the "
+                 "half-spectrum mixing of the forward's `gelu-tanh` form, autograd through both",
+    "lean": "the `gelu-tanh` form with mixing + residual as one `torch.autograd.Function` whose backward is the same "
+            "map of the gradient (Re FFT2 is its own adjoint), so autograd keeps nothing for it; dropout in place "
+            "on the output GEMM's result, the residual added in place",
 }
 
 
@@ -79,29 +118,11 @@ def thread_settings(threads):
 
 # --- the PyTorch side (runs in a worker process) ------------------------------------------------------------
 
-def build_forms(torch, names, seqs):
-    """{form: {seq: callable}}: every requested form of one FNet encoder, all with the same seeded weights."""
-    import copy
-    import math
-    import warnings
-    nn, F = torch.nn, torch.nn.functional
-    root_2_over_pi = math.sqrt(2.0 / math.pi)
-
-    class GeluNew(nn.Module):  # as the Hugging Face activation (NewGELUActivation) writes it
-        def forward(self, x):
-            return 0.5 * x * (1.0 + torch.tanh(root_2_over_pi * (x + 0.044715 * torch.pow(x, 3.0))))
-
-    class GeluTanh(nn.Module):
-        def forward(self, x):
-            return F.gelu(x, approximate="tanh")
-
-    class Fft2Real(nn.Module):
-        def forward(self, x):
-            return torch.fft.fftn(x, dim=(1, 2)).real
+def half_spectrum_class(torch):
+    """Re FFT2 over (sequence, hidden) from rfft2's seq x (hidden/2+1) bins; the other columns are the
+    conjugate-symmetric mirror Re Z[(seq - n) mod seq, hidden - k]."""
 
     class HalfSpectrum:
-        # Re FFT2 from rfft2's seq x (hidden/2+1) bins; the other columns are the conjugate-symmetric mirror
-        # Re Z[(seq - n) mod seq, hidden - k].
         def __init__(self):
             self.indices = {}
 
@@ -125,6 +146,31 @@ def build_forms(torch, names, seqs):
             out[:, :, :hidden // 2 + 1] = real
             out[:, :, hidden // 2 + 1:] = real.index_select(1, rows).index_select(2, cols)
             return out
+
+    return HalfSpectrum
+
+
+def build_forms(torch, names, seqs):
+    """{form: {seq: callable}}: every requested form of one FNet encoder, all with the same seeded weights."""
+    import copy
+    import math
+    import warnings
+    nn, F = torch.nn, torch.nn.functional
+    root_2_over_pi = math.sqrt(2.0 / math.pi)
+
+    class GeluNew(nn.Module):  # as the Hugging Face activation (NewGELUActivation) writes it
+        def forward(self, x):
+            return 0.5 * x * (1.0 + torch.tanh(root_2_over_pi * (x + 0.044715 * torch.pow(x, 3.0))))
+
+    class GeluTanh(nn.Module):
+        def forward(self, x):
+            return F.gelu(x, approximate="tanh")
+
+    class Fft2Real(nn.Module):
+        def forward(self, x):
+            return torch.fft.fftn(x, dim=(1, 2)).real
+
+    HalfSpectrum = half_spectrum_class(torch)
 
     class HalfSpectrumMixing(nn.Module):
         def __init__(self):
@@ -211,6 +257,180 @@ def build_forms(torch, names, seqs):
     return {name: forms[name] for name in names}
 
 
+def build_training_model(torch):
+    """FNetForSequenceClassification (FNet-Base, 2 labels) as Hugging Face writes it, with its module and
+    parameter names, seeded, in train() mode. Its forward is the `hf` training form."""
+    import math
+    nn, F = torch.nn, torch.nn.functional
+    root_2_over_pi = math.sqrt(2.0 / math.pi)
+
+    class GeluNew(nn.Module):  # NewGELUActivation
+        def forward(self, x):
+            return 0.5 * x * (1.0 + torch.tanh(root_2_over_pi * (x + 0.044715 * torch.pow(x, 3.0))))
+
+    class Embeddings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word_embeddings = nn.Embedding(VOCAB, HIDDEN, padding_idx=PAD_ID)
+            self.position_embeddings = nn.Embedding(MAX_POSITIONS, HIDDEN)
+            self.token_type_embeddings = nn.Embedding(TYPE_VOCAB, HIDDEN)
+            self.LayerNorm = nn.LayerNorm(HIDDEN, eps=EPS)
+            self.projection = nn.Linear(HIDDEN, HIDDEN)
+            self.dropout = nn.Dropout(DROPOUT)
+            self.register_buffer("position_ids", torch.arange(MAX_POSITIONS).expand((1, -1)))
+            self.register_buffer("token_type_ids", torch.zeros(1, MAX_POSITIONS, dtype=torch.long))
+
+        def forward(self, ids):
+            seq = ids.shape[1]
+            embeddings = self.word_embeddings(ids) + self.token_type_embeddings(self.token_type_ids[:, :seq])
+            embeddings += self.position_embeddings(self.position_ids[:, :seq])
+            return self.dropout(self.projection(self.LayerNorm(embeddings)))
+
+    class FourierOutput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.LayerNorm = nn.LayerNorm(HIDDEN, eps=EPS)
+
+        def forward(self, hidden, input_tensor):
+            return self.LayerNorm(input_tensor + hidden)
+
+    class Fourier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.output = FourierOutput()
+
+        def forward(self, x):
+            return self.output(torch.fft.fftn(x, dim=(1, 2)).real, x)
+
+    class Intermediate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Linear(HIDDEN, INTERMEDIATE)
+            self.intermediate_act_fn = GeluNew()
+
+        def forward(self, x):
+            return self.intermediate_act_fn(self.dense(x))
+
+    class Output(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Linear(INTERMEDIATE, HIDDEN)
+            self.LayerNorm = nn.LayerNorm(HIDDEN, eps=EPS)
+            self.dropout = nn.Dropout(DROPOUT)
+
+        def forward(self, hidden, input_tensor):
+            return self.LayerNorm(self.dropout(self.dense(hidden)) + input_tensor)
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fourier = Fourier()
+            self.intermediate = Intermediate()
+            self.output = Output()
+
+        def forward(self, x):
+            h = self.fourier(x)
+            return self.output(self.intermediate(h), h)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.ModuleList(Layer() for _ in range(LAYERS))
+
+    class Pooler(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Linear(HIDDEN, HIDDEN)
+            self.activation = nn.Tanh()
+
+        def forward(self, hidden):
+            return self.activation(self.dense(hidden[:, 0]))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embeddings = Embeddings()
+            self.encoder = Encoder()
+            self.pooler = Pooler()
+
+    class SequenceClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fnet = Model()
+            self.dropout = nn.Dropout(DROPOUT)
+            self.classifier = nn.Linear(HIDDEN, LABELS)
+
+    model = SequenceClassifier()
+    torch.manual_seed(42)
+    with torch.no_grad():
+        for module in model.modules():  # as Hugging Face's _init_weights
+            if isinstance(module, nn.Linear):
+                module.weight.normal_(0.0, 0.02)
+                module.bias.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, 0.02)
+                if module.padding_idx is not None:
+                    module.weight[module.padding_idx].zero_()
+    return model.train()
+
+
+def build_training_forms(torch, model, names):
+    """{form: module(ids, labels) -> loss} over the one shared `model`: the forms differ in how a layer is
+    evaluated, never in the parameters, so one optimiser serves them all. Each records the layer it is in
+    (`layer_index`) for the activation-memory count."""
+    nn, F = torch.nn, torch.nn.functional
+    half_spectrum = half_spectrum_class(torch)()
+
+    class MixingWithResidual(torch.autograd.Function):
+        # x + Re FFT2(x). Re FFT2 is its own adjoint (the DFT matrices are symmetric), so the backward is the
+        # same map of the gradient, and nothing needs to be kept for it.
+        @staticmethod
+        def forward(ctx, x):
+            return half_spectrum.into_new_tensor(x).add_(x)
+
+        @staticmethod
+        def backward(ctx, gradient):
+            return half_spectrum.into_new_tensor(gradient).add_(gradient)
+
+    def hf_layer(layer, x):
+        return layer(x)
+
+    def gelu_tanh_layer(layer, x):
+        h = layer.fourier.output.LayerNorm(x + half_spectrum.concatenated(x))
+        activated = F.gelu(layer.intermediate.dense(h), approximate="tanh")
+        return layer.output.LayerNorm(layer.output.dropout(layer.output.dense(activated)) + h)
+
+    def lean_layer(layer, x):
+        h = layer.fourier.output.LayerNorm(MixingWithResidual.apply(x))
+        activated = F.gelu(layer.intermediate.dense(h), approximate="tanh")
+        dropout = layer.output.dropout
+        out = F.dropout(layer.output.dense(activated), dropout.p, dropout.training, inplace=True).add_(h)
+        return layer.output.LayerNorm(out)
+
+    class Form(nn.Module):
+        """FNetForSequenceClassification's forward (Hugging Face's order of operations, its loss) with
+        `evaluate_layer` for each encoder layer."""
+
+        def __init__(self, evaluate_layer):
+            super().__init__()
+            self.model = model
+            self.evaluate_layer = evaluate_layer
+            self.layer_index = None
+
+        def forward(self, ids, labels):
+            fnet = self.model.fnet
+            x = fnet.embeddings(ids)
+            for index, layer in enumerate(fnet.encoder.layer):
+                self.layer_index = index
+                x = self.evaluate_layer(layer, x)
+            self.layer_index = None
+            logits = self.model.classifier(self.model.dropout(fnet.pooler(x)))
+            return F.cross_entropy(logits.view(-1, LABELS), labels.view(-1))
+
+    layers = {"hf": hf_layer, "gelu-tanh": gelu_tanh_layer, "lean": lean_layer}
+    return {name: Form(layers[name]).train() for name in names}
+
+
 def openblas_core():
     """The kernel set the process's OpenBLAS chose, and the BLAS libraries mapped into the process."""
     import ctypes
@@ -259,12 +479,18 @@ def torch_build_info(torch):
     return info
 
 
+def process_description(torch):
+    core, libraries = openblas_core()
+    return {"torch_threads": torch.get_num_threads(), "openblas_core": core, "blas_libraries": libraries,
+            "torch": torch.__version__, "build": torch_build_info(torch),
+            "cpu_fuser": bool(getattr(torch._C, "_jit_can_fuse_on_cpu", lambda: False)())}
+
+
 def worker(args):
     import torch
     torch.set_num_threads(args.threads)
-    core, libraries = openblas_core()
-    result = {"torch_threads": torch.get_num_threads(), "openblas_core": core, "blas_libraries": libraries,
-              "torch": torch.__version__, "build": torch_build_info(torch), "times": {}, "form_differences": {}}
+    result = process_description(torch)
+    result.update({"times": {}, "form_differences": {}})
     with torch.inference_mode():
         # GEMM rate of the feed-forward's first product, through the same path nn.Linear takes.
         a, w, b = torch.randn(512, HIDDEN), torch.randn(INTERMEDIATE, HIDDEN), torch.zeros(INTERMEDIATE)
@@ -286,6 +512,110 @@ def worker(args):
             for name, by_seq in forms.items():
                 model = by_seq[seq]
                 result["times"][f"{name}/{seq}"] = time_call(lambda: model(x), args.min_time)
+    json.dump(result, sys.stdout)
+
+
+def token_ids(seq):
+    """The token ids of fnet's training benchmarks: 5 + (state >> 33) % 31990 of a 64-bit LCG from state 7."""
+    state, ids = 7, []
+    for _ in range(seq):
+        state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+        ids.append(5 + (state >> 33) % 31990)
+    return ids
+
+
+def relative_difference(value, reference):
+    """max |value - reference| / max |reference| (0 when both are all zeros)."""
+    scale = reference.abs().max().item()
+    difference = (value - reference).abs().max().item()
+    return difference / scale if scale > 0 else (0.0 if difference == 0 else float("inf"))
+
+
+def saved_activation_bytes(torch, form, ids, labels, parameter_storages):
+    """(bytes, bytes per encoder layer) that autograd keeps for the backward of one training forward: the
+    storages of the tensors saved for backward, each counted once, the parameters' own storages left out; a
+    storage counts for the encoder layer that first saved it."""
+    first_saved = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage() if hasattr(tensor, "untyped_storage") else tensor.storage()
+        key = storage.data_ptr()
+        if key not in parameter_storages and key not in first_saved:
+            first_saved[key] = (storage.nbytes(), form.layer_index)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = form(ids, labels)
+    del loss
+    total = sum(size for size, _ in first_saved.values())
+    encoder = sum(size for size, layer in first_saved.values() if layer is not None)
+    return total, encoder / LAYERS
+
+
+def training_worker(args):
+    import torch
+    torch.set_num_threads(args.threads)
+    result = process_description(torch)
+    result.update({"times": {}, "form_differences": {}, "saved_bytes": {}})
+    model = build_training_model(torch)
+    forms = build_training_forms(torch, model, args.training_forms)
+    named = list(model.named_parameters())
+    parameters = [p for _, p in named]
+    # Hugging Face Trainer's groups: no weight decay on biases and LayerNorm weights.
+    no_decay = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()}
+    no_decay |= {id(p) for name, p in named if "bias" in name}
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for p in parameters if id(p) not in no_decay], "weight_decay": WEIGHT_DECAY},
+         {"params": [p for p in parameters if id(p) in no_decay], "weight_decay": 0.0}],
+        lr=LEARNING_RATE, foreach=True)
+    parameter_storages = {(p.untyped_storage() if hasattr(p, "untyped_storage") else p.storage()).data_ptr()
+                          for p in parameters}
+
+    def loss_and_gradients(form, ids, labels):
+        torch.manual_seed(CHECK_SEED)  # the same dropout masks for every form
+        optimizer.zero_grad(set_to_none=True)
+        loss = form(ids, labels)
+        loss.backward()
+        return loss.detach(), [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
+
+    for seq in args.seqs:
+        ids, labels = torch.tensor([token_ids(seq)]), torch.tensor([1])
+        reference_loss, reference = loss_and_gradients(forms[REFERENCE_FORM], ids, labels)
+        reference = [g.clone() for g in reference]
+        for name, form in forms.items():
+            loss, gradients = loss_and_gradients(form, ids, labels)
+            worst, where = max((relative_difference(g, r), n) for g, r, (n, _) in zip(gradients, reference, named))
+            loss_difference = relative_difference(loss, reference_loss)
+            result["form_differences"][f"{name}/{seq}"] = {"loss": loss_difference, "gradients": worst,
+                                                          "worst_gradient": where}
+            if not (loss_difference <= TRAINING_FORM_TOLERANCE and worst <= TRAINING_FORM_TOLERANCE):
+                raise SystemExit(f"compare_pytorch: PyTorch training form '{name}' differs from '{REFERENCE_FORM}' "
+                                 f"at seq {seq}: loss by {loss_difference:.2e}, gradient of {where} by {worst:.2e} "
+                                 f"(max |difference| / max |{REFERENCE_FORM}|), more than "
+                                 f"{TRAINING_FORM_TOLERANCE:g}")
+        del reference
+        optimizer.zero_grad(set_to_none=True)
+        for name, form in forms.items():
+            total, per_layer = saved_activation_bytes(torch, form, ids, labels, parameter_storages)
+            result["saved_bytes"][f"{name}/{seq}"] = {"total": total, "per_layer": per_layer}
+
+        for name, form in forms.items():
+            def forward():
+                form(ids, labels)
+
+            def forward_backward():
+                optimizer.zero_grad(set_to_none=True)
+                form(ids, labels).backward()
+
+            def step():
+                optimizer.zero_grad(set_to_none=True)
+                form(ids, labels).backward()
+                torch.nn.utils.clip_grad_norm_(parameters, MAX_GRAD_NORM)
+                optimizer.step()
+
+            for kind, function in (("forward", forward), ("fwd_bwd", forward_backward), ("step", step)):
+                result["times"][f"{name}/{kind}/{seq}"] = time_call(function, args.min_time)
+            optimizer.zero_grad(set_to_none=True)
     json.dump(result, sys.stdout)
 
 
@@ -312,12 +642,14 @@ def run_measured(command, environment, what):
     return completed.stdout, cpu / wall
 
 
-def run_pytorch(args, setting):
+def run_pytorch(args, setting, training=False):
     _, torch_threads, blas_threads, extra = setting
-    command = [args.python, os.path.abspath(__file__), "--worker", "--threads", str(torch_threads), "--min-time",
-               str(args.min_time), "--seqs", *map(str, args.seqs), "--forms", *args.forms]
+    command = [args.python, os.path.abspath(__file__), "--threads", str(torch_threads), "--min-time",
+               str(args.min_time), "--seqs", *map(str, args.seqs)]
+    command += ["--training-worker", "--training-forms", *args.training_forms] if training else \
+        ["--worker", "--forms", *args.forms]
     stdout, cpu_share = run_measured(command, clean_environment(blas_threads, torch_threads, extra),
-                                     f"PyTorch ({setting[0]})")
+                                     f"PyTorch {'training' if training else 'forward'} ({setting[0]})")
     result = json.loads(stdout)
     result["cpu_share"] = cpu_share
     return result
@@ -360,6 +692,44 @@ def run_fnet(args, threads):
         raise SystemExit(f"compare_pytorch: {args.fnet_benchmarks} did not report {', '.join(missing)} for "
                          f"{threads} thread(s) (filter {pattern}); is it an up-to-date build?")
     return times, report["context"], cpu_share
+
+
+TRAINING_KINDS = ("forward", "fwd_bwd", "step")  # fnet_benchmarks' train_<kind>/fnet_base/<seq>
+
+
+def run_fnet_training(args):
+    """One fnet_benchmarks process over the training cases: {"<kind>/<seq>": seconds} for the TRAINING_KINDS,
+    {"activation_bytes_per_layer/<seq>", "cache_bytes/<seq>": bytes} from train_step, and the bytes/s of
+    optimizer/adamw/fnet_base ("adamw") and memory/stream_read4_write3 ("stream")."""
+    sizes = "(" + "|".join(str(s) for s in args.seqs) + ")"
+    pattern = (f"^(train_({'|'.join(TRAINING_KINDS)})/fnet_base/{sizes}/real_time|optimizer/adamw/fnet_base|"
+               "memory/stream_read4_write3)$")
+    command = [args.fnet_benchmarks, f"--benchmark_filter={pattern}", f"--benchmark_min_time={args.min_time}",
+               "--benchmark_format=json"]
+    stdout, cpu_share = run_measured(command, clean_environment(1, 1), "fnet_benchmarks (training)")
+    report = json.loads(stdout)
+    figures = {}
+    for bench in report["benchmarks"]:
+        if bench.get("error_occurred"):
+            raise SystemExit(f"compare_pytorch: {bench['name']} failed: {bench.get('error_message', '?')}")
+        parts = bench["name"].split("/")
+        if parts[0].startswith("train_"):
+            kind, seq = parts[0][len("train_"):], int(parts[2])
+            scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[bench["time_unit"]]
+            figures[f"{kind}/{seq}"] = bench["real_time"] * scale
+            if kind == "step":
+                for counter in ("activation_bytes_per_layer", "cache_bytes"):
+                    if counter in bench:
+                        figures[f"{counter}/{seq}"] = float(bench[counter])
+        elif "bytes_per_second" in bench:
+            figures["adamw" if parts[0] == "optimizer" else "stream"] = float(bench["bytes_per_second"])
+    wanted = [f"{kind}/{seq}" for kind in TRAINING_KINDS for seq in args.seqs]
+    wanted += [f"activation_bytes_per_layer/{seq}" for seq in args.seqs] + ["adamw", "stream"]
+    missing = [name for name in wanted if name not in figures]
+    if missing:
+        raise SystemExit(f"compare_pytorch: {args.fnet_benchmarks} did not report {', '.join(missing)} "
+                         f"(filter {pattern}); is it an up-to-date build?")
+    return figures, report["context"], cpu_share
 
 
 def fnet_openblas_core(executable):
@@ -416,49 +786,10 @@ def ms(seconds):
     return f"{seconds * 1e3:.1f}"
 
 
-def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, started, minutes, loads):
-    """The markdown text. fnet_runs[threads] is a list of (times, cpu_share); torch_runs[(threads, setting)] a
-    list of worker results."""
+def forward_report(args, all_threads, thread_counts, fnet_runs, torch_runs):
+    """The forward comparison's sections, and {(seq, threads): (fnet best, PyTorch best)}."""
     lines = []
-    title = "# FNet-Base encoder: fnet against PyTorch on the same CPU"
-    if args.quick:
-        title += " (QUICK SMOKE CHECK: not a measurement)"
-    lines += [title, ""]
-    command = "benchmarks/compare_pytorch.py " + " ".join(sys.argv[1:])
-    lines.append(f"Written by `{command.strip()}` on {started:%Y-%m-%d %H:%M} (local time), in {minutes:.0f} "
-                 f"minutes; load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.")
-    lines.append("")
-
-    torch_example = next(iter(torch_runs.values()))[0]
-    lines += ["## Machine", ""]
-    lines.append(f"- {machine_description()}.")
-    lines.append(f"- fnet {context.get('fnet_version', '?')}, {context.get('compiler', '?')}, flags "
-                 f"`{context.get('cxx_flags', '?')}`, GEMM backend `{context.get('gemm_backend', '?')}`, "
-                 f"FFT {context.get('fftw', '?')}; its OpenBLAS core: {fnet_openblas_core(args.fnet_benchmarks)}.")
-    build = torch_example["build"]
-    lines.append(f"- PyTorch {torch_example['torch']} ({', '.join(f'{k} {v}' for k, v in build.items())}); BLAS "
-                 f"libraries in its process: {', '.join(torch_example['blas_libraries']) or 'none found'}; "
-                 f"OpenBLAS core {torch_example['openblas_core']}.")
-    cleaned = [f"{name}={os.environ[name]}" for name in CLEANED_VARIABLES if name in os.environ]
-    lines.append(f"- `{'`, `'.join(CLEANED_VARIABLES)}` are removed from both sides' environments "
-                 f"({'the calling environment had ' + ', '.join(cleaned) if cleaned else 'neither was set here'}); "
-                 "OpenBLAS chooses its kernels from the CPU.")
-    for threads in thread_counts:
-        rates = [r["linear_gflops"] for s in thread_settings(threads) for r in torch_runs[(threads, s[0])]
-                 if s[2] == threads]
-        low, middle, high = spread(rates)
-        lines.append(f"- PyTorch `F.linear` 512x768 -> 3072 with {threads} BLAS thread(s): {low:.0f} / {middle:.0f} "
-                     f"/ {high:.0f} GFLOP/s (min / median / max over processes).")
-        if threads == 1 and args.breakdown:
-            rates = [times[("sgemm_gflops", seq)] for times, _ in fnet_runs[1] for seq in args.seqs
-                     if ("sgemm_gflops", seq) in times]
-            if rates:
-                low, middle, high = spread(rates)
-                lines.append(f"- fnet's feed-forward sgemm (fnet_benchmarks sgemm/feed_forward, one thread): "
-                             f"{low:.0f} / {middle:.0f} / {high:.0f} GFLOP/s over processes and sequence lengths.")
-    lines.append("")
-
-    lines += ["## Method", ""]
+    lines += ["## Forward: method" if args.training else "## Method", ""]
     lines.append(f"- The network: FNet-Base's encoder stack ({LAYERS} post-LayerNorm layers, hidden {HIDDEN}, "
                  f"intermediate {INTERMEDIATE}, gelu_new, Re(FFT2) mixing, eps {EPS:g}), batch 1, float32, "
                  "weights N(0, 0.02) from a fixed seed, no embeddings.")
@@ -574,6 +905,237 @@ def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, contex
                 lines.append(f"| seq 512: mixing + LayerNorm + activations <= 5% of the forward | {100 * share:.1f}% | "
                              f"{'yes' if share <= 0.05 else '**no**'} |")
     lines.append("")
+    return lines, summary
+
+
+TRAINING_WHAT = {"forward": "forward", "fwd_bwd": "forward + backward", "step": "full step"}
+
+
+def mib(size):
+    return f"{size / 2**20:.1f}"
+
+
+def training_report(args, all_threads, thread_counts, fnet_runs, torch_runs):
+    """The training comparison's sections. fnet_runs: [(figures, cpu_share)] from run_fnet_training;
+    torch_runs[(threads, setting)]: training worker results."""
+    lines = []
+    one_thread = thread_settings(1)[0][0]
+    forms = args.training_forms
+    lines += ["## Training: method", ""]
+    lines.append(f"- The model: Hugging Face's FNetForSequenceClassification at FNet-Base's sizes (embeddings: {VOCAB} "
+                 f"words with pad row {PAD_ID}, {MAX_POSITIONS} positions, {TYPE_VOCAB} token types, LayerNorm and "
+                 f"the {HIDDEN}x{HIDDEN} projection; {LAYERS} encoder layers; the tanh pooler; a {LABELS}-label "
+                 f"classifier), in training mode with dropout {DROPOUT:g} (after the embeddings' projection, after "
+                 "each feed-forward's output GEMM, before the classifier), cross-entropy against label 1, batch 1, "
+                 "float32. Token ids as fnet's cases make them (5 + (s >> 33) mod 31990 of a 64-bit LCG from 7); "
+                 "PyTorch's weights as Hugging Face initialises them, N(0, 0.02) from a fixed seed.")
+    lines.append("- fnet: `fnet_benchmarks` (release-native build) cases `train_forward/fnet_base/<seq>` (the "
+                 "training forward with its loss, filling the training cache), `train_fwd_bwd/fnet_base/<seq>` "
+                 "(zeroing the gradients, forward, backward) and `train_step/fnet_base/<seq>` (those, then "
+                 f"`clip_grad_norm` to {MAX_GRAD_NORM:g} and an AdamW step, lr {LEARNING_RATE:g}, weight decay "
+                 f"{WEIGHT_DECAY:g} on all but biases and LayerNorm parameters), one thread, real time, mean over the "
+                 f"iterations of a run of at least {args.min_time:g} s; `optimizer/adamw/fnet_base` and "
+                 "`memory/stream_read4_write3` (the same 4 reads and 3 writes per float as AdamW, with trivial "
+                 "arithmetic): bytes per second over the thread's CPU time, 28 bytes per parameter or element.")
+    lines.append("- PyTorch: *forward* = the loss's forward with autograd recording (its graph then dropped); "
+                 "*forward + backward* = `optimizer.zero_grad(set_to_none=True)`, forward, `loss.backward()`; "
+                 "*full step* = those, then `torch.nn.utils.clip_grad_norm_(parameters, "
+                 f"{MAX_GRAD_NORM:g})` and `torch.optim.AdamW(groups, lr={LEARNING_RATE:g}, foreach=True).step()` "
+                 f"with Hugging Face Trainer's groups (weight decay {WEIGHT_DECAY:g} on all but biases and LayerNorm "
+                 f"weights). Mean over at least {args.min_time:g} s (at least 2 calls) after one warm-up call (which "
+                 "also allocates AdamW's state). Forms, all over the same parameters and optimiser:")
+    for name in forms:
+        lines.append(f"  - `{name}`: {TRAINING_FORMS[name]}.")
+    results = [r for runs in torch_runs.values() for r in runs]
+    worst_loss = max((d["loss"] for r in results for d in r["form_differences"].values()), default=0.0)
+    worst_gradient = max((d["gradients"] for r in results for d in r["form_differences"].values()), default=0.0)
+    lines.append(f"  Before timing, every process runs each form's forward + backward with the same dropout seed "
+                 f"(so the same masks) and checks its loss and every parameter's gradient against "
+                 f"`{REFERENCE_FORM}` (max |difference| / max |{REFERENCE_FORM}| per tensor at most "
+                 f"{TRAINING_FORM_TOLERANCE:g}; the largest seen in this run: {worst_loss:.1e} for the loss, "
+                 f"{worst_gradient:.1e} for a gradient).")
+    fusers = sorted({str(r.get("cpu_fuser")) for r in results})
+    lines.append("  No TorchScript form: a trace cannot hold the `lean` form's in-place operations on "
+                 f"autograd's tensors, and this PyTorch's CPU fuser is {'off' if fusers == ['False'] else 'on'} "
+                 f"(`torch._C._jit_can_fuse_on_cpu()` = {', '.join(fusers)}), so a trace of the other forms would "
+                 "only save Python's dispatch of their operations; oneDNN's `to_mkldnn` modules have no backward.")
+    lines.append("- Activation memory: PyTorch's is the bytes of the distinct storages that autograd saves for the "
+                 "backward during one training forward (counted by `torch.autograd.graph.saved_tensors_hooks`), "
+                 "the parameters' own storages left out; *per encoder layer* is what was first saved inside the "
+                 f"encoder's layers, over {LAYERS}. fnet's are the `train_step` case's counters: "
+                 "`activation_bytes_per_layer` (its encoder's training cache over the layers) and `cache_bytes` "
+                 "(the whole training cache, scratch included).")
+    threads_text = (f"PyTorch runs with one thread and with {all_threads} (every thread setting of the forward; "
+                    "its best counts), shown beside its one-thread figures" if all_threads > 1 else
+                    "PyTorch runs with one thread")
+    lines.append(f"- Threads: fnet's training cases run on one thread; {threads_text}. The targets compare one "
+                 "thread with one thread.")
+    lines.append(f"- Processes: fnet's training cases and every PyTorch setting run in {args.processes} fresh "
+                 "processes each (one time per form, measurement and sequence length from each), alternating with "
+                 f"the other side's{' and the forward comparison' if args.forward else ''}'s, in an order reversed "
+                 "every round. Compared: fnet's best process against the best process of PyTorch's best form "
+                 "(best = lowest time), and the medians of the same two.")
+    lines.append("")
+
+    def ours(kind, seq):
+        return [figures[f"{kind}/{seq}"] for figures, _ in fnet_runs]
+
+    def theirs(threads, setting, form, kind, seq):
+        return [r["times"][f"{form}/{kind}/{seq}"] for r in torch_runs[(threads, setting)]]
+
+    def best_of_pytorch(threads, kind, seq):
+        candidates = [(min(theirs(threads, setting, form, kind, seq)), form, setting,
+                       theirs(threads, setting, form, kind, seq))
+                      for setting, _, _, _ in thread_settings(threads) for form in forms]
+        return min(candidates)
+
+    lines += ["## Training FNet-Base with a 2-label classifier, batch 1, one thread", ""]
+    lines.append("| seq | what | fnet best (ms) | PyTorch best (ms) | PyTorch's best form | speed-up, best vs best | "
+                 "speed-up, median vs median |")
+    lines.append("|---:|---|---:|---:|---|---:|---:|")
+    speedups = {}
+    for seq in args.seqs:
+        for kind in TRAINING_KINDS:
+            mine = ours(kind, seq)
+            best, form, _, values = best_of_pytorch(1, kind, seq)
+            speedups[(kind, seq)] = (best / min(mine), form)
+            lines.append(f"| {seq} | {TRAINING_WHAT[kind]} | {ms(min(mine))} | {ms(best)} | `{form}` | "
+                         f"{best / min(mine):.2f}x | {statistics.median(values) / statistics.median(mine):.2f}x |")
+    lines.append("")
+
+    if all_threads > 1:
+        lines += [f"## Training: PyTorch with {all_threads} threads", ""]
+        lines.append(f"| seq | what | PyTorch best, {all_threads} threads (ms) | its form, setting | PyTorch best, one "
+                     f"thread (ms) | {all_threads} threads against one | fnet best, one thread (ms) |")
+        lines.append("|---:|---|---:|---|---:|---:|---:|")
+        for seq in args.seqs:
+            for kind in TRAINING_KINDS:
+                best, form, setting, _ = best_of_pytorch(all_threads, kind, seq)
+                single = best_of_pytorch(1, kind, seq)[0]
+                lines.append(f"| {seq} | {TRAINING_WHAT[kind]} | {ms(best)} | `{form}`, {setting} | {ms(single)} | "
+                             f"{single / best:.2f}x | {ms(min(ours(kind, seq)))} |")
+        lines.append("")
+
+    lines += ["## Activation memory for one training step", ""]
+    lines.append("| seq | side | form | per encoder layer (MiB) | whole model (MiB) | per layer against fnet's |")
+    lines.append("|---:|---|---|---:|---:|---:|")
+    memory = torch_runs[(1, one_thread)][0]["saved_bytes"]
+    for seq in args.seqs:
+        figures = fnet_runs[0][0]
+        our_layer = figures[f"activation_bytes_per_layer/{seq}"]
+        whole = figures.get(f"cache_bytes/{seq}")
+        lines.append(f"| {seq} | fnet | | {mib(our_layer)} | {mib(whole) if whole is not None else '?'} | 1.00x |")
+        for form in forms:
+            saved = memory[f"{form}/{seq}"]
+            lines.append(f"| {seq} | PyTorch | `{form}` | {mib(saved['per_layer'])} | {mib(saved['total'])} | "
+                         f"{saved['per_layer'] / our_layer:.2f}x |")
+    lines.append("")
+
+    lines += ["## Training: spread over processes", ""]
+    lines.append("| seq | what | threads | side | form | setting | min (ms) | median (ms) | max (ms) | max / min | "
+                 "CPU share (median) |")
+    lines.append("|---:|---|---:|---|---|---|---:|---:|---:|---:|---:|")
+    fnet_share = statistics.median(share for _, share in fnet_runs)
+    for seq in args.seqs:
+        for kind in TRAINING_KINDS:
+            low, middle, high = spread(ours(kind, seq))
+            lines.append(f"| {seq} | {TRAINING_WHAT[kind]} | 1 | fnet | | | {ms(low)} | {ms(middle)} | {ms(high)} | "
+                         f"{high / low:.2f} | {fnet_share:.2f} |")
+            for threads in thread_counts:
+                for setting, _, _, _ in thread_settings(threads):
+                    share = statistics.median(r["cpu_share"] for r in torch_runs[(threads, setting)])
+                    for form in forms:
+                        low, middle, high = spread(theirs(threads, setting, form, kind, seq))
+                        lines.append(f"| {seq} | {TRAINING_WHAT[kind]} | {threads} | PyTorch | `{form}` | {setting} | "
+                                     f"{ms(low)} | {ms(middle)} | {ms(high)} | {high / low:.2f} | {share:.2f} |")
+    lines.append("")
+    adamw = [figures["adamw"] for figures, _ in fnet_runs]
+    stream = [figures["stream"] for figures, _ in fnet_runs]
+    for name, rates in (("optimizer/adamw/fnet_base", adamw), ("memory/stream_read4_write3", stream)):
+        low, middle, high = spread(rates)
+        lines.append(f"- fnet `{name}`: {low / 1e9:.1f} / {middle / 1e9:.1f} / {high / 1e9:.1f} GB/s (min / median "
+                     "/ max over processes).")
+    lines.append("")
+
+    lines += ["## Training targets (fnet's best process against PyTorch's best form and process, one thread)", ""]
+    lines.append("| target | result in this run | met? |")
+    lines.append("|---|---|---|")
+    for kind, seq, wanted in (("fwd_bwd", 512, 1.5), ("fwd_bwd", 128, 1.25), ("step", 512, 2.0),
+                              ("step", 128, 2.0)):
+        if (kind, seq) not in speedups:
+            continue
+        ratio, form = speedups[(kind, seq)]
+        lines.append(f"| seq {seq}: {TRAINING_WHAT[kind]} >= {wanted:g}x faster than PyTorch | {ratio:.2f}x "
+                     f"(PyTorch's `{form}`) | {'yes' if ratio >= wanted else '**no**'} |")
+    share = max(adamw) / max(stream)
+    lines.append(f"| AdamW >= 70% of the measured bandwidth (best `optimizer/adamw/fnet_base` over best "
+                 f"`memory/stream_read4_write3`) | {100 * share:.0f}% ({max(adamw) / 1e9:.1f} of "
+                 f"{max(stream) / 1e9:.1f} GB/s) | {'yes' if share >= 0.7 else '**no**'} |")
+    for seq in args.seqs:
+        forward, both = min(ours("forward", seq)), min(ours("fwd_bwd", seq))
+        ratio = (both - forward) / forward
+        _, form, setting, _ = best_of_pytorch(1, "fwd_bwd", seq)
+        their_forward = min(theirs(1, setting, form, "forward", seq))
+        their_ratio = (min(theirs(1, setting, form, "fwd_bwd", seq)) - their_forward) / their_forward
+        lines.append(f"| seq {seq}: backward <= 2.2x forward ((train_fwd_bwd - train_forward) / train_forward, "
+                     f"best processes) | {ratio:.2f}x (PyTorch's `{form}`: {their_ratio:.2f}x) | "
+                     f"{'yes' if ratio <= 2.2 else '**no**'} |")
+    lines.append("")
+    return lines
+
+
+def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, training_runs, context, started, minutes,
+                 loads):
+    """The markdown text and the forward's summary. fnet_runs[threads] is a list of (times, cpu_share);
+    torch_runs[(threads, setting)] a list of forward worker results; training_runs is (fnet's training runs, a
+    list of (figures, cpu_share), and PyTorch's, {(threads, setting): [training worker results]})."""
+    lines = []
+    parts = [part for part, wanted in (("forward", args.forward), ("training", args.training)) if wanted]
+    title = ("# FNet-Base encoder: fnet against PyTorch on the same CPU" if parts == ["forward"] else
+             f"# FNet-Base {' and '.join(parts)}: fnet against PyTorch on the same CPU")
+    if args.quick:
+        title += " (QUICK SMOKE CHECK: not a measurement)"
+    lines += [title, ""]
+    command = "benchmarks/compare_pytorch.py " + " ".join(sys.argv[1:])
+    lines.append(f"Written by `{command.strip()}` on {started:%Y-%m-%d %H:%M} (local time), in {minutes:.0f} "
+                 f"minutes; load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.")
+    lines.append("")
+
+    torch_example = next(iter((torch_runs or training_runs[1]).values()))[0]
+    lines += ["## Machine", ""]
+    lines.append(f"- {machine_description()}.")
+    lines.append(f"- fnet {context.get('fnet_version', '?')}, {context.get('compiler', '?')}, flags "
+                 f"`{context.get('cxx_flags', '?')}`, GEMM backend `{context.get('gemm_backend', '?')}`, "
+                 f"FFT {context.get('fftw', '?')}; its OpenBLAS core: {fnet_openblas_core(args.fnet_benchmarks)}.")
+    build = torch_example["build"]
+    lines.append(f"- PyTorch {torch_example['torch']} ({', '.join(f'{k} {v}' for k, v in build.items())}); BLAS "
+                 f"libraries in its process: {', '.join(torch_example['blas_libraries']) or 'none found'}; "
+                 f"OpenBLAS core {torch_example['openblas_core']}.")
+    cleaned = [f"{name}={os.environ[name]}" for name in CLEANED_VARIABLES if name in os.environ]
+    lines.append(f"- `{'`, `'.join(CLEANED_VARIABLES)}` are removed from both sides' environments "
+                 f"({'the calling environment had ' + ', '.join(cleaned) if cleaned else 'neither was set here'}); "
+                 "OpenBLAS chooses its kernels from the CPU.")
+    for threads in thread_counts if args.forward else []:
+        rates = [r["linear_gflops"] for s in thread_settings(threads) for r in torch_runs[(threads, s[0])]
+                 if s[2] == threads]
+        low, middle, high = spread(rates)
+        lines.append(f"- PyTorch `F.linear` 512x768 -> 3072 with {threads} BLAS thread(s): {low:.0f} / {middle:.0f} "
+                     f"/ {high:.0f} GFLOP/s (min / median / max over processes).")
+        if threads == 1 and args.breakdown:
+            rates = [times[("sgemm_gflops", seq)] for times, _ in fnet_runs[1] for seq in args.seqs
+                     if ("sgemm_gflops", seq) in times]
+            if rates:
+                low, middle, high = spread(rates)
+                lines.append(f"- fnet's feed-forward sgemm (fnet_benchmarks sgemm/feed_forward, one thread): "
+                             f"{low:.0f} / {middle:.0f} / {high:.0f} GFLOP/s over processes and sequence lengths.")
+    lines.append("")
+
+    summary = {}
+    if args.forward:
+        forward_lines, summary = forward_report(args, all_threads, thread_counts, fnet_runs, torch_runs)
+        lines += forward_lines
+    if args.training:
+        lines += training_report(args, all_threads, thread_counts, *training_runs)
     return "\n".join(lines) + "\n", summary
 
 
@@ -584,16 +1146,24 @@ def main():
     parser.add_argument("--seqs", type=int, nargs="+", help="sequence lengths (default 128 512)")
     parser.add_argument("--processes", type=int, help="fresh processes per side and thread count (default 5)")
     parser.add_argument("--min-time", type=float, help="seconds per measurement (default 2)")
-    parser.add_argument("--forms", nargs="+", choices=list(FORMS), help="PyTorch forms (default: all)")
+    parser.add_argument("--forms", nargs="+", choices=list(FORMS), help="PyTorch forward forms (default: all)")
+    parser.add_argument("--training-forms", nargs="+", choices=list(TRAINING_FORMS),
+                        help="PyTorch training forms (default: all)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="skip fnet's sgemm / encoder_parts cases")
     parser.add_argument("--quick", action="store_true",
                         help="smoke check: seq 128, 2 processes, 0.2 s per measurement; not for RESULTS_PYTORCH.md")
+    parser.add_argument("--training", action="store_true",
+                        help="also compare training: forward + backward and the full step (see the docstring)")
+    parser.add_argument("--training-only", action="store_true", help="compare training only, not the forward")
     parser.add_argument("--markdown", help="write the report to this file")
     parser.add_argument("--raw", help="write every process's figures to this JSON file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--training-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.forward = not args.training_only
+    args.training = args.training or args.training_only
     defaults = {"seqs": [128], "processes": 2, "min_time": 0.2} if args.quick else \
         {"seqs": [128, 512], "processes": 5, "min_time": 2.0}
     for key, value in defaults.items():
@@ -603,8 +1173,14 @@ def main():
         args.forms = list(FORMS)
     elif REFERENCE_FORM not in args.forms:
         args.forms = [REFERENCE_FORM] + args.forms  # every other form is checked against it
+    if args.training_forms is None:
+        args.training_forms = list(TRAINING_FORMS)
+    elif REFERENCE_FORM not in args.training_forms:
+        args.training_forms = [REFERENCE_FORM] + args.training_forms
     if args.worker:
         return worker(args)
+    if args.training_worker:
+        return training_worker(args)
 
     if args.processes < 1 or args.min_time <= 0 or any(seq < 1 for seq in args.seqs):
         raise SystemExit(f"compare_pytorch: --processes ({args.processes}) must be >= 1, --min-time "
@@ -619,12 +1195,19 @@ def main():
     thread_counts = [1] if all_threads == 1 else [1, all_threads]
     jobs = []
     for threads in thread_counts:
-        jobs.append(("fnet", threads, None))
-        jobs += [("torch", threads, setting) for setting in thread_settings(threads)]
+        if args.forward:
+            jobs.append(("fnet", threads, None))
+            jobs += [("torch", threads, setting) for setting in thread_settings(threads)]
+        if args.training:
+            if threads == 1:  # fnet's training cases run on one thread
+                jobs.append(("fnet training", threads, None))
+            jobs += [("torch training", threads, setting) for setting in thread_settings(threads)]
 
     started, start, load_start = datetime.datetime.now(), time.perf_counter(), os.getloadavg()[0]
-    fnet_runs = {threads: [] for threads in thread_counts}
-    torch_runs = {(threads, s[0]): [] for threads in thread_counts for s in thread_settings(threads)}
+    settings = [(threads, s[0]) for threads in thread_counts for s in thread_settings(threads)]
+    fnet_runs = {threads: [] for threads in thread_counts} if args.forward else {}
+    torch_runs = {key: [] for key in settings} if args.forward else {}
+    fnet_training_runs, torch_training_runs = [], ({key: [] for key in settings} if args.training else {})
     context, raw = {}, []
     for round_index in range(args.processes):
         for side, threads, setting in (jobs if round_index % 2 == 0 else jobs[::-1]):
@@ -633,9 +1216,15 @@ def main():
                 fnet_runs[threads].append((times, share))
                 raw.append({"round": round_index, "side": side, "threads": threads, "cpu_share": share,
                             "times": {f"{kind}/{seq}": value for (kind, seq), value in times.items()}})
+            elif side == "fnet training":
+                figures, context, share = run_fnet_training(args)
+                fnet_training_runs.append((figures, share))
+                raw.append({"round": round_index, "side": side, "threads": threads, "cpu_share": share,
+                            "figures": figures})
             else:
-                result = run_pytorch(args, setting)
-                torch_runs[(threads, setting[0])].append(result)
+                result = run_pytorch(args, setting, training=side == "torch training")
+                (torch_training_runs if side == "torch training" else torch_runs)[(threads, setting[0])].append(
+                    result)
                 raw.append({"round": round_index, "side": side, "threads": threads, "setting": setting[0],
                             **result})
             share = raw[-1]["cpu_share"]
@@ -647,7 +1236,8 @@ def main():
               f"about {elapsed / (round_index + 1) * (args.processes - round_index - 1) / 60:.0f} min to go",
               file=sys.stderr)
     minutes = (time.perf_counter() - start) / 60
-    text, _ = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, started, minutes,
+    text, _ = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs,
+                           (fnet_training_runs, torch_training_runs), context, started, minutes,
                            (load_start, os.getloadavg()[0]))
     print(text, end="")
     if args.markdown:
