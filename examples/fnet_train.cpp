@@ -52,6 +52,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -673,7 +674,13 @@ void train(const Options& options) {
   adam.learning_rate = options.lr;
   adam.weight_decay = options.weight_decay;
   adam.eps = options.adam_eps;
-  fnet::AdamW<float> optimizer(gradients.trainable(model.parameters()), adam);
+  // Trainer steps only the parameters that received a gradient (zero_grad leaves the others None): a token
+  // classifier's loss never reaches the pooler, so AdamW, weight decay included, must leave it alone.
+  std::vector<fnet::TrainableTensor<float>> trainable;
+  for (const auto& tensor : gradients.trainable(model.parameters()))
+    if (!(options.task == Task::token_classification && tensor.name.rfind("pooler.", 0) == 0))
+      trainable.push_back(tensor);
+  fnet::AdamW<float> optimizer(std::move(trainable), adam);
   if (resume_from)
     fnet::io::load_optimizer_state(optimizer, (fs::path(*resume_from) / "optimizer.safetensors").string());
   const fnet::LinearScheduleWithWarmup schedule(options.lr, options.warmup_steps, total_steps);
