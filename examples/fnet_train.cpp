@@ -293,6 +293,7 @@ Dataset load_tsv(const std::string& path, const std::string& model_directory,
   const fnet::Tokenizer tokenizer((fs::path(model_directory) / "spiece.model").string());
   std::vector<fnet::Encoding> encodings;
   std::vector<std::string> label_texts;
+  std::vector<std::size_t> line_numbers;  // of each example: blank lines are skipped
   std::string line;
   std::size_t number = 0, longest = 0;
   while (std::getline(in, line)) {
@@ -311,6 +312,7 @@ Dataset load_tsv(const std::string& path, const std::string& model_directory,
     encodings.push_back(fields.size() == 3 ? tokenizer.encode_pair(fields[0], fields[1])
                                            : tokenizer.encode(fields[0]));
     label_texts.push_back(fields.back());
+    line_numbers.push_back(number);
     longest = std::max(longest, encodings.back().ids.size());
     if (encodings.back().ids.size() > config.max_position_embeddings)
       throw std::invalid_argument(
@@ -330,7 +332,8 @@ Dataset load_tsv(const std::string& path, const std::string& model_directory,
       data.token_types(r, static_cast<Eigen::Index>(c)) = e.token_types[c];
     }
     const std::string& text = label_texts[static_cast<std::size_t>(r)];
-    const std::string where = path + ": line " + std::to_string(r + 1) + " label '" + text + "'";
+    const std::string where = path + ": line " + std::to_string(line_numbers[static_cast<std::size_t>(r)]) +
+                              " label '" + text + "'";
     if (config.num_labels == 1) {
       data.regression_targets.push_back(parse_number(where, text));
     } else {
