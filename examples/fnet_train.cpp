@@ -532,8 +532,11 @@ Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::siz
   fnet::TokenIds ids, types;
   fnet::TrainingLabels labels;
   std::vector<std::size_t> order = epoch_order(data.size(), 0, 0, false);
+  // Trainer's evaluation loss: each batch's mean loss counted once per example (loss.repeat(batch_size)),
+  // so a partial last batch weighs what its examples do. Batches without a finite loss (nothing to predict)
+  // are left out.
   double loss_sum = 0, correct = 0, counted = 0;
-  std::size_t batches = 0;
+  std::size_t examples = 0;
   for (std::size_t first = 0; first < data.size(); first += batch_size) {
     const std::size_t count = std::min(batch_size, data.size() - first);
     gather(data, order, first, count, ids, types, labels);
@@ -574,12 +577,13 @@ Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::siz
       argmax_accuracy(out.sequence_logits->data(), count, classes, labels.sequence_labels.data());
     }
     if (std::isfinite(batch_loss)) {
-      loss_sum += batch_loss;
-      ++batches;
+      loss_sum += batch_loss * static_cast<double>(count);
+      examples += count;
     }
   }
   Evaluation result;
-  result.loss = batches ? loss_sum / static_cast<double>(batches) : std::numeric_limits<double>::quiet_NaN();
+  result.loss =
+      examples ? loss_sum / static_cast<double>(examples) : std::numeric_limits<double>::quiet_NaN();
   result.accuracy = counted > 0 ? correct / counted : std::numeric_limits<double>::quiet_NaN();
   return result;
 }
