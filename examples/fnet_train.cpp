@@ -5,7 +5,7 @@
 //              --train DATA [--eval DATA] --output-dir OUT [--num-labels N] [--epochs E | --steps N]
 //              [--batch-size B] [--lr LR] [--weight-decay WD] [--warmup-steps W] [--max-grad-norm C]
 //              [--adam-eps EPS] [--dropout P] [--seed S] [--no-shuffle] [--threads N]
-//              [--backend fftw|builtin|dft] [--save-steps K] [--resume]
+//              [--backend fftw|builtin|dft] [--save-steps K] [--resume] [--stop-after K]
 //
 // DATA is a directory of .npy files (input_ids.npy (N, S); labels.npy: (N,) class indices or floats for
 // regression, (N, S) for token classification and masked-LM; next_sentence_label.npy (N,) for pre-training;
@@ -13,7 +13,9 @@
 // classification, tokenized with DIR/spiece.model). OUT receives the last checkpoint (config.json,
 // model.safetensors), the optimiser state (optimizer.safetensors) and trainer_state.json; with --eval, the
 // checkpoint with the lowest evaluation loss in OUT/best; with --save-steps, the latest intermediate state in
-// OUT/checkpoint-K, from which --resume continues.
+// OUT/checkpoint-K, from which --resume continues. --stop-after K ends the run after update K without the
+// final save, leaving OUT as a run interrupted there would (the newest OUT/checkpoint-J, J <= K, of
+// --save-steps): what --resume is tested with.
 #include <fnet/fft/builtin.hpp>
 #include <fnet/fft/dft_matrix.hpp>
 #if defined(FNET_HAS_FFTW)
@@ -64,7 +66,7 @@ constexpr const char* usage =
     "DATA "
     "[--eval DATA] --output-dir OUT [--num-labels N] [--epochs E | --steps N] [--batch-size B] [--lr LR] "
     "[--weight-decay WD] [--warmup-steps W] [--max-grad-norm C] [--adam-eps EPS] [--dropout P] [--seed S] "
-    "[--no-shuffle] [--threads N] [--backend fftw|builtin|dft] [--save-steps K] [--resume]";
+    "[--no-shuffle] [--threads N] [--backend fftw|builtin|dft] [--save-steps K] [--resume] [--stop-after K]";
 
 class UsageError : public std::invalid_argument {
  public:
@@ -95,7 +97,8 @@ struct Options {
   std::size_t batch_size = 8;
   double lr = 5e-5, weight_decay = 0.0, max_grad_norm = 1.0, adam_eps = 1e-8;
   std::int64_t warmup_steps = 0, save_steps = 0;
-  std::optional<double> dropout;  // default: config.json's hidden_dropout_prob
+  std::optional<std::int64_t> stop_after;  // end after this update, as an interrupted run (not a setting)
+  std::optional<double> dropout;           // default: config.json's hidden_dropout_prob
   std::uint64_t seed = 42;
   bool shuffle = true, resume = false;
   int threads = fnet::hardware_threads();  // as PyTorch; --threads 1 for one
@@ -134,7 +137,7 @@ Options parse_options(int argc, char** argv) {
       "--model",        "--task",         "--train",         "--eval",       "--output-dir",
       "--num-labels",   "--epochs",       "--steps",         "--batch-size", "--lr",
       "--weight-decay", "--warmup-steps", "--max-grad-norm", "--adam-eps",   "--dropout",
-      "--seed",         "--threads",      "--backend",       "--save-steps"};
+      "--seed",         "--threads",      "--backend",       "--save-steps", "--stop-after"};
   Options options;
   std::map<std::string, std::string> seen;
   for (int i = 1; i < argc; ++i) {
@@ -198,6 +201,9 @@ Options parse_options(int argc, char** argv) {
   if (has("--save-steps"))
     options.save_steps =
         static_cast<std::int64_t>(parse_integer("--save-steps", take("--save-steps"), 1, 1ull << 40));
+  if (has("--stop-after"))
+    options.stop_after =
+        static_cast<std::int64_t>(parse_integer("--stop-after", take("--stop-after"), 1, 1ull << 40));
   options.shuffle = !has("--no-shuffle");
   options.resume = has("--resume");
   if (!(options.lr >= 0)) throw UsageError("--lr must be >= 0");
@@ -668,6 +674,11 @@ void train(const Options& options) {
       progress.best_eval_loss = saved["best_eval_loss"].get<double>();
     weights_from = *resume_from;
   }
+  if (options.stop_after &&
+      (*options.stop_after <= progress.global_step || *options.stop_after >= total_steps))
+    throw UsageError("--stop-after " + std::to_string(*options.stop_after) + " must lie after update " +
+                     std::to_string(progress.global_step) + ", where this run starts, and before update " +
+                     std::to_string(total_steps) + ", its last");
   std::vector<std::string> initialized;
   Model model =
       fnet::io::load_for_training<float, Backend>(weights_from, config, heads, options.seed, &initialized);
@@ -771,6 +782,13 @@ void train(const Options& options) {
           (fs::path(options.output_dir) / ("checkpoint-" + std::to_string(done))).string();
       save_state(model, optimizer, directory, state_json(done));
       if (previous && *previous != directory) fs::remove_all(*previous);  // only the newest is kept
+    }
+    if (options.stop_after && done == *options.stop_after) {
+      const auto saved = latest_checkpoint(options.output_dir);
+      std::printf("fnet-train: stopped after update %lld of %lld (--stop-after); %s\n",
+                  static_cast<long long>(done), static_cast<long long>(total_steps),
+                  saved ? ("--resume continues from " + *saved).c_str() : "no checkpoint to resume from");
+      return;
     }
   }
   run_eval(total_steps);
