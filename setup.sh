@@ -43,7 +43,7 @@ case "${1:-}" in
     # here. The library itself never adds -march=native to a consumer's build.
     ensure_packages "${build_packages[@]}" "${demo_packages[@]}"
     cmake --preset release-native >/dev/null
-    cmake --build --preset release-native --target fnet-demo fnet-infer -j "$jobs"
+    cmake --build --preset release-native --target fnet-demo fnet-infer fnet-train -j "$jobs"
     shift
     ./build/release-native/examples/fnet-demo "$@"
     echo

@@ -9,11 +9,6 @@
 // Writes float32 last_hidden_state.npy (B,S,H) and pooler_output.npy (B,H); prediction_logits.npy (B,S,V) and
 // seq_relationship_logits.npy (B,2) with pre-training heads; logits.npy with a classifier. Outputs appear
 // only when everything succeeded: they are written to temporary files and renamed at the end.
-#include <fnet/fft/builtin.hpp>
-#include <fnet/fft/dft_matrix.hpp>
-#if defined(FNET_HAS_FFTW)
-#include <fnet/fft/fftw.hpp>
-#endif
 #include <fnet/io/atomic_file.hpp>
 #include <fnet/io/npy.hpp>
 #include <fnet/io/pretrained.hpp>
@@ -21,6 +16,8 @@
 #if defined(FNET_HAS_SENTENCEPIECE)
 #include <fnet/tokenizer.hpp>
 #endif
+
+#include "cli.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -42,10 +39,7 @@ constexpr const char* usage =
     " [--pad-to N]) --output-dir OUT [--backend fftw|builtin|dft] [--threads N (default: every hardware "
     "thread)]";
 
-class UsageError : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
+using fnet_cli::UsageError;
 
 struct Options {
   std::string model;
@@ -60,34 +54,14 @@ struct Options {
 };
 
 std::size_t parse_count(const std::string& flag, const std::string& value, std::size_t max) {
-  std::size_t used = 0;
-  unsigned long long number = 0;
-  try {
-    number = std::stoull(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || value[0] == '-' || number < 1 || number > max)
-    throw UsageError(flag + " must be an integer in [1, " + std::to_string(max) + "], got '" + value + "'");
-  return static_cast<std::size_t>(number);
+  return static_cast<std::size_t>(fnet_cli::parse_integer(flag, value, 1, max));
 }
 
 Options parse_options(int argc, char** argv) {
   Options options;
-  std::map<std::string, std::string> seen;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    static const std::vector<std::string> known = {"--model",      "--input-ids", "--token-type-ids",
-                                                   "--output-dir", "--backend",   "--threads",
-                                                   "--text",       "--text-pair", "--pad-to"};
-    if (flag == "--help" || flag == "-h") throw UsageError("help");
-    bool is_known = false;
-    for (const auto& k : known) is_known = is_known || k == flag;
-    if (!is_known) throw UsageError("unknown argument '" + flag + "'");
-    if (i + 1 >= argc) throw UsageError(flag + " needs a value");
-    if (seen.count(flag)) throw UsageError(flag + " given twice");
-    seen[flag] = argv[++i];
-  }
+  auto seen = fnet_cli::parse_flags(argc, argv,
+                                    {"--model", "--input-ids", "--token-type-ids", "--output-dir",
+                                     "--backend", "--threads", "--text", "--text-pair", "--pad-to"});
   const auto take = [&](const char* flag) { return seen.count(flag) ? seen[flag] : std::string(); };
   options.model = take("--model");
   options.input_ids = take("--input-ids");
@@ -108,9 +82,7 @@ Options parse_options(int argc, char** argv) {
     throw UsageError("--token-type-ids goes with --input-ids, not --text");
   if (!options.text && (options.text_pair || options.pad_to))
     throw UsageError("--text-pair and --pad-to go with --text");
-  if (!options.backend.empty() && options.backend != "fftw" && options.backend != "builtin" &&
-      options.backend != "dft")
-    throw UsageError("--backend must be fftw, builtin or dft, got '" + options.backend + "'");
+  fnet_cli::check_backend(options.backend);
   return options;
 }
 
@@ -223,44 +195,13 @@ int run_main(int argc, char** argv) {
   std::string backend = options.backend;
   const auto config = fnet::io::read_config((std::filesystem::path(options.model) / "config.json").string());
   if (config.use_tpu_fourier_optimizations && backend.empty()) backend = "dft";
-  if (backend == "dft") {
-    run<fnet::fft::DftMatrix>(options, ids, token_types);
-  } else if (backend == "builtin") {
-    run<fnet::fft::Builtin>(options, ids, token_types);
-  } else {
-#if defined(FNET_HAS_FFTW)
-    run<fnet::fft::Fftw>(options, ids, token_types);
-#else
-    if (backend == "fftw") throw UsageError("--backend fftw: this fnet-infer was built without FFTW");
-    run<fnet::fft::Builtin>(options, ids, token_types);
-#endif
-  }
+  fnet_cli::with_backend(backend, "fnet-infer",
+                         [&](auto chosen) { run<decltype(chosen)>(options, ids, token_types); });
   return 0;
-}
-
-// One line of printable ASCII, whatever the message quotes (file content, a nested library's multi-line
-// error, an argument): control bytes and non-ASCII bytes are spelled \xNN, as the I/O errors already are.
-std::string one_line(const std::string& message) {
-  return fnet::io::printable(message);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run_main(argc, argv);
-  } catch (const UsageError& error) {
-    if (std::string(error.what()) == "help") {
-      std::printf("%s\n", usage);
-      return 0;
-    }
-    std::fprintf(stderr, "fnet-infer: %s (%s)\n", one_line(error.what()).c_str(), usage);
-    return 2;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "fnet-infer: %s\n", one_line(error.what()).c_str());
-    return 1;
-  } catch (...) {
-    std::fprintf(stderr, "fnet-infer: unknown error\n");
-    return 1;
-  }
+  return fnet_cli::run("fnet-infer", usage, [&] { return run_main(argc, argv); });
 }

@@ -16,11 +16,6 @@
 // OUT/checkpoint-K, from which --resume continues. --stop-after K ends the run after update K without the
 // final save, leaving OUT as a run interrupted there would (the newest OUT/checkpoint-J, J <= K, of
 // --save-steps): what --resume is tested with.
-#include <fnet/fft/builtin.hpp>
-#include <fnet/fft/dft_matrix.hpp>
-#if defined(FNET_HAS_FFTW)
-#include <fnet/fft/fftw.hpp>
-#endif
 #include <fnet/io/atomic_file.hpp>
 #include <fnet/io/config.hpp>
 #include <fnet/io/npy.hpp>
@@ -38,6 +33,8 @@
 #endif
 
 #include <nlohmann/json.hpp>
+
+#include "cli.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -68,10 +65,9 @@ constexpr const char* usage =
     "[--weight-decay WD] [--warmup-steps W] [--max-grad-norm C] [--adam-eps EPS] [--dropout P] [--seed S] "
     "[--no-shuffle] [--threads N] [--backend fftw|builtin|dft] [--save-steps K] [--resume] [--stop-after K]";
 
-class UsageError : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
+using fnet_cli::parse_integer;
+using fnet_cli::parse_number;
+using fnet_cli::UsageError;
 
 enum class Task { sequence_classification, token_classification, pretraining };
 
@@ -104,56 +100,14 @@ struct Options {
   int threads = fnet::hardware_threads();  // as PyTorch; --threads 1 for one
 };
 
-double parse_number(const std::string& flag, const std::string& value) {
-  std::size_t used = 0;
-  double number = 0;
-  try {
-    number = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || !std::isfinite(number))
-    throw UsageError(flag + " must be a finite number, got '" + value + "'");
-  return number;
-}
-
-std::uint64_t parse_integer(const std::string& flag, const std::string& value, std::uint64_t min,
-                            std::uint64_t max) {
-  std::size_t used = 0;
-  unsigned long long number = 0;
-  try {
-    number = std::stoull(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || value[0] == '-' || number < min || number > max)
-    throw UsageError(flag + " must be an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
-                     "], got '" + value + "'");
-  return number;
-}
-
 Options parse_options(int argc, char** argv) {
-  static const std::vector<std::string> with_value = {
-      "--model",        "--task",         "--train",         "--eval",       "--output-dir",
-      "--num-labels",   "--epochs",       "--steps",         "--batch-size", "--lr",
-      "--weight-decay", "--warmup-steps", "--max-grad-norm", "--adam-eps",   "--dropout",
-      "--seed",         "--threads",      "--backend",       "--save-steps", "--stop-after"};
   Options options;
-  std::map<std::string, std::string> seen;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") throw UsageError("help");
-    if (flag == "--no-shuffle" || flag == "--resume") {
-      if (seen.count(flag)) throw UsageError(flag + " given twice");
-      seen[flag] = "";
-      continue;
-    }
-    if (std::find(with_value.begin(), with_value.end(), flag) == with_value.end())
-      throw UsageError("unknown argument '" + flag + "'");
-    if (i + 1 >= argc) throw UsageError(flag + " needs a value");
-    if (seen.count(flag)) throw UsageError(flag + " given twice");
-    seen[flag] = argv[++i];
-  }
+  auto seen = fnet_cli::parse_flags(
+      argc, argv, {"--model",        "--task",         "--train",         "--eval",       "--output-dir",
+                   "--num-labels",   "--epochs",       "--steps",         "--batch-size", "--lr",
+                   "--weight-decay", "--warmup-steps", "--max-grad-norm", "--adam-eps",   "--dropout",
+                   "--seed",         "--threads",      "--backend",       "--save-steps", "--stop-after"},
+      {"--no-shuffle", "--resume"});
   const auto has = [&](const char* flag) { return seen.count(flag) != 0; };
   const auto take = [&](const char* flag) { return has(flag) ? seen[flag] : std::string(); };
   options.model = take("--model");
@@ -212,9 +166,7 @@ Options parse_options(int argc, char** argv) {
   if (!(options.adam_eps > 0)) throw UsageError("--adam-eps must be > 0");
   if (options.dropout && !(*options.dropout >= 0 && *options.dropout < 1))
     throw UsageError("--dropout must be in [0, 1)");
-  if (!options.backend.empty() && options.backend != "fftw" && options.backend != "builtin" &&
-      options.backend != "dft")
-    throw UsageError("--backend must be fftw, builtin or dft, got '" + options.backend + "'");
+  fnet_cli::check_backend(options.backend);
   return options;
 }
 
@@ -808,38 +760,13 @@ void train(const Options& options) {
 int run_main(int argc, char** argv) {
   const Options options = parse_options(argc, argv);
   fnet::set_num_threads(options.threads);
-  if (options.backend == "dft") {
-    train<fnet::fft::DftMatrix>(options);
-  } else if (options.backend == "builtin") {
-    train<fnet::fft::Builtin>(options);
-  } else {
-#if defined(FNET_HAS_FFTW)
-    train<fnet::fft::Fftw>(options);
-#else
-    if (options.backend == "fftw") throw UsageError("--backend fftw: this fnet-train was built without FFTW");
-    train<fnet::fft::Builtin>(options);
-#endif
-  }
+  fnet_cli::with_backend(options.backend, "fnet-train",
+                         [&](auto chosen) { train<decltype(chosen)>(options); });
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run_main(argc, argv);
-  } catch (const UsageError& error) {
-    if (std::string(error.what()) == "help") {
-      std::printf("%s\n", usage);
-      return 0;
-    }
-    std::fprintf(stderr, "fnet-train: %s (%s)\n", fnet::io::printable(error.what()).c_str(), usage);
-    return 2;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "fnet-train: %s\n", fnet::io::printable(error.what()).c_str());
-    return 1;
-  } catch (...) {
-    std::fprintf(stderr, "fnet-train: unknown error\n");
-    return 1;
-  }
+  return fnet_cli::run("fnet-train", usage, [&] { return run_main(argc, argv); });
 }

@@ -13,90 +13,7 @@
 #include <new>
 #include <vector>
 
-namespace {
-
-std::atomic<bool> counting{false};
-std::atomic<long> new_calls{0};
-
-void* counted_new(std::size_t size, std::size_t alignment) {
-  if (counting.load(std::memory_order_relaxed)) new_calls.fetch_add(1, std::memory_order_relaxed);
-  void* p = nullptr;
-  if (alignment <= alignof(std::max_align_t)) {
-    p = std::malloc(size == 0 ? 1 : size);
-  } else if (posix_memalign(&p, alignment, size == 0 ? 1 : size) != 0) {
-    p = nullptr;
-  }
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-// Out of line, so that GCC does not see free() meet a pointer from operator new and warn about the pairing.
-[[gnu::noinline]] void release(void* p) noexcept {
-  std::free(p);
-}
-
-// Operator new calls while f runs (every thread's).
-template <class F>
-long operator_new_calls(F&& f) {
-  new_calls = 0;
-  counting = true;
-  f();
-  counting = false;
-  return new_calls.load();
-}
-
-}  // namespace
-
-void* operator new(std::size_t size) {
-  return counted_new(size, 0);
-}
-void* operator new[](std::size_t size) {
-  return counted_new(size, 0);
-}
-void* operator new(std::size_t size, std::align_val_t alignment) {
-  return counted_new(size, static_cast<std::size_t>(alignment));
-}
-void* operator new[](std::size_t size, std::align_val_t alignment) {
-  return counted_new(size, static_cast<std::size_t>(alignment));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(size, 0);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(size, 0);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p) noexcept {
-  release(p);
-}
-void operator delete[](void* p) noexcept {
-  release(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  release(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  release(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  release(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  release(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  release(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  release(p);
-}
+#include "allocation_counting.hpp"
 
 namespace {
 
@@ -118,9 +35,9 @@ TEST(TrainAllocation, LossesAllocateNothingAtSteadyState) {
     fnet::mse_loss(logits_view, targets_view, {gradient.data(), pitch});
   };
   call();  // the pool's workers start here
-  EXPECT_EQ(operator_new_calls([&] {
+  EXPECT_EQ(count_allocations([&] {
               for (int i = 0; i < 3; ++i) call();
-            }),
+            }).news,
             0);
 }
 
@@ -129,11 +46,11 @@ TEST(TrainAllocation, DropoutAllocatesNothingAtSteadyState) {
   std::vector<float> x(200000, 1.0f);
   ThreadSetting setting(3);
   dropout.forward(x.data(), x.data(), x.size(), 0, 0);  // the pool's workers start here
-  EXPECT_EQ(operator_new_calls([&] {
+  EXPECT_EQ(count_allocations([&] {
               dropout.forward(x.data(), x.data(), x.size(), 1, 0);
               dropout.backward(x.data(), x.data(), x.size(), 1, 0);
               dropout.apply(x.data(), x.data(), 1000, 77, 2, 1);
-            }),
+            }).news,
             0);
 }
 

@@ -205,6 +205,49 @@ TEST(TrainModelLoss, MicroBatchesAccumulateAndLossScaleScales) {
   EXPECT_THROW(model.backward(cache, accumulated, workspace), std::invalid_argument) << "a second backward";
 }
 
+// Every sum is cut into blocks fixed by the sizes and dropout masks are a function of the element: 1, 2 and 3
+// threads give the same loss and gradient bits, for a model large enough to span several blocks.
+TEST(TrainModelLoss, TheSameBitsForEveryThreadCount) {
+  fnet::FNetConfig config;
+  config.vocab_size = 300;
+  config.hidden_size = 48;
+  config.intermediate_size = 400;
+  config.num_hidden_layers = 2;
+  config.max_position_embeddings = 200;
+  config.num_labels = 3;
+  fnet::FNetModel<float> model(config, {true, fnet::Classifier::sequence});
+  model.initialize(120);
+  fnet::TokenIds ids(2, 150);
+  fnet::TrainingLabels labels;
+  labels.token_labels = fnet::TokenIds::Constant(2, 150, -100);
+  for (long i = 0; i < ids.size(); ++i) {
+    ids.data()[i] = 4 + (i * 37) % 296;
+    if (i % 7 == 0) labels.token_labels.data()[i] = (i * 11) % 300;
+  }
+  labels.sequence_labels = {1, 0};
+  fnet::TrainingOptions options;
+  options.dropout = 0.1;
+  options.seed = 5;
+  std::vector<std::vector<float>> results;
+  std::vector<double> losses;
+  for (const int threads : {1, 2, 3}) {
+    fnet::set_num_threads(threads);
+    fnet::FNetModel<float>::TrainingCache cache;
+    fnet::Workspace<float> workspace;
+    fnet::Gradients<float> gradients(model.parameters());
+    losses.push_back(model.forward(ids, fnet::TokenIds(), labels, cache, workspace, options));
+    model.backward(cache, gradients, workspace);
+    results.emplace_back(gradients.data(), gradients.data() + gradients.buffer_size());
+  }
+  fnet::set_num_threads(1);
+  for (std::size_t t = 1; t < results.size(); ++t) {
+    EXPECT_EQ(losses[t], losses[0]);
+    for (std::size_t i = 0; i < results[0].size(); ++i)
+      ASSERT_EQ(results[t][i], results[0][i])
+          << "thread count " << t + 1 << " changed gradient element " << i;
+  }
+}
+
 TEST(TrainModelLoss, BadLabelsAreRefusedNamingTheField) {
   const auto config = small_config(fnet::Activation::gelu);
   Model pretraining(config, {true, fnet::Classifier::none});

@@ -23,72 +23,9 @@
 #include <string>
 #include <vector>
 
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<long> new_calls{0};
-
-void* counted_new(std::size_t size, std::size_t alignment) {
-  if (counting.load(std::memory_order_relaxed)) new_calls.fetch_add(1, std::memory_order_relaxed);
-  void* p = nullptr;
-  if (posix_memalign(&p, alignment < sizeof(void*) ? sizeof(void*) : alignment, size == 0 ? 1 : size) == 0)
-    return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-// The replaced operators pair with each other (posix_memalign and free); GCC cannot see that once the
-// deletes are inlined into library code.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-void* operator new(std::size_t size) {
-  return counted_new(size, alignof(std::max_align_t));
-}
-void* operator new[](std::size_t size) {
-  return counted_new(size, alignof(std::max_align_t));
-}
-void* operator new(std::size_t size, std::align_val_t alignment) {
-  return counted_new(size, static_cast<std::size_t>(alignment));
-}
-void* operator new[](std::size_t size, std::align_val_t alignment) {
-  return counted_new(size, static_cast<std::size_t>(alignment));
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
+#include "allocation_counting.hpp"
 
 namespace {
-
-template <class F>
-long count_new_calls(F&& f) {
-  new_calls = 0;
-  counting = true;
-  f();
-  counting = false;
-  return new_calls.load();
-}
 
 // Restores the thread setting a test changed.
 struct ThreadSetting {
@@ -641,13 +578,13 @@ TEST(AdamW, StepAllocatesNothing) {
     fnet::set_num_threads(threads);
     fnet::AdamW<float> optimizer(problem.trainable());
     optimizer.step(1e-3);  // a first threaded call starts the pool's workers
-    EXPECT_EQ(count_new_calls([&] {
+    EXPECT_EQ(count_allocations([&] {
                 for (int k = 0; k < 3; ++k) optimizer.step(1e-3);
-              }),
+              }).news,
               0)
         << threads << " threads";
     const auto tensors = problem.trainable();
-    EXPECT_EQ(count_new_calls([&] { fnet::clip_grad_norm(tensors, 1e-3); }), 0)
+    EXPECT_EQ(count_allocations([&] { fnet::clip_grad_norm(tensors, 1e-3); }).news, 0)
         << "clip_grad_norm, " << threads << " threads";
   }
 }

@@ -107,10 +107,7 @@ class FNetEmbeddings {
     check_inputs(ids, token_types);
     detail::check_dims(owner, "upstream gradient dy", dy, ids.rows(), ids.cols(),
                        static_cast<Eigen::Index>(config_.hidden_size));
-    if (cache.tokens() != static_cast<std::size_t>(ids.size()))
-      throw std::invalid_argument(std::string(owner) + ": the cache holds " + std::to_string(cache.tokens()) +
-                                  " tokens but the ids have " + std::to_string(ids.size()) +
-                                  " (pass the forward's cache)");
+    detail::check_cached_rows(owner, "cache", cache.tokens(), static_cast<std::size_t>(ids.size()));
     gradients.check_layout(owner, 7, gradient_size());
     backward_rows(ids, token_types, cache, dy.data(), gradients.data(), workspace, num_threads());
   }

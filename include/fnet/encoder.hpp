@@ -128,10 +128,8 @@ class Encoder {
     check_parameters(name, {});
     detail::check_input(name, dy, static_cast<Eigen::Index>(config_.hidden_size));
     detail::check_output(name, dy, dx);
-    if (cache.tokens() != static_cast<std::size_t>(dy.dimension(0) * dy.dimension(1)))
-      throw std::invalid_argument(std::string(name) + ": the cache holds " + std::to_string(cache.tokens()) +
-                                  " tokens but dy has " + std::to_string(dy.dimension(0) * dy.dimension(1)) +
-                                  " (pass the forward's cache)");
+    detail::check_cached_rows(name, "cache", cache.tokens(),
+                              static_cast<std::size_t>(dy.dimension(0) * dy.dimension(1)));
     gradients.check_layout(name, layers_.size() * detail::Access::parameter_count(layers_.front()),
                            gradient_size());
     backward_rows(cache, dy.dimension(0), dy.dimension(1), dy.data(), dx.data(), gradients.data(), workspace,

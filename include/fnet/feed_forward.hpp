@@ -122,10 +122,7 @@ class FeedForward {
     detail::check_dims(owner, "upstream gradient dy", dy, batch, seq, h);
     detail::check_dims(owner, "input gradient dx", dx, batch, seq, h);
     const auto tokens = static_cast<std::size_t>(batch * seq);
-    if (cache.tokens() != tokens)
-      throw std::invalid_argument(std::string(owner) + ": the cache holds " + std::to_string(cache.tokens()) +
-                                  " tokens but x has " + std::to_string(tokens) +
-                                  " (pass the forward's cache)");
+    detail::check_cached_rows(owner, "cache", cache.tokens(), tokens);
     gradients.check_layout(owner, 4, gradient_size());
     backward_rows(x.data(), tokens, cache, dy.data(), dx.data(), gradients.data(), workspace, num_threads());
   }

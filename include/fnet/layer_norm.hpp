@@ -132,10 +132,7 @@ class LayerNorm {
     detail::check_dims(owner, "upstream gradient dy", dy, batch, seq, h);
     detail::check_dims(owner, "input gradient dx", dx, batch, seq, h);
     const auto rows = static_cast<std::size_t>(batch * seq);
-    if (statistics.rows() != rows)
-      throw std::invalid_argument(std::string(owner) + ": the statistics hold " +
-                                  std::to_string(statistics.rows()) + " rows but x has " +
-                                  std::to_string(rows) + " (pass the forward's statistics)");
+    detail::check_cached_rows(owner, "statistics", statistics.rows(), rows);
     gradients.check_layout(owner, 2, gradient_size());
     backward_rows(x.data(), rows, statistics.mean(), statistics.inverse_std(), dy.data(), dx.data(),
                   gradients.data(), num_threads());

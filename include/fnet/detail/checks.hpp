@@ -47,6 +47,15 @@ void check_dims(const char* owner, const char* name, const Map& t, Eigen::Index 
     throw std::invalid_argument(std::string(owner) + ": " + name + " has a null data pointer");
 }
 
+// A backward pass must be given what its own forward kept: a cache (or statistics) of as many rows as the
+// gradient it receives.
+inline void check_cached_rows(const char* owner, const char* what, std::size_t cached, std::size_t rows) {
+  if (cached != rows)
+    throw std::invalid_argument(std::string(owner) + ": the " + what + " holds " + std::to_string(cached) +
+                                " rows but the call has " + std::to_string(rows) + " (pass the forward's " +
+                                what + ")");
+}
+
 inline bool ranges_overlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
   const auto pa = reinterpret_cast<std::uintptr_t>(a);
   const auto pb = reinterpret_cast<std::uintptr_t>(b);

@@ -1,0 +1,131 @@
+// What the command-line tools share: flag parsing with usage errors, numbers with their ranges, the FFT
+// backend chosen by name, and a main() that turns every error into one printable line on stderr.
+#pragma once
+
+#include <fnet/fft/builtin.hpp>
+#include <fnet/fft/dft_matrix.hpp>
+#if defined(FNET_HAS_FFTW)
+#include <fnet/fft/fftw.hpp>
+#endif
+#include <fnet/io/error.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fnet_cli {
+
+/// A mistake on the command line: reported with the usage text, exit status 2.
+class UsageError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// flag -> value for every flag given (switches map to ""). Throws UsageError("help") for --help / -h, and
+/// UsageError naming an unknown flag, a flag without its value or a flag given twice.
+inline std::map<std::string, std::string> parse_flags(int argc, char** argv,
+                                                      const std::vector<std::string>& with_value,
+                                                      const std::vector<std::string>& switches = {}) {
+  std::map<std::string, std::string> seen;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") throw UsageError("help");
+    const bool is_switch = std::find(switches.begin(), switches.end(), flag) != switches.end();
+    if (!is_switch && std::find(with_value.begin(), with_value.end(), flag) == with_value.end())
+      throw UsageError("unknown argument '" + flag + "'");
+    if (seen.count(flag)) throw UsageError(flag + " given twice");
+    if (is_switch) {
+      seen[flag] = "";
+      continue;
+    }
+    if (i + 1 >= argc) throw UsageError(flag + " needs a value");
+    seen[flag] = argv[++i];
+  }
+  return seen;
+}
+
+/// An integer in [min, max]; UsageError naming the flag otherwise.
+inline std::uint64_t parse_integer(const std::string& flag, const std::string& value, std::uint64_t min,
+                                   std::uint64_t max) {
+  std::size_t used = 0;
+  unsigned long long number = 0;
+  try {
+    number = std::stoull(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || value[0] == '-' || number < min || number > max)
+    throw UsageError(flag + " must be an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+                     "], got '" + value + "'");
+  return number;
+}
+
+/// A finite number; UsageError naming the flag otherwise.
+inline double parse_number(const std::string& flag, const std::string& value) {
+  std::size_t used = 0;
+  double number = 0;
+  try {
+    number = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || !std::isfinite(number))
+    throw UsageError(flag + " must be a finite number, got '" + value + "'");
+  return number;
+}
+
+/// Throws UsageError unless `backend` is empty (the default) or names a backend.
+inline void check_backend(const std::string& backend) {
+  if (!backend.empty() && backend != "fftw" && backend != "builtin" && backend != "dft")
+    throw UsageError("--backend must be fftw, builtin or dft, got '" + backend + "'");
+}
+
+/// body(Backend{}) with the FFT backend `backend` names (empty: fnet::fft::Default's choice).
+template <class Body>
+void with_backend(const std::string& backend, const char* tool, Body&& body) {
+  if (backend == "dft") {
+    body(fnet::fft::DftMatrix{});
+  } else if (backend == "builtin") {
+    body(fnet::fft::Builtin{});
+  } else {
+#if defined(FNET_HAS_FFTW)
+    static_cast<void>(tool);
+    body(fnet::fft::Fftw{});
+#else
+    if (backend == "fftw")
+      throw UsageError(std::string("--backend fftw: this ") + tool + " was built without FFTW");
+    body(fnet::fft::Builtin{});
+#endif
+  }
+}
+
+/// Runs `run_main`: a UsageError prints "tool: message (usage)" and exits 2 (--help prints the usage and
+/// exits 0); any other error prints "tool: message" and exits 1. Messages are one line of printable ASCII,
+/// whatever they quote (file content, a nested library's multi-line error, an argument).
+template <class Main>
+int run(const char* tool, const char* usage, Main&& run_main) {
+  try {
+    return run_main();
+  } catch (const UsageError& error) {
+    if (std::string(error.what()) == "help") {
+      std::printf("%s\n", usage);
+      return 0;
+    }
+    std::fprintf(stderr, "%s: %s (%s)\n", tool, fnet::io::printable(error.what()).c_str(), usage);
+    return 2;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s: %s\n", tool, fnet::io::printable(error.what()).c_str());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "%s: unknown error\n", tool);
+    return 1;
+  }
+}
+
+}  // namespace fnet_cli
