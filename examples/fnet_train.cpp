@@ -5,7 +5,7 @@
 //              --train DATA [--eval DATA] --output-dir OUT [--num-labels N] [--epochs E | --steps N]
 //              [--batch-size B] [--lr LR] [--weight-decay WD] [--warmup-steps W] [--max-grad-norm C]
 //              [--adam-eps EPS] [--dropout P] [--seed S] [--no-shuffle] [--threads N]
-//              [--backend fftw|builtin|dft] [--save-steps K] [--resume]
+//              [--backend fftw|builtin|dft] [--save-steps K] [--resume] [--stop-after K]
 //
 // DATA is a directory of .npy files (input_ids.npy (N, S); labels.npy: (N,) class indices or floats for
 // regression, (N, S) for token classification and masked-LM; next_sentence_label.npy (N,) for pre-training;
@@ -13,7 +13,9 @@
 // classification, tokenized with DIR/spiece.model). OUT receives the last checkpoint (config.json,
 // model.safetensors), the optimiser state (optimizer.safetensors) and trainer_state.json; with --eval, the
 // checkpoint with the lowest evaluation loss in OUT/best; with --save-steps, the latest intermediate state in
-// OUT/checkpoint-K, from which --resume continues.
+// OUT/checkpoint-K, from which --resume continues. --stop-after K ends the run after update K without the
+// final save, leaving OUT as a run interrupted there would (the newest OUT/checkpoint-J, J <= K, of
+// --save-steps): what --resume is tested with.
 #include <fnet/io/atomic_file.hpp>
 #include <fnet/io/config.hpp>
 #include <fnet/io/npy.hpp>
@@ -49,6 +51,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -60,7 +63,7 @@ constexpr const char* usage =
     "DATA "
     "[--eval DATA] --output-dir OUT [--num-labels N] [--epochs E | --steps N] [--batch-size B] [--lr LR] "
     "[--weight-decay WD] [--warmup-steps W] [--max-grad-norm C] [--adam-eps EPS] [--dropout P] [--seed S] "
-    "[--no-shuffle] [--threads N] [--backend fftw|builtin|dft] [--save-steps K] [--resume]";
+    "[--no-shuffle] [--threads N] [--backend fftw|builtin|dft] [--save-steps K] [--resume] [--stop-after K]";
 
 using fnet_cli::parse_integer;
 using fnet_cli::parse_number;
@@ -90,7 +93,8 @@ struct Options {
   std::size_t batch_size = 8;
   double lr = 5e-5, weight_decay = 0.0, max_grad_norm = 1.0, adam_eps = 1e-8;
   std::int64_t warmup_steps = 0, save_steps = 0;
-  std::optional<double> dropout;  // default: config.json's hidden_dropout_prob
+  std::optional<std::int64_t> stop_after;  // end after this update, as an interrupted run (not a setting)
+  std::optional<double> dropout;           // default: config.json's hidden_dropout_prob
   std::uint64_t seed = 42;
   bool shuffle = true, resume = false;
   int threads = fnet::hardware_threads();  // as PyTorch; --threads 1 for one
@@ -99,10 +103,10 @@ struct Options {
 Options parse_options(int argc, char** argv) {
   Options options;
   auto seen = fnet_cli::parse_flags(
-      argc, argv,
-      {"--model", "--task", "--train", "--eval", "--output-dir", "--num-labels", "--epochs", "--steps",
-       "--batch-size", "--lr", "--weight-decay", "--warmup-steps", "--max-grad-norm", "--adam-eps",
-       "--dropout", "--seed", "--threads", "--backend", "--save-steps"},
+      argc, argv, {"--model",        "--task",         "--train",         "--eval",       "--output-dir",
+                   "--num-labels",   "--epochs",       "--steps",         "--batch-size", "--lr",
+                   "--weight-decay", "--warmup-steps", "--max-grad-norm", "--adam-eps",   "--dropout",
+                   "--seed",         "--threads",      "--backend",       "--save-steps", "--stop-after"},
       {"--no-shuffle", "--resume"});
   const auto has = [&](const char* flag) { return seen.count(flag) != 0; };
   const auto take = [&](const char* flag) { return has(flag) ? seen[flag] : std::string(); };
@@ -151,6 +155,9 @@ Options parse_options(int argc, char** argv) {
   if (has("--save-steps"))
     options.save_steps =
         static_cast<std::int64_t>(parse_integer("--save-steps", take("--save-steps"), 1, 1ull << 40));
+  if (has("--stop-after"))
+    options.stop_after =
+        static_cast<std::int64_t>(parse_integer("--stop-after", take("--stop-after"), 1, 1ull << 40));
   options.shuffle = !has("--no-shuffle");
   options.resume = has("--resume");
   if (!(options.lr >= 0)) throw UsageError("--lr must be >= 0");
@@ -244,6 +251,7 @@ Dataset load_tsv(const std::string& path, const std::string& model_directory,
   const fnet::Tokenizer tokenizer((fs::path(model_directory) / "spiece.model").string());
   std::vector<fnet::Encoding> encodings;
   std::vector<std::string> label_texts;
+  std::vector<std::size_t> line_numbers;  // of each example: blank lines are skipped
   std::string line;
   std::size_t number = 0, longest = 0;
   while (std::getline(in, line)) {
@@ -262,6 +270,7 @@ Dataset load_tsv(const std::string& path, const std::string& model_directory,
     encodings.push_back(fields.size() == 3 ? tokenizer.encode_pair(fields[0], fields[1])
                                            : tokenizer.encode(fields[0]));
     label_texts.push_back(fields.back());
+    line_numbers.push_back(number);
     longest = std::max(longest, encodings.back().ids.size());
     if (encodings.back().ids.size() > config.max_position_embeddings)
       throw std::invalid_argument(
@@ -281,7 +290,8 @@ Dataset load_tsv(const std::string& path, const std::string& model_directory,
       data.token_types(r, static_cast<Eigen::Index>(c)) = e.token_types[c];
     }
     const std::string& text = label_texts[static_cast<std::size_t>(r)];
-    const std::string where = path + ": line " + std::to_string(r + 1) + " label '" + text + "'";
+    const std::string where = path + ": line " + std::to_string(line_numbers[static_cast<std::size_t>(r)]) +
+                              " label '" + text + "'";
     if (config.num_labels == 1) {
       data.regression_targets.push_back(parse_number(where, text));
     } else {
@@ -480,8 +490,11 @@ Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::siz
   fnet::TokenIds ids, types;
   fnet::TrainingLabels labels;
   std::vector<std::size_t> order = epoch_order(data.size(), 0, 0, false);
+  // Trainer's evaluation loss: each batch's mean loss counted once per example (loss.repeat(batch_size)),
+  // so a partial last batch weighs what its examples do. Batches without a finite loss (nothing to predict)
+  // are left out.
   double loss_sum = 0, correct = 0, counted = 0;
-  std::size_t batches = 0;
+  std::size_t examples = 0;
   for (std::size_t first = 0; first < data.size(); first += batch_size) {
     const std::size_t count = std::min(batch_size, data.size() - first);
     gather(data, order, first, count, ids, types, labels);
@@ -522,12 +535,13 @@ Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::siz
       argmax_accuracy(out.sequence_logits->data(), count, classes, labels.sequence_labels.data());
     }
     if (std::isfinite(batch_loss)) {
-      loss_sum += batch_loss;
-      ++batches;
+      loss_sum += batch_loss * static_cast<double>(count);
+      examples += count;
     }
   }
   Evaluation result;
-  result.loss = batches ? loss_sum / static_cast<double>(batches) : std::numeric_limits<double>::quiet_NaN();
+  result.loss =
+      examples ? loss_sum / static_cast<double>(examples) : std::numeric_limits<double>::quiet_NaN();
   result.accuracy = counted > 0 ? correct / counted : std::numeric_limits<double>::quiet_NaN();
   return result;
 }
@@ -612,6 +626,11 @@ void train(const Options& options) {
       progress.best_eval_loss = saved["best_eval_loss"].get<double>();
     weights_from = *resume_from;
   }
+  if (options.stop_after &&
+      (*options.stop_after <= progress.global_step || *options.stop_after >= total_steps))
+    throw UsageError("--stop-after " + std::to_string(*options.stop_after) + " must lie after update " +
+                     std::to_string(progress.global_step) + ", where this run starts, and before update " +
+                     std::to_string(total_steps) + ", its last");
   std::vector<std::string> initialized;
   Model model =
       fnet::io::load_for_training<float, Backend>(weights_from, config, heads, options.seed, &initialized);
@@ -625,7 +644,13 @@ void train(const Options& options) {
   adam.learning_rate = options.lr;
   adam.weight_decay = options.weight_decay;
   adam.eps = options.adam_eps;
-  fnet::AdamW<float> optimizer(gradients.trainable(model.parameters()), adam);
+  // Trainer steps only the parameters that received a gradient (zero_grad leaves the others None): a token
+  // classifier's loss never reaches the pooler, so AdamW, weight decay included, must leave it alone.
+  std::vector<fnet::TrainableTensor<float>> trainable;
+  for (const auto& tensor : gradients.trainable(model.parameters()))
+    if (!(options.task == Task::token_classification && tensor.name.rfind("pooler.", 0) == 0))
+      trainable.push_back(tensor);
+  fnet::AdamW<float> optimizer(std::move(trainable), adam);
   if (resume_from)
     fnet::io::load_optimizer_state(optimizer, (fs::path(*resume_from) / "optimizer.safetensors").string());
   const fnet::LinearScheduleWithWarmup schedule(options.lr, options.warmup_steps, total_steps);
@@ -709,6 +734,13 @@ void train(const Options& options) {
           (fs::path(options.output_dir) / ("checkpoint-" + std::to_string(done))).string();
       save_state(model, optimizer, directory, state_json(done));
       if (previous && *previous != directory) fs::remove_all(*previous);  // only the newest is kept
+    }
+    if (options.stop_after && done == *options.stop_after) {
+      const auto saved = latest_checkpoint(options.output_dir);
+      std::printf("fnet-train: stopped after update %lld of %lld (--stop-after); %s\n",
+                  static_cast<long long>(done), static_cast<long long>(total_steps),
+                  saved ? ("--resume continues from " + *saved).c_str() : "no checkpoint to resume from");
+      return;
     }
   }
   run_eval(total_steps);

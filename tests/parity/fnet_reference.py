@@ -1,6 +1,10 @@
 """An independent FNet in PyTorch, written from the model description (embeddings, Fourier mixing, post-LN
 feed-forward layers, pooler, heads), and random checkpoints in the Hugging Face layout to test fnet-infer with.
 
+For training: the heads' losses as Hugging Face's task models define them (training_loss) and their gradients
+by PyTorch's autograd (loss_and_gradients), with the word table as an nn.Embedding(padding_idx=pad_token_id)
+(no lookup gradient for the pad row) and the masked-LM decoder tied to it.
+
 Everything runs in float64 from the weights exactly as stored (F16/BF16 values widened exactly), so the
 reference is the "true" output the C++ float32 result is compared against.
 
@@ -64,7 +68,7 @@ def parameter_shapes(cfg, heads):
             "cls.seq_relationship.weight": [2, h], "cls.seq_relationship.bias": [2],
         })
     elif heads in ("sequence", "token"):
-        labels = len(cfg.get("id2label", {})) or 2
+        labels = len(cfg.get("id2label", {})) or cfg.get("num_labels", 2)
         shapes.update({"classifier.weight": [labels, h], "classifier.bias": [labels]})
     return shapes
 
@@ -279,7 +283,17 @@ def fourier_mix(x, cfg):
     return torch.fft.fftn(x, dim=(1, 2)).real
 
 
-def forward(weights, cfg, heads, ids, token_types, eps_override=None):
+def word_lookup(table, ids, cfg, padding_idx=True):
+    """The word table's rows for `ids`, as Hugging Face's nn.Embedding(vocab, hidden, padding_idx=pad_token_id)
+    looks them up: the same values, but no gradient flows into the pad row through the lookup (the tied
+    decoder still reaches it). `padding_idx=False` lets it flow, to show that a test notices the difference."""
+    pad = cfg.get("pad_token_id")
+    if padding_idx and pad is not None and 0 <= pad < table.shape[0]:
+        return torch.nn.functional.embedding(ids, table, padding_idx=pad)
+    return torch.nn.functional.embedding(ids, table)
+
+
+def forward(weights, cfg, heads, ids, token_types, eps_override=None, padding_idx=True):
     """All outputs of the model for int64 (batch, seq) ids and token types, in float64. `eps_override` maps
     LayerNorm sites (layer_norm_sites) to another eps, to show that a case notices the eps of each."""
     w = weights
@@ -291,7 +305,8 @@ def forward(weights, cfg, heads, ids, token_types, eps_override=None):
                           eps_override.get(site, cfg["layer_norm_eps"]))
 
     seq = ids.shape[1]
-    x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.token_type_embeddings.weight"][token_types] +
+    x = (word_lookup(w["embeddings.word_embeddings.weight"], ids, cfg, padding_idx) +
+         w["embeddings.token_type_embeddings.weight"][token_types] +
          w["embeddings.position_embeddings.weight"][:seq].unsqueeze(0))
     x = norm("embeddings", x, "embeddings.")
     x = x @ w["embeddings.projection.weight"].T + w["embeddings.projection.bias"]
@@ -314,6 +329,52 @@ def forward(weights, cfg, heads, ids, token_types, eps_override=None):
     elif heads == "token":
         outputs["logits"] = x @ w["classifier.weight"].T + w["classifier.bias"]
     return outputs
+
+
+IGNORE_INDEX = -100  # torch.nn.CrossEntropyLoss's default, which Hugging Face puts on every unpredicted label
+
+
+def num_labels(cfg):
+    return len(cfg.get("id2label", {})) or cfg.get("num_labels", 2)
+
+
+def training_loss(outputs, cfg, heads, labels, next_sentence_labels=None):
+    """The loss of Hugging Face's FNet task model with `heads` on forward()'s `outputs`, and its parts:
+    - "pretraining" (FNetForPreTraining): cross-entropy of the prediction logits (batch * seq, vocab) against
+      `labels` (batch, seq) plus cross-entropy of the next-sentence logits (batch, 2) against
+      `next_sentence_labels` (batch);
+    - "sequence" (FNetForSequenceClassification): with num_labels 1, mean squared error of the squeezed logits
+      against the float `labels` (batch) (regression); otherwise cross-entropy against class indices (batch);
+    - "token" (FNetForTokenClassification): cross-entropy of (batch * seq, num_labels) against `labels`.
+    Cross-entropy is the mean over the labels that are not IGNORE_INDEX. Returns (loss, {part: value})."""
+    def cross_entropy(logits, targets):
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                                 ignore_index=IGNORE_INDEX, reduction="mean")
+
+    if heads == "pretraining":
+        masked_lm = cross_entropy(outputs["prediction_logits"], labels)
+        next_sentence = cross_entropy(outputs["seq_relationship_logits"], next_sentence_labels)
+        return masked_lm + next_sentence, {"masked_lm_loss": masked_lm, "next_sentence_loss": next_sentence}
+    if heads == "sequence" and num_labels(cfg) == 1:
+        loss = torch.nn.functional.mse_loss(outputs["logits"].squeeze(), labels.to(outputs["logits"].dtype).squeeze())
+        return loss, {"classification_loss": loss}
+    if heads in ("sequence", "token"):
+        loss = cross_entropy(outputs["logits"], labels)
+        return loss, {"classification_loss": loss}
+    raise ValueError(f"no loss for heads {heads!r}")
+
+
+def loss_and_gradients(weights, cfg, heads, ids, token_types, labels, next_sentence_labels=None, padding_idx=True):
+    """training_loss of the model with `weights` (float64 tensors by name) on one batch, and the gradient of
+    every weight by autograd (zeros for a weight the loss does not reach, such as the pooler of a token
+    classifier). Returns (loss, {part: value}, {name: gradient}) as Python floats and float64 tensors."""
+    leaves = {name: value.detach().clone().to(torch.float64).requires_grad_(True) for name, value in weights.items()}
+    outputs = forward(leaves, cfg, heads, ids, token_types, padding_idx=padding_idx)
+    loss, parts = training_loss(outputs, cfg, heads, labels, next_sentence_labels)
+    loss.backward()
+    gradients = {name: (leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)).detach()
+                 for name, leaf in leaves.items()}
+    return float(loss), {part: float(value) for part, value in parts.items()}, gradients
 
 
 def config(hidden, intermediate, layers, vocab, max_positions=128, type_vocab=4, act="gelu_new", **extra):
