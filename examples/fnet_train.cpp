@@ -359,13 +359,15 @@ void validate(const Dataset& data, Task task, const fnet::FNetConfig& config) {
       }
     }
   const std::size_t sequence_classes = task == Task::pretraining ? 2 : config.num_labels;
-  for (std::size_t n = 0; n < data.sequence_labels.size(); ++n)
-    if (data.sequence_labels[n] < 0 ||
-        static_cast<std::uint64_t>(data.sequence_labels[n]) >= sequence_classes)
+  for (std::size_t n = 0; n < data.sequence_labels.size(); ++n) {
+    const std::int64_t label = data.sequence_labels[n];  // -100 is ignored, as by PyTorch's cross-entropy
+    if (label != fnet::default_ignore_index &&
+        (label < 0 || static_cast<std::uint64_t>(label) >= sequence_classes))
       throw std::invalid_argument(
           where(task == Task::pretraining ? "next-sentence label" : "label", n, std::nullopt) + " is " +
-          std::to_string(data.sequence_labels[n]) + ", outside [0, " + std::to_string(sequence_classes) +
-          ")");
+          std::to_string(label) + ", outside [0, " + std::to_string(sequence_classes) +
+          ") and not -100 (ignored)");
+  }
   for (std::size_t n = 0; n < data.regression_targets.size(); ++n)
     if (!std::isfinite(data.regression_targets[n]))
       throw std::invalid_argument(where("regression target", n, std::nullopt) + " is not finite");
@@ -673,9 +675,12 @@ void train(const Options& options) {
   const auto run_eval = [&](std::int64_t step) {
     if (!eval_data) return;
     const Evaluation result = evaluate(model, *eval_data, options.task, options.batch_size);
-    std::fprintf(stderr, "fnet-train: epoch %.2f  eval loss %.6f  accuracy %.4f\n",
-                 static_cast<double>(step) / static_cast<double>(steps_per_epoch), result.loss,
-                 result.accuracy);
+    const double epoch = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
+    if (std::isnan(result.accuracy))  // regression: no classes to be right about
+      std::fprintf(stderr, "fnet-train: epoch %.2f  eval loss %.6f\n", epoch, result.loss);
+    else
+      std::fprintf(stderr, "fnet-train: epoch %.2f  eval loss %.6f  accuracy %.4f\n", epoch, result.loss,
+                   result.accuracy);
     if (result.loss < progress.best_eval_loss) {
       progress.best_eval_loss = result.loss;
       fs::create_directories(options.output_dir);

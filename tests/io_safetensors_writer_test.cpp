@@ -233,7 +233,8 @@ TEST(SafetensorsWriter, F64KeepsEveryBitOfADouble) {
                                       std::numeric_limits<double>::denorm_min()};
   SafetensorsWriter writer;
   writer.add("f64", {values.size()}, values.data(), DType::F64);
-  const auto tensors = parse(writer.bytes());
+  const std::string bytes = writer.bytes();  // the views point into it
+  const auto tensors = parse(bytes);
   ASSERT_EQ(tensors.at("f64").dtype, DType::F64);
   std::vector<double> back(values.size());
   fnet::io::convert_elements(DType::F64, tensors.at("f64").data, values.size(), back.data());
