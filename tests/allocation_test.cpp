@@ -226,6 +226,34 @@ TEST(Allocation, TransformerLayerOnCallerMemory) {
   expect_steady_state_allocation_free([&] { layer.forward(fnet::as_map(x), fnet::as_map(out), workspace); });
 }
 
+// A steady-state training step of the attention encoder (forward with one checkpointed layer, backward,
+// AdamW) allocates nothing either.
+TEST(Allocation, TransformerEncoderTrainingStepOnReusedState) {
+  fnet::EncoderConfig config;
+  config.hidden_size = 128;
+  config.intermediate_size = 256;
+  config.num_hidden_layers = 2;
+  fnet::baseline::TransformerEncoder<float> encoder(config);
+  encoder.initialize(9);
+  fnet::Tensor3<float> x(2, 150, 128), out(2, 150, 128), upstream(2, 150, 128), dx(2, 150, 128);
+  x.setRandom();
+  upstream.setRandom();
+  fnet::Gradients<float> gradients(encoder.parameters());
+  fnet::AdamW<float> optimizer(gradients.trainable(encoder.parameters()));
+  typename fnet::baseline::TransformerEncoder<float>::Cache cache;
+  fnet::Workspace<float> workspace;
+  fnet::TrainingOptions options;
+  options.dropout = 0.1;
+  options.checkpointed = {true, false};
+  expect_steady_state_allocation_free([&] {
+    gradients.zero();
+    options.step += 1;
+    encoder.forward(fnet::as_const_map(x), fnet::as_map(out), cache, workspace, options);
+    encoder.backward(cache, fnet::as_const_map(upstream), fnet::as_map(dx), gradients, workspace);
+    optimizer.step(1e-4);
+  });
+}
+
 TEST(Allocation, FeedForwardAndLayerNormOnCallerMemory) {
   fnet::FeedForward<float> ffn(768, 3072, fnet::Activation::gelu_new);
   ffn.initialize(5);

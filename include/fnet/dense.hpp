@@ -157,25 +157,42 @@ class Dense {
   void backward_rows(const Scalar* x, Eigen::Index x_stride, const Scalar* dy, Eigen::Index dy_stride,
                      std::size_t rows, Scalar* dx, Eigen::Index dx_stride, bool accumulate_dx,
                      Scalar* gradient, int threads) const {
+    weight_gradient_rows(x, x_stride, dy, dy_stride, rows, static_cast<Eigen::Index>(out_), gradient,
+                         gradient + detail::aligned_count<Scalar>(in_ * out_), threads);
+    if (dx != nullptr) input_gradient_rows(dy, dy_stride, rows, dx, dx_stride, accumulate_dx, threads);
+  }
+
+  // Kernel: dW += dy^T x and db += the sum of dy's rows, for the first `outputs` output features of dy: all
+  // of them, or one part of a stacked weight (attention's query, key or value rows) whose gradient the
+  // caller places, dy then pointing at the part's first column. dweight is [outputs, in], row pitch in.
+  void weight_gradient_rows(const Scalar* x, Eigen::Index x_stride, const Scalar* dy, Eigen::Index dy_stride,
+                            std::size_t rows, Eigen::Index outputs, Scalar* dweight, Scalar* dbias,
+                            int threads) const {
     using detail::Operand;
     using Acc = detail::Accumulator<Scalar>;
+    const auto in = static_cast<Eigen::Index>(in_);
+    const auto count = static_cast<Eigen::Index>(rows);
+    detail::for_each_column_block(
+        outputs, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
+          detail::gemm<Scalar>(width, in, count, Scalar(1), dy + first, dy_stride, Operand::transposed, x,
+                               x_stride, Operand::plain, Scalar(1), dweight + first * in, in);
+          for (Eigen::Index j = first; j < first + width; ++j) {
+            Acc sum = 0;
+            for (Eigen::Index r = 0; r < count; ++r) sum += static_cast<Acc>(dy[r * dy_stride + j]);
+            dbias[j] = static_cast<Scalar>(static_cast<Acc>(dbias[j]) + sum);
+          }
+        });
+  }
+
+  // Kernel: dx = dy W, or dx += dy W with accumulate_dx, for `rows` rows (pitches dy_stride, dx_stride).
+  void input_gradient_rows(const Scalar* dy, Eigen::Index dy_stride, std::size_t rows, Scalar* dx,
+                           Eigen::Index dx_stride, bool accumulate_dx, int threads) const {
     const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
     const auto count = static_cast<Eigen::Index>(rows);
-    Scalar* dweight = gradient;
-    Scalar* dbias = gradient + detail::aligned_count<Scalar>(in_ * out_);
-    detail::for_each_column_block(out, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
-      detail::gemm<Scalar>(width, in, count, Scalar(1), dy + first, dy_stride, Operand::transposed, x,
-                           x_stride, Operand::plain, Scalar(1), dweight + first * in, in);
-      for (Eigen::Index j = first; j < first + width; ++j) {
-        Acc sum = 0;
-        for (Eigen::Index r = 0; r < count; ++r) sum += static_cast<Acc>(dy[r * dy_stride + j]);
-        dbias[j] = static_cast<Scalar>(static_cast<Acc>(dbias[j]) + sum);
-      }
-    });
-    if (dx == nullptr) return;
     detail::for_each_column_block(in, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
-      detail::gemm<Scalar>(count, width, out, Scalar(1), dy, dy_stride, Operand::plain, weight.data() + first,
-                           in, Operand::plain, accumulate_dx ? Scalar(1) : Scalar(0), dx + first, dx_stride);
+      detail::gemm<Scalar>(count, width, out, Scalar(1), dy, dy_stride, detail::Operand::plain,
+                           weight.data() + first, in, detail::Operand::plain,
+                           accumulate_dx ? Scalar(1) : Scalar(0), dx + first, dx_stride);
     });
   }
 

@@ -52,17 +52,19 @@ class EncoderLayer {
  public:
   /// What a training forward keeps for the backward pass: x + mixing(x), its LayerNorm (the feed-forward's
   /// input) and h + feed_forward(h), with both LayerNorms' statistics and the feed-forward's pre-activations.
-  /// The layer's input is not kept: the mixing is linear. Caller-owned and reused.
+  /// The layer keeps no copy of its input: Fourier mixing is linear and needs none; attention keeps what it
+  /// needs in the mixing's own cache. Caller-owned and reused.
   class Cache {
    public:
     std::size_t tokens() const { return tokens_; }
     std::size_t bytes() const {
-      return mixed_.bytes() + normed_.bytes() + summed_.bytes() + mixed_statistics_.bytes() +
-             summed_statistics_.bytes() + feed_forward_.bytes();
+      return mixing_.bytes() + mixed_.bytes() + normed_.bytes() + summed_.bytes() +
+             mixed_statistics_.bytes() + summed_statistics_.bytes() + feed_forward_.bytes();
     }
 
    private:
     friend class EncoderLayer;
+    typename Mixing::Cache mixing_;         // what the mixing keeps (nothing for Fourier mixing)
     detail::AlignedBuffer<Scalar> mixed_;   // s1 = x + mixing(x)
     detail::AlignedBuffer<Scalar> normed_;  // h = LN1(s1)
     detail::AlignedBuffer<Scalar> summed_;  // s2 = h + feed_forward(h)
@@ -194,7 +196,7 @@ class EncoderLayer {
   }
 
   std::size_t parameter_count() const {
-    return mixing.parameters().size() + 8;  // the mixing's, two LayerNorms and two dense layers
+    return detail::Access::parameter_count(mixing) + 8;  // the mixing's, two LayerNorms, two dense layers
   }
 
   std::size_t gradient_size() const {
@@ -220,7 +222,8 @@ class EncoderLayer {
     cache.step_ = step;
     cache.site_ = site;
 
-    mix_items(x, mixed, batch, seq, workspace, threads);  // s1 = x + mixing(x)
+    detail::Access::forward_train(mixing, x, mixed, batch, seq, hidden, cache.mixing_, workspace,
+                                  threads);  // s1 = x + mixing(x)
     detail::Access::forward_rows(mixing_layer_norm, mixed, tokens, normed, cache.mixed_statistics_.mean(),
                                  cache.mixed_statistics_.inverse_std(), threads);
     detail::Access::forward_train(feed_forward, normed, tokens, summed, cache.feed_forward_, workspace,
@@ -263,28 +266,8 @@ class EncoderLayer {
     const auto& mixed = cache.mixed_statistics_;
     detail::Access::backward_rows(mixing_layer_norm, cache.mixed_.data(), tokens, mixed.mean(),
                                   mixed.inverse_std(), d_normed, d_sum, mixing_norm_gradient, threads);
-    mix_items_backward(d_sum, dx, batch, seq, mixing_gradient, workspace, threads);
-  }
-
-  // s = x + mixing(x) for every item (the mixing's own per-item kernel, in parallel over items).
-  void mix_items(const Scalar* x, Scalar* s, Eigen::Index batch, Eigen::Index seq,
-                 Workspace<Scalar>& workspace, int threads) const {
-    const auto hidden = static_cast<Eigen::Index>(config_.hidden_size);
-    const std::size_t slot = mixing_slot(seq);
-    Scalar* scratch = detail::Access::buffers(workspace).mixing.reserve(
-        slot * detail::slot_count(static_cast<std::size_t>(batch), threads));
-    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int t) {
-      const Eigen::Index offset = static_cast<Eigen::Index>(item) * seq * hidden;
-      detail::Access::mix_item(mixing, x + offset, seq, hidden, s + offset,
-                               scratch + slot * static_cast<std::size_t>(t),
-                               /*add_input=*/true, [](Eigen::Index) {});
-    });
-  }
-
-  // dx = ds + (d mixing / dx)^T ds. Fourier mixing is its own adjoint and has no parameters.
-  void mix_items_backward(const Scalar* ds, Scalar* dx, Eigen::Index batch, Eigen::Index seq,
-                          Scalar* /*gradient*/, Workspace<Scalar>& workspace, int threads) const {
-    mix_items(ds, dx, batch, seq, workspace, threads);
+    detail::Access::backward_rows(mixing, cache.mixing_, batch, seq, hidden, d_sum, dx, mixing_gradient,
+                                  workspace, threads);
   }
 
   std::size_t mixing_slot(Eigen::Index seq) const {

@@ -92,19 +92,8 @@ class FourierMixing {
     detail::check_input(owner, x, -1);
     detail::check_output(owner, x, out);
     check_sequence(owner, x.dimension(1));
-    const auto batch = static_cast<std::size_t>(x.dimension(0));
-    const Eigen::Index seq = x.dimension(1), hidden = x.dimension(2);
-    const int threads = num_threads();
-    const std::size_t slot = scratch_size(seq, hidden);
-    Scalar* scratch =
-        detail::Access::buffers(workspace).mixing.reserve(slot * detail::slot_count(batch, threads));
-    const Eigen::Index item_size = seq * hidden;
-    detail::parallel_for(batch, threads, [&](std::size_t item, int s) {
-      const auto offset = static_cast<Eigen::Index>(item) * item_size;
-      mix_item(x.data() + offset, seq, hidden, out.data() + offset,
-               scratch + slot * static_cast<std::size_t>(s),
-               /*add_input=*/false, [](Eigen::Index) {});
-    });
+    mix_items(x.data(), out.data(), x.dimension(0), x.dimension(1), x.dimension(2), /*add_input=*/false,
+              workspace, num_threads());
   }
 
   /// Training: the gradient with respect to x of <dy, Mix(x)>, written to dx. The mixing is linear and its
@@ -120,6 +109,13 @@ class FourierMixing {
         scratch_size(static_cast<Eigen::Index>(seq), static_cast<Eigen::Index>(hidden)) *
         detail::slot_count(batch, num_threads()));
   }
+
+  /// What a training forward keeps for the backward pass: nothing, the mixing being linear and its own
+  /// adjoint. Here so that an encoder layer treats every mixing sublayer alike.
+  class Cache {
+   public:
+    std::size_t bytes() const { return 0; }
+  };
 
   /// The mixing has no parameters: empty lists, so that layers treat every mixing sublayer alike.
   std::vector<NamedParameter<Scalar>> parameters() { return {}; }
@@ -142,6 +138,34 @@ class FourierMixing {
   void initialize_from(detail::NormalGenerator&) {}                          // nothing to draw
   void check_parameters(const char*, const detail::ParameterPath&) const {}  // nothing to check
   static constexpr std::size_t gradient_size() { return 0; }                 // nothing to train
+  static constexpr std::size_t parameter_count() { return 0; }
+
+  // Kernel: out = Mix(x) (+ x when add_input) for each of `batch` items, in parallel over items. out may be
+  // x.
+  void mix_items(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq, Eigen::Index hidden,
+                 bool add_input, Workspace<Scalar>& workspace, int threads) const {
+    const std::size_t slot = scratch_size(seq, hidden);
+    const auto items = static_cast<std::size_t>(batch);
+    Scalar* scratch =
+        detail::Access::buffers(workspace).mixing.reserve(slot * detail::slot_count(items, threads));
+    detail::parallel_for(items, threads, [&](std::size_t item, int s) {
+      const Eigen::Index offset = static_cast<Eigen::Index>(item) * seq * hidden;
+      mix_item(x + offset, seq, hidden, out + offset, scratch + slot * static_cast<std::size_t>(s), add_input,
+               [](Eigen::Index) {});
+    });
+  }
+
+  // Training kernels of an encoder layer's mixing sublayer: s = x + Mix(x), and dx = ds + Mix^T(ds), which
+  // is ds + Mix(ds). Nothing is kept, nothing is trained.
+  void forward_train(const Scalar* x, Scalar* s, Eigen::Index batch, Eigen::Index seq, Eigen::Index hidden,
+                     Cache&, Workspace<Scalar>& workspace, int threads) const {
+    mix_items(x, s, batch, seq, hidden, /*add_input=*/true, workspace, threads);
+  }
+  void backward_rows(const Cache&, Eigen::Index batch, Eigen::Index seq, Eigen::Index hidden,
+                     const Scalar* ds, Scalar* dx, Scalar* /*gradient*/, Workspace<Scalar>& workspace,
+                     int threads) const {
+    mix_items(ds, dx, batch, seq, hidden, /*add_input=*/true, workspace, threads);
+  }
 
   // Scalars of scratch one item needs: the half spectrum of the transformed length, plus the zero-padded
   // item when the sequence DFT is longer than the sequence.

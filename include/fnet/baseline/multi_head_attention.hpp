@@ -13,10 +13,12 @@
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
+#include <fnet/train/gradients.hpp>
 #include <fnet/workspace.hpp>
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -52,6 +54,11 @@ namespace fnet::baseline {
  *   fnet::Workspace<float> workspace;                          // reused: no reallocation
  *   attention.forward(fnet::as_map(x), fnet::as_map(y), workspace);
  *
+ * Training: forward(x, out, cache, workspace) keeps the input, the Q|K|V rows, every head's probabilities
+ * and the context in a caller-owned Cache (what PyTorch's autograd keeps for BERT's attention);
+ * backward(cache, dy, dx, gradients, workspace) adds the parameter gradients and writes dx. No attention
+ * dropout.
+ *
  * forward is const and safe to call from many threads on one object, each with its own Workspace. With
  * fnet::set_num_threads(n) > 1 the batch items are spread over threads; results are the same bits.
  */
@@ -65,6 +72,26 @@ class MultiHeadAttention {
 
   /// The name of this sublayer in a Hugging Face BERT layer ("attention.self.query.weight", ...).
   static constexpr const char* module_name = "attention";
+
+  /// What a training forward keeps for the backward pass: the input x, the Q|K|V rows, each head's (seq, seq)
+  /// probabilities and the (seq, hidden) context of every item. Caller-owned and reused.
+  class Cache {
+   public:
+    std::size_t tokens() const { return tokens_; }
+    Eigen::Index seq() const { return seq_; }
+    std::size_t bytes() const {
+      return input_.bytes() + q_k_v_.bytes() + probabilities_.bytes() + context_.bytes();
+    }
+
+   private:
+    friend class MultiHeadAttention;
+    detail::AlignedBuffer<Scalar> input_;          // x, (tokens, hidden)
+    detail::AlignedBuffer<Scalar> q_k_v_;          // (tokens, 3 hidden)
+    detail::AlignedBuffer<Scalar> probabilities_;  // (batch, heads, seq, seq)
+    detail::AlignedBuffer<Scalar> context_;        // (tokens, hidden), the output projection's input
+    std::size_t tokens_ = 0;
+    Eigen::Index seq_ = 0;
+  };
 
   /// The attention an encoder layer of `config` uses: `num_heads` heads, or hidden_size / 64 when 0.
   static MultiHeadAttention from_config(const EncoderConfig& config, std::size_t num_heads = 0) {
@@ -136,6 +163,32 @@ class MultiHeadAttention {
                scratch + slot * static_cast<std::size_t>(s),
                /*add_input=*/false, [](Index) {});
     });
+  }
+
+  /// Training: the forward above, keeping in `cache` what backward() needs. out may be x.
+  void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Cache& cache,
+               Workspace<Scalar>& workspace) const {
+    constexpr const char* owner = "fnet::baseline::MultiHeadAttention";
+    check_parameters(owner, {});
+    detail::check_input(owner, x, static_cast<Index>(hidden_size()));
+    detail::check_output(owner, x, out);
+    forward_train(x.data(), out.data(), x.dimension(0), x.dimension(1), x.dimension(2), cache, workspace,
+                  num_threads(), /*add_input=*/false);
+  }
+
+  /// Training: for the upstream gradient dy of the output of the forward that filled `cache`, adds every
+  /// parameter gradient into `gradients` (made from this attention's parameters()) and writes dx. dx may be
+  /// dy. The same bits for every thread count.
+  void backward(const Cache& cache, ConstTensor3Map<Scalar> dy, Tensor3Map<Scalar> dx,
+                Gradients<Scalar>& gradients, Workspace<Scalar>& workspace) const {
+    constexpr const char* owner = "fnet::baseline::MultiHeadAttention::backward";
+    check_parameters(owner, {});
+    detail::check_input(owner, dy, static_cast<Index>(hidden_size()));
+    detail::check_output(owner, dy, dx);
+    check_cache(owner, cache, dy.dimension(0), dy.dimension(1));
+    gradients.check_layout(owner, parameter_count(), gradient_size());
+    backward_rows(cache, dy.dimension(0), dy.dimension(1), dy.dimension(2), dy.data(), dx.data(),
+                  gradients.data(), workspace, num_threads(), /*add_upstream=*/false);
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
@@ -225,6 +278,151 @@ class MultiHeadAttention {
     detail::Access::accumulate_rows(output, context, seq, hidden, out, hidden);
     for (Index n = 0; n < seq; ++n) after_row(n);
   }
+
+  static void check_cache(const char* owner, const Cache& cache, Index batch, Index seq) {
+    detail::check_cached_rows(owner, "cache", cache.tokens(), static_cast<std::size_t>(batch * seq));
+    if (cache.seq() != seq)
+      throw std::invalid_argument(std::string(owner) + ": the cache holds items of " +
+                                  std::to_string(cache.seq()) + " tokens but the call has " +
+                                  std::to_string(seq) + " (pass the forward's cache)");
+  }
+
+  // Elements of this sublayer's slice of a Gradients buffer: query, key, value (weight, bias each), then the
+  // output projection, in the order parameters() lists them.
+  std::size_t part_gradient_size() const {
+    const std::size_t h = hidden_size();
+    return detail::aligned_count<Scalar>(h * h) + detail::aligned_count<Scalar>(h);
+  }
+  std::size_t gradient_size() const { return 4 * part_gradient_size(); }
+  // Tensors parameters() lists (query, key, value, output; weight and bias each), without building the list.
+  static constexpr std::size_t parameter_count() { return 8; }
+
+  // Kernel: the training forward of (batch, seq) items: out = attention(x) (+ x when add_input), keeping the
+  // input, Q|K|V, the probabilities and the context in `cache`. Every product runs over all tokens in
+  // column blocks fixed by the sizes, or per item and head: the same bits for every thread count. out may
+  // be x (x is copied into the cache first).
+  void forward_train(const Scalar* x, Scalar* out, Index batch, Index seq, Index hidden, Cache& cache,
+                     Workspace<Scalar>&, int threads, bool add_input = true) const {
+    const auto tokens = static_cast<std::size_t>(batch * seq);
+    const auto heads = static_cast<Index>(num_heads_), dim = static_cast<Index>(head_dim());
+    const Index pitch = 3 * hidden;
+    const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(dim));
+    Scalar* input = cache.input_.reserve(tokens * static_cast<std::size_t>(hidden));
+    Scalar* q_k_v = cache.q_k_v_.reserve(tokens * static_cast<std::size_t>(pitch));
+    Scalar* probabilities = cache.probabilities_.reserve(static_cast<std::size_t>(batch * heads) *
+                                                         static_cast<std::size_t>(seq * seq));
+    Scalar* context = cache.context_.reserve(tokens * static_cast<std::size_t>(hidden));
+    cache.tokens_ = tokens;
+    cache.seq_ = seq;
+    if (input != x) std::copy_n(x, tokens * static_cast<std::size_t>(hidden), input);
+
+    detail::Access::forward_columns(qkv, input, tokens, q_k_v, /*add_bias=*/true, threads);
+    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int) {
+      const Index offset = static_cast<Index>(item) * seq;
+      for (Index h = 0; h < heads; ++h) {
+        const Scalar* query = q_k_v + offset * pitch + h * dim;
+        const Scalar* key = query + hidden;
+        const Scalar* value = query + 2 * hidden;
+        Scalar* p = probabilities + (static_cast<Index>(item) * heads + h) * seq * seq;
+        detail::gemm<Scalar>(seq, seq, dim, scale, query, pitch, key, pitch, detail::Operand::transposed,
+                             Scalar(0), p, seq);
+        detail::softmax_rows_in_place(p, seq, seq, seq);
+        detail::gemm<Scalar>(seq, dim, seq, Scalar(1), p, seq, value, pitch, detail::Operand::plain,
+                             Scalar(0), context + offset * hidden + h * dim, hidden);
+      }
+    });
+    // out = (x +) bias + context W_o^T: the residual and bias first, the product accumulated onto them.
+    detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
+      const Scalar* bias = output.bias.data();
+      for (std::size_t r = first; r < first + count; ++r) {
+        Scalar* row = out + static_cast<Index>(r) * hidden;
+        const Scalar* in_row = input + static_cast<Index>(r) * hidden;
+        for (Index k = 0; k < hidden; ++k) row[k] = add_input ? in_row[k] + bias[k] : bias[k];
+      }
+    });
+    detail::for_each_column_block(hidden, kColumnBlock, threads, [&](Index first, Index width) {
+      detail::gemm<Scalar>(static_cast<Index>(tokens), width, hidden, Scalar(1), context, hidden,
+                           output.weight.data() + first * hidden, hidden, detail::Operand::transposed,
+                           Scalar(1), out + first, hidden);
+    });
+  }
+
+  // Kernel: the backward pass of forward_train for upstream ds: adds the parameter gradients into
+  // `gradient` (this sublayer's slice) and writes dx = (ds when add_upstream, the residual's share) +
+  // J^T ds. dx may be ds. Scratch: the workspace's intermediate rows (d context, d Q|K|V) and one
+  // (seq, seq) block per thread in its mixing slots.
+  void backward_rows(const Cache& cache, Index batch, Index seq, Index hidden, const Scalar* ds, Scalar* dx,
+                     Scalar* gradient, Workspace<Scalar>& workspace, int threads,
+                     bool add_upstream = true) const {
+    using detail::Operand;
+    using Acc = detail::Accumulator<Scalar>;
+    const auto tokens = static_cast<std::size_t>(batch * seq);
+    const auto heads = static_cast<Index>(num_heads_), dim = static_cast<Index>(head_dim());
+    const Index pitch = 3 * hidden;
+    const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(dim));
+    const std::size_t part = part_gradient_size();
+    const std::size_t weight_part = detail::aligned_count<Scalar>(static_cast<std::size_t>(hidden * hidden));
+    auto& buffers = detail::Access::buffers(workspace);
+    const std::size_t context_rows = detail::aligned_count<Scalar>(tokens * static_cast<std::size_t>(hidden));
+    Scalar* d_context = buffers.intermediate.reserve(context_rows + tokens * static_cast<std::size_t>(pitch));
+    Scalar* d_q_k_v = d_context + context_rows;
+    const Scalar* q_k_v = cache.q_k_v_.data();
+    const Scalar* probabilities = cache.probabilities_.data();
+
+    // The output projection: dW_o += ds^T context, db_o += sum ds, d context = ds W_o.
+    detail::Access::backward_rows(output, cache.context_.data(), hidden, ds, hidden, tokens, d_context,
+                                  hidden, false, gradient + 3 * part, threads);
+
+    // Per item and head: dV = P^T dC, dP = dC V^T, dS = P (dP - rowsum(P dP)) (softmax), scaled by
+    // 1/sqrt(head_dim) for the scores' scale; dQ = dS K, dK = dS^T Q.
+    const auto slot = detail::aligned_count<Scalar>(static_cast<std::size_t>(seq * seq));
+    Scalar* scratch =
+        buffers.mixing.reserve(slot * detail::slot_count(static_cast<std::size_t>(batch), threads));
+    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int t) {
+      Scalar* d_p = scratch + slot * static_cast<std::size_t>(t);
+      const Index offset = static_cast<Index>(item) * seq;
+      for (Index h = 0; h < heads; ++h) {
+        const Scalar* query = q_k_v + offset * pitch + h * dim;
+        const Scalar* key = query + hidden;
+        const Scalar* value = query + 2 * hidden;
+        const Scalar* p = probabilities + (static_cast<Index>(item) * heads + h) * seq * seq;
+        const Scalar* d_c = d_context + offset * hidden + h * dim;
+        Scalar* d_query = d_q_k_v + offset * pitch + h * dim;
+        Scalar* d_key = d_query + hidden;
+        Scalar* d_value = d_query + 2 * hidden;
+        detail::gemm<Scalar>(seq, dim, seq, Scalar(1), p, seq, Operand::transposed, d_c, hidden,
+                             Operand::plain, Scalar(0), d_value, pitch);
+        detail::gemm<Scalar>(seq, seq, dim, Scalar(1), d_c, hidden, Operand::plain, value, pitch,
+                             Operand::transposed, Scalar(0), d_p, seq);
+        for (Index n = 0; n < seq; ++n) {
+          const Scalar* p_row = p + n * seq;
+          Scalar* d_row = d_p + n * seq;
+          Acc dot = 0;
+          for (Index m = 0; m < seq; ++m) dot += static_cast<Acc>(p_row[m]) * static_cast<Acc>(d_row[m]);
+          const auto shift = static_cast<Scalar>(dot);
+          for (Index m = 0; m < seq; ++m) d_row[m] = scale * p_row[m] * (d_row[m] - shift);
+        }
+        detail::gemm<Scalar>(seq, dim, seq, Scalar(1), d_p, seq, Operand::plain, key, pitch, Operand::plain,
+                             Scalar(0), d_query, pitch);
+        detail::gemm<Scalar>(seq, dim, seq, Scalar(1), d_p, seq, Operand::transposed, query, pitch,
+                             Operand::plain, Scalar(0), d_key, pitch);
+      }
+    });
+
+    // The stacked projection: each part's dW += dQ|dK|dV^T x and db += its column sums, placed where
+    // parameters() lists the part; then dx = (ds +) dQKV W_qkv.
+    const Scalar* input = cache.input_.data();
+    for (Index k = 0; k < 3; ++k) {
+      Scalar* d_weight = gradient + static_cast<std::size_t>(k) * part;
+      detail::Access::weight_gradient_rows(qkv, input, hidden, d_q_k_v + k * hidden, pitch, tokens, hidden,
+                                           d_weight, d_weight + weight_part, threads);
+    }
+    if (add_upstream && dx != ds) std::copy_n(ds, tokens * static_cast<std::size_t>(hidden), dx);
+    detail::Access::input_gradient_rows(qkv, d_q_k_v, pitch, tokens, dx, hidden, add_upstream, threads);
+  }
+
+  // Output columns per block of the training products (as Dense's gradient blocks).
+  static constexpr Index kColumnBlock = 384;
 
   template <class T, class Self>
   static std::vector<NamedParameter<T>> list(Self& self) {

@@ -31,11 +31,13 @@ struct Access {
   FNET_DETAIL_ACCESS_HOOK(forward_tokens)  // the feed-forward's grouped kernel with its after-rows step
   FNET_DETAIL_ACCESS_HOOK(forward_unchecked)
   FNET_DETAIL_ACCESS_HOOK(prediction_logits_unchecked)
-  FNET_DETAIL_ACCESS_HOOK(forward_columns)  // Dense over all rows in fixed column blocks (training)
-  FNET_DETAIL_ACCESS_HOOK(backward_rows)    // a layer's backward kernel
-  FNET_DETAIL_ACCESS_HOOK(gradient_size)    // elements of the object's slice of a Gradients buffer
-  FNET_DETAIL_ACCESS_HOOK(forward_train)    // a layer's training-forward kernel
-  FNET_DETAIL_ACCESS_HOOK(parameter_count)  // tensors a layer lists, without building the list
+  FNET_DETAIL_ACCESS_HOOK(forward_columns)       // Dense over all rows in fixed column blocks (training)
+  FNET_DETAIL_ACCESS_HOOK(backward_rows)         // a layer's backward kernel
+  FNET_DETAIL_ACCESS_HOOK(weight_gradient_rows)  // Dense's dW, db for some of its outputs
+  FNET_DETAIL_ACCESS_HOOK(input_gradient_rows)   // Dense's dx alone
+  FNET_DETAIL_ACCESS_HOOK(gradient_size)         // elements of the object's slice of a Gradients buffer
+  FNET_DETAIL_ACCESS_HOOK(forward_train)         // a layer's training-forward kernel
+  FNET_DETAIL_ACCESS_HOOK(parameter_count)       // tensors a layer lists, without building the list
   FNET_DETAIL_ACCESS_HOOK(prediction_logits_train)
   FNET_DETAIL_ACCESS_HOOK(check_options)
   FNET_DETAIL_ACCESS_HOOK(prediction_backward_rows)
