@@ -182,11 +182,38 @@ void activation_rows(const Scalar* z, Scalar* a, Eigen::Index rows, Eigen::Index
   bias_activation_rows<Scalar>(a, rows, cols, nullptr, activation);
 }
 
-// dz[r, j] = da[r, j] * act'(z[r, j]); dz may be da (in place).
+// dz[r, j] = da[r, j] * act'(z[r, j]); dz may be da (in place). gelu_new is vectorised like its forward:
+// with e = exp(-2u) and s = 1 / (1 + e) (so 0.5 (1 + tanh u) = s and 1 - tanh^2 u = 4 e s^2, free of the
+// cancellation in 1 - t^2), act'(z) = s + 2 c z e s^2 (1 + 3 0.044715 z^2).
 template <class Scalar>
 void activation_backward_rows(const Scalar* z, const Scalar* da, Scalar* dz, Eigen::Index rows,
                               Eigen::Index cols, Activation activation) {
-  for (Eigen::Index i = 0; i < rows * cols; ++i) dz[i] = da[i] * activation_derivative(activation, z[i]);
+  const Eigen::Index count = rows * cols;
+  if (activation != Activation::gelu_new) {
+    for (Eigen::Index i = 0; i < count; ++i) dz[i] = da[i] * activation_derivative(activation, z[i]);
+    return;
+  }
+  // Blocks that stay in L1, their temporaries on the stack (no allocation); each element of da is read
+  // before dz overwrites it.
+  constexpr int block = 1024;
+  using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1, Eigen::ColMajor, block, 1>;
+  using Map = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+  const Scalar c = static_cast<Scalar>(0.79788456080286535588L);
+  const Scalar a = static_cast<Scalar>(0.044715L), three_a = static_cast<Scalar>(3 * 0.044715L);
+  for (Eigen::Index first = 0; first < count; first += block) {
+    const Eigen::Index n = std::min<Eigen::Index>(block, count - first);
+    const Map x(z + first, n);
+    const Map upstream(da + first, n);
+    const Array square = x.square();
+    const Array e = (Scalar(-2) * c * x * (Scalar(1) + a * square)).exp();
+    const Array s = Scalar(1) / (Scalar(1) + e);
+    // The second term is bounded (a few tenths at most); where its factors meet as 0 * inf or tiny * inf,
+    // |z| is so large that it vanishes, and act' is s, 1 or 0.
+    // e s <= 1 first, so that no partial product overflows before the small factor s reaches it.
+    const Array term = (e * s) * s * (Scalar(2) * c * x * (Scalar(1) + three_a * square));
+    Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dz + first, n) =
+        upstream * (s + term.isFinite().select(term, Scalar(0)));
+  }
 }
 
 }  // namespace fnet::detail
