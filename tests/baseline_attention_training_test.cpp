@@ -7,6 +7,7 @@
 #include <fnet/threads.hpp>
 #include <fnet/train/gradients.hpp>
 
+#include "encoder_training_checks.hpp"
 #include "gradient_check.hpp"
 
 #include <gtest/gtest.h>
@@ -26,20 +27,8 @@ using Encoder = fnet::baseline::TransformerEncoder<double>;
 using fnet_test::check_gradient;
 using fnet_test::check_parameter_gradients;
 
-Tensor random_tensor(long b, long s, long h, std::uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 random(seed);
-  std::uniform_real_distribution<double> uniform(-scale, scale);
-  Tensor t(b, s, h);
-  for (long i = 0; i < t.size(); ++i) t.data()[i] = uniform(random);
-  return t;
-}
-
-// <out, r>: the loss whose upstream gradient is r.
-double dot(const Tensor& a, const Tensor& b) {
-  double sum = 0;
-  for (long i = 0; i < a.size(); ++i) sum += a.data()[i] * b.data()[i];
-  return sum;
-}
+using fnet_test::dot;
+using fnet_test::random_tensor;
 
 // Hidden 8 in 2 heads of 4; weights of spread 0.8 so that the softmax is far from uniform.
 fnet::EncoderConfig small_config(fnet::Activation activation) {
@@ -154,57 +143,14 @@ TEST_P(TrainTransformer, LayerGradientsMatchFiniteDifferences) {
 TEST_P(TrainTransformer, EncoderGradientsMatchFiniteDifferencesAndCheckpointingChangesNoBit) {
   Encoder encoder(small_config(GetParam()), kHeads);
   fnet_test::randomize(encoder.parameters(), 30, 0.6);
-  Tensor x = random_tensor(2, 5, 8, 31), r = random_tensor(2, 5, 8, 32);
-  const auto loss = [&] { return dot(encoder.forward(x), r); };
-
-  const auto gradients_with = [&](const std::vector<bool>& checkpointed, Tensor& dx) {
-    typename Encoder::Cache cache;
-    fnet::Workspace<double> workspace;
-    Tensor y(2, 5, 8);
-    fnet::TrainingOptions options;
-    options.checkpointed = checkpointed;
-    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, options);
-    fnet::Gradients<double> gradients(encoder.parameters());
-    encoder.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
-    return gradients;
-  };
-  Tensor dx(2, 5, 8);
-  auto gradients = gradients_with({}, dx);
-  check_gradients(encoder.parameters(), gradients.views(), loss, 33);
-  check_gradient("x", x.data(), dx.data(), static_cast<std::size_t>(x.size()), loss, 34);
-
-  for (const std::vector<bool>& checkpointed :
-       {std::vector<bool>{true, true}, std::vector<bool>{false, true}}) {
-    Tensor other_dx(2, 5, 8);
-    const auto other = gradients_with(checkpointed, other_dx);
-    for (std::size_t i = 0; i < gradients.buffer_size(); ++i)
-      ASSERT_EQ(other.data()[i], gradients.data()[i]) << "checkpointing changed gradient element " << i;
-    for (long i = 0; i < dx.size(); ++i) ASSERT_EQ(other_dx.data()[i], dx.data()[i]);
-  }
+  fnet_test::expect_encoder_gradients_and_checkpointing(encoder, 2, 5, 8, 31, check_gradients);
 }
 
 // The feed-forward's dropout (Hugging Face's hidden-dropout site of BertOutput) in an attention encoder.
 TEST_P(TrainTransformer, DropoutGradientsMatchFiniteDifferences) {
   Encoder encoder(small_config(GetParam()), kHeads);
   fnet_test::randomize(encoder.parameters(), 60, 0.6);
-  Tensor x = random_tensor(2, 5, 8, 61), r = random_tensor(2, 5, 8, 62);
-  fnet::TrainingOptions options;
-  options.dropout = 0.3;
-  options.seed = 63;
-  options.step = 7;
-  typename Encoder::Cache cache;
-  fnet::Workspace<double> workspace;
-  Tensor y(2, 5, 8), dx(2, 5, 8);
-  const auto loss = [&] {
-    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, options);
-    return dot(y, r);
-  };
-  loss();
-  EXPECT_GT(std::fabs(dot(y, r) - dot(encoder.forward(x), r)), 1e-6) << "dropout changed nothing";
-  fnet::Gradients<double> gradients(encoder.parameters());
-  encoder.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
-  check_gradients(encoder.parameters(), gradients.views(), loss, 64);
-  check_gradient("x", x.data(), dx.data(), static_cast<std::size_t>(x.size()), loss, 65);
+  fnet_test::expect_dropout_gradients(encoder, 2, 5, 8, 61, check_gradients);
 }
 
 INSTANTIATE_TEST_SUITE_P(EachActivation, TrainTransformer,
@@ -221,25 +167,7 @@ TEST_F(TrainAttention, GradientsAreTheSameBitsForEveryThreadCount) {
   config.num_hidden_layers = 2;
   fnet::baseline::TransformerEncoder<float> encoder(config);  // 2 heads of 64
   encoder.initialize(40);
-  fnet::Tensor3<float> x(3, 70, 128), r(3, 70, 128);
-  x.setRandom();
-  r.setRandom();
-  std::vector<std::vector<float>> results;
-  for (const int threads : {1, 2, 3}) {
-    fnet::set_num_threads(threads);
-    typename fnet::baseline::TransformerEncoder<float>::Cache cache;
-    fnet::Workspace<float> workspace;
-    fnet::Tensor3<float> y(3, 70, 128), dx(3, 70, 128);
-    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace);
-    fnet::Gradients<float> gradients(encoder.parameters());
-    encoder.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
-    std::vector<float> all(gradients.data(), gradients.data() + gradients.buffer_size());
-    all.insert(all.end(), dx.data(), dx.data() + dx.size());
-    results.push_back(all);
-  }
-  for (std::size_t t = 1; t < results.size(); ++t)
-    for (std::size_t i = 0; i < results[0].size(); ++i)
-      ASSERT_EQ(results[t][i], results[0][i]) << "thread count " << t + 1 << " changed element " << i;
+  fnet_test::expect_same_bits_for_every_thread_count(encoder, 3, 70, 128);
 }
 
 TEST_F(TrainAttention, BackwardRefusesAMismatchedCacheOrGradients) {

@@ -11,6 +11,7 @@
 #include <fnet/threads.hpp>
 #include <fnet/train/gradients.hpp>
 
+#include "encoder_training_checks.hpp"
 #include "gradient_check.hpp"
 
 #include <gtest/gtest.h>
@@ -24,20 +25,8 @@ using Tensor = fnet::Tensor3<double>;
 using fnet_test::check_gradient;
 using fnet_test::check_parameter_gradients;
 
-Tensor random_tensor(long b, long s, long h, std::uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 random(seed);
-  std::uniform_real_distribution<double> uniform(-scale, scale);
-  Tensor t(b, s, h);
-  for (long i = 0; i < t.size(); ++i) t.data()[i] = uniform(random);
-  return t;
-}
-
-// <out, r>: the loss whose upstream gradient is r.
-double dot(const Tensor& a, const Tensor& b) {
-  double sum = 0;
-  for (long i = 0; i < a.size(); ++i) sum += a.data()[i] * b.data()[i];
-  return sum;
-}
+using fnet_test::dot;
+using fnet_test::random_tensor;
 
 class TrainLayers : public ::testing::Test {
  protected:
@@ -157,59 +146,13 @@ TEST_P(TrainEncoder, LayerGradientsMatchFiniteDifferences) {
 TEST_P(TrainEncoder, EncoderGradientsMatchFiniteDifferencesAndCheckpointingChangesNoBit) {
   fnet::FNetEncoder<double, fnet::fft::Builtin> encoder(small_config(GetParam()));
   fnet_test::randomize(encoder.parameters(), 30);
-  Tensor x = random_tensor(2, 5, 6, 31), r = random_tensor(2, 5, 6, 32);
-  const auto loss = [&] { return dot(encoder.forward(x), r); };
-
-  const auto gradients_with = [&](const std::vector<bool>& checkpointed, Tensor& dx) {
-    typename fnet::FNetEncoder<double, fnet::fft::Builtin>::Cache cache;
-    fnet::Workspace<double> workspace;
-    Tensor y(2, 5, 6);
-    fnet::TrainingOptions options;
-    options.checkpointed = checkpointed;
-    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, options);
-    fnet::Gradients<double> gradients(encoder.parameters());
-    encoder.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
-    return gradients;
-  };
-  Tensor dx(2, 5, 6), dx_checkpointed(2, 5, 6), dx_first(2, 5, 6);
-  auto gradients = gradients_with({}, dx);
-  check_parameter_gradients(encoder.parameters(), gradients.views(), loss, 33);
-  check_gradient("x", x.data(), dx.data(), static_cast<std::size_t>(x.size()), loss, 34);
-
-  for (const std::vector<bool>& checkpointed :
-       {std::vector<bool>{true, true}, std::vector<bool>{false, true}}) {
-    Tensor other_dx(2, 5, 6);
-    const auto other = gradients_with(checkpointed, other_dx);
-    for (std::size_t i = 0; i < gradients.buffer_size(); ++i)
-      ASSERT_EQ(other.data()[i], gradients.data()[i]) << "checkpointing changed gradient element " << i;
-    for (long i = 0; i < dx.size(); ++i) ASSERT_EQ(other_dx.data()[i], dx.data()[i]);
-  }
+  fnet_test::expect_encoder_gradients_and_checkpointing(encoder, 2, 5, 6, 31);
 }
 
-// Dropout masks are a pure function of (seed, step, site, element): the training forward is a deterministic
-// function of the parameters, and its gradient is checked like any other. Some elements are dropped.
 TEST_P(TrainEncoder, DropoutGradientsMatchFiniteDifferences) {
-  using Encoder = fnet::FNetEncoder<double, fnet::fft::Builtin>;
-  Encoder encoder(small_config(GetParam()));
+  fnet::FNetEncoder<double, fnet::fft::Builtin> encoder(small_config(GetParam()));
   fnet_test::randomize(encoder.parameters(), 60);
-  Tensor x = random_tensor(2, 5, 6, 61), r = random_tensor(2, 5, 6, 62);
-  fnet::TrainingOptions options;
-  options.dropout = 0.3;
-  options.seed = 63;
-  options.step = 7;
-  typename Encoder::Cache cache;
-  fnet::Workspace<double> workspace;
-  Tensor y(2, 5, 6), dx(2, 5, 6);
-  const auto loss = [&] {
-    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace, options);
-    return dot(y, r);
-  };
-  loss();
-  EXPECT_GT(std::fabs(dot(y, r) - dot(encoder.forward(x), r)), 1e-6) << "dropout changed nothing";
-  fnet::Gradients<double> gradients(encoder.parameters());
-  encoder.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
-  check_parameter_gradients(encoder.parameters(), gradients.views(), loss, 64);
-  check_gradient("x", x.data(), dx.data(), static_cast<std::size_t>(x.size()), loss, 65);
+  fnet_test::expect_dropout_gradients(encoder, 2, 5, 6, 61);
 }
 
 INSTANTIATE_TEST_SUITE_P(EachActivation, TrainEncoder,
@@ -226,25 +169,7 @@ TEST_F(TrainLayers, GradientsAreTheSameBitsForEveryThreadCount) {
   config.num_hidden_layers = 2;
   fnet::FNetEncoder<float> encoder(config);
   encoder.initialize(40);
-  fnet::Tensor3<float> x(3, 100, 48), r(3, 100, 48);
-  x.setRandom();
-  r.setRandom();
-  std::vector<std::vector<float>> results;
-  for (const int threads : {1, 2, 3}) {
-    fnet::set_num_threads(threads);
-    typename fnet::FNetEncoder<float>::Cache cache;
-    fnet::Workspace<float> workspace;
-    fnet::Tensor3<float> y(3, 100, 48), dx(3, 100, 48);
-    encoder.forward(fnet::as_const_map(x), fnet::as_map(y), cache, workspace);
-    fnet::Gradients<float> gradients(encoder.parameters());
-    encoder.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
-    std::vector<float> all(gradients.data(), gradients.data() + gradients.buffer_size());
-    all.insert(all.end(), dx.data(), dx.data() + dx.size());
-    results.push_back(all);
-  }
-  for (std::size_t t = 1; t < results.size(); ++t)
-    for (std::size_t i = 0; i < results[0].size(); ++i)
-      ASSERT_EQ(results[t][i], results[0][i]) << "thread count " << t + 1 << " changed element " << i;
+  fnet_test::expect_same_bits_for_every_thread_count(encoder, 3, 100, 48);
 }
 
 TEST_F(TrainLayers, BackwardRefusesAMismatchedCacheOrGradients) {
