@@ -218,6 +218,17 @@ class Dense {
     });
   }
 
+  // Kernel: y += x W^T (no bias) for `rows` contiguous rows, in forward_columns' fixed column blocks: for
+  // callers that write a residual and the bias into y first.
+  void accumulate_columns(const Scalar* x, std::size_t rows, Scalar* y, int threads) const {
+    const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
+    detail::for_each_column_block(out, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
+      detail::gemm<Scalar>(static_cast<Eigen::Index>(rows), width, in, Scalar(1), x, in,
+                           weight.data() + first * in, in, detail::Operand::transposed, Scalar(1), y + first,
+                           out);
+    });
+  }
+
   // Kernel: y = x W^T + b for `rows` contiguous rows, in fixed blocks of rows over up to `threads` threads.
   void forward_token_rows(const Scalar* x, std::size_t rows, Scalar* y, int threads) const {
     const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);

@@ -340,11 +340,7 @@ class MultiHeadAttention {
         for (Index k = 0; k < hidden; ++k) row[k] = add_input ? in_row[k] + bias[k] : bias[k];
       }
     });
-    detail::for_each_column_block(hidden, kColumnBlock, threads, [&](Index first, Index width) {
-      detail::gemm<Scalar>(static_cast<Index>(tokens), width, hidden, Scalar(1), context, hidden,
-                           output.weight.data() + first * hidden, hidden, detail::Operand::transposed,
-                           Scalar(1), out + first, hidden);
-    });
+    detail::Access::accumulate_columns(output, context, tokens, out, threads);
   }
 
   // Kernel: the backward pass of forward_train for upstream ds: adds the parameter gradients into
@@ -420,9 +416,6 @@ class MultiHeadAttention {
     if (add_upstream && dx != ds) std::copy_n(ds, tokens * static_cast<std::size_t>(hidden), dx);
     detail::Access::input_gradient_rows(qkv, d_q_k_v, pitch, tokens, dx, hidden, add_upstream, threads);
   }
-
-  // Output columns per block of the training products (as Dense's gradient blocks).
-  static constexpr Index kColumnBlock = 384;
 
   template <class T, class Self>
   static std::vector<NamedParameter<T>> list(Self& self) {

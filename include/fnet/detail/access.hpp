@@ -31,6 +31,7 @@ struct Access {
   FNET_DETAIL_ACCESS_HOOK(forward_tokens)  // the feed-forward's grouped kernel with its after-rows step
   FNET_DETAIL_ACCESS_HOOK(forward_unchecked)
   FNET_DETAIL_ACCESS_HOOK(prediction_logits_unchecked)
+  FNET_DETAIL_ACCESS_HOOK(accumulate_columns)    // Dense's product added onto all rows, fixed column blocks
   FNET_DETAIL_ACCESS_HOOK(forward_columns)       // Dense over all rows in fixed column blocks (training)
   FNET_DETAIL_ACCESS_HOOK(backward_rows)         // a layer's backward kernel
   FNET_DETAIL_ACCESS_HOOK(weight_gradient_rows)  // Dense's dW, db for some of its outputs
