@@ -377,6 +377,21 @@ def loss_and_gradients(weights, cfg, heads, ids, token_types, labels, next_sente
     return float(loss), {part: float(value) for part, value in parts.items()}, gradients
 
 
+def decays_weight(name):
+    """Hugging Face Trainer's weight-decay rule: every weight except biases and the LayerNorm modules'
+    parameters."""
+    return "bias" not in name and "LayerNorm." not in name
+
+
+def linear_schedule_with_warmup(warmup, total):
+    """transformers' get_linear_schedule_with_warmup as the LambdaLR factor of update k (counted from 0)."""
+    def factor(k):
+        if k < warmup:
+            return float(k) / float(max(1, warmup))
+        return max(0.0, float(total - k) / float(max(1, total - warmup)))
+    return factor
+
+
 def config(hidden, intermediate, layers, vocab, max_positions=128, type_vocab=4, act="gelu_new", **extra):
     cfg = {"model_type": "fnet", "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": intermediate,
            "num_hidden_layers": layers, "hidden_act": act, "max_position_embeddings": max_positions,

@@ -31,6 +31,9 @@ import unittest
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fnet_reference as ref  # noqa: E402
+
 OPTIMIZER_STEPS = None
 
 # Names decide the weight decay (Hugging Face's rule: none for biases and LayerNorm weights). Sizes are odd,
@@ -44,18 +47,6 @@ TENSORS = [
     ("classifier.bias", (3,)),
     ("tiny.weight", (1001,)),
 ]
-
-
-def decays_weight(name):
-    return "bias" not in name and "LayerNorm." not in name
-
-
-def linear_schedule_with_warmup(warmup, total):
-    def factor(k):
-        if k < warmup:
-            return float(k) / float(max(1, warmup))
-        return max(0.0, float(total - k) / float(max(1, total - warmup)))
-    return factor
 
 
 def make_problem(seed, steps):
@@ -76,12 +67,12 @@ def make_problem(seed, steps):
 def run_torch(values, gradients, steps, peak_lr, warmup, weight_decay, max_norm, betas=(0.9, 0.999), eps=1e-8):
     params = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in values]
     groups = [
-        {"params": [p for (name, _), p in zip(TENSORS, params) if decays_weight(name)],
+        {"params": [p for (name, _), p in zip(TENSORS, params) if ref.decays_weight(name)],
          "weight_decay": weight_decay},
-        {"params": [p for (name, _), p in zip(TENSORS, params) if not decays_weight(name)], "weight_decay": 0.0},
+        {"params": [p for (name, _), p in zip(TENSORS, params) if not ref.decays_weight(name)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=peak_lr, betas=betas, eps=eps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule_with_warmup(warmup, steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, ref.linear_schedule_with_warmup(warmup, steps))
     norms = []
     for k in range(steps):
         for p, g in zip(params, gradients):

@@ -43,19 +43,6 @@ CHANGE_BOUND = 1e-4
 LOSS_BOUND = 1e-5
 
 
-def decays_weight(name):
-    """Trainer's decay rule: every weight except biases and the LayerNorm modules' parameters."""
-    return "bias" not in name and "LayerNorm." not in name
-
-
-def linear_schedule_with_warmup(warmup, total):
-    def factor(k):
-        if k < warmup:
-            return float(k) / float(max(1, warmup))
-        return max(0.0, float(total - k) / float(max(1, total - warmup)))
-    return factor
-
-
 def batches(data, steps, batch_size):
     """fnet-train's --no-shuffle order: every epoch in file order, the last batch of an epoch partial."""
     examples = data["ids"].shape[0]
@@ -69,10 +56,10 @@ def batches(data, steps, batch_size):
 def torch_train(weights, cfg, heads, data, steps, batch_size, lr, warmup, weight_decay, max_norm, eps):
     """The run in float64; returns (final weights, [loss of each step], [gradient norm of each step])."""
     params = {name: torch.nn.Parameter(value.clone().to(torch.float64)) for name, value in weights.items()}
-    groups = [{"params": [p for n, p in params.items() if decays_weight(n)], "weight_decay": weight_decay},
-              {"params": [p for n, p in params.items() if not decays_weight(n)], "weight_decay": 0.0}]
+    groups = [{"params": [p for n, p in params.items() if ref.decays_weight(n)], "weight_decay": weight_decay},
+              {"params": [p for n, p in params.items() if not ref.decays_weight(n)], "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=eps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule_with_warmup(warmup, steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, ref.linear_schedule_with_warmup(warmup, steps))
     losses, norms = [], []
     for batch in batches(data, steps, batch_size):
         optimizer.zero_grad(set_to_none=True)
