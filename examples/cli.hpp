@@ -1,5 +1,6 @@
 // What the command-line tools share: flag parsing with usage errors, numbers with their ranges, the FFT
-// backend chosen by name, and a main() that turns every error into one printable line on stderr.
+// backend and the model type chosen by name, and a main() that turns every error into one printable line on
+// stderr.
 #pragma once
 
 #include <fnet/fft/builtin.hpp>
@@ -7,7 +8,9 @@
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
+#include <fnet/baseline/transformer_model.hpp>
 #include <fnet/io/error.hpp>
+#include <fnet/model.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -103,6 +106,29 @@ void with_backend(const std::string& backend, const char* tool, Body&& body) {
     body(fnet::fft::Builtin{});
 #endif
   }
+}
+
+/// A model type passed to a generic lambda: `typename decltype(tag)::type`.
+template <class Model>
+struct ModelTag {
+  using type = Model;
+};
+
+/// body(ModelTag<Model>{}, description) with the float model `config` describes: fnet::FNetModel over the
+/// FFT backend `backend` names ("fftw backend", ...), or for attention mixing
+/// fnet::baseline::TransformerModel ("attention"), which has no FFT backend to choose.
+template <class Body>
+void with_model(const fnet::FNetConfig& config, const std::string& backend, const char* tool, Body&& body) {
+  if (config.mixing == fnet::MixingKind::attention) {
+    if (!backend.empty())
+      throw UsageError("--backend " + backend + ": this model mixes tokens with attention, not FFTs");
+    body(ModelTag<fnet::baseline::TransformerModel<float>>{}, std::string("attention"));
+    return;
+  }
+  with_backend(backend, tool, [&](auto chosen) {
+    using Backend = decltype(chosen);
+    body(ModelTag<fnet::FNetModel<float, Backend>>{}, std::string(Backend::name) + " backend");
+  });
 }
 
 /// Runs `run_main`: a UsageError prints "tool: message (usage)" and exits 2 (--help prints the usage and

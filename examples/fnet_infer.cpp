@@ -120,11 +120,12 @@ std::vector<float> as_floats(const Tensor& tensor) {
   return std::vector<float>(tensor.data(), tensor.data() + tensor.size());
 }
 
-template <class Backend>
-void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds& token_types) {
+template <class Model>
+void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds& token_types,
+         const std::string& mixing) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  const auto model = fnet::io::load_pretrained<float, Backend>(options.model);
+  const auto model = fnet::io::load_pretrained_as<Model>(options.model);
   const auto loaded = clock::now();
   const auto out = model.forward(ids, token_types);
   const auto finished = clock::now();
@@ -149,9 +150,9 @@ void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds
   // A summary on stdout (errors go to stderr alone): what ran, how long it took, what was written.
   const double load_ms = std::chrono::duration<double, std::milli>(loaded - start).count();
   const double forward_ms = std::chrono::duration<double, std::milli>(finished - loaded).count();
-  std::printf("fnet-infer: %s (hidden %zu, %zu layers, vocab %zu), %s backend, %d thread(s)\n",
-              options.model.c_str(), hidden, model.config().num_hidden_layers, model.config().vocab_size,
-              Backend::name, fnet::num_threads());
+  std::printf("fnet-infer: %s (hidden %zu, %zu layers, vocab %zu), %s, %d thread(s)\n", options.model.c_str(),
+              hidden, model.config().num_hidden_layers, model.config().vocab_size, mixing.c_str(),
+              fnet::num_threads());
   std::printf("  batch %zu x seq %zu: load %.1f ms, forward %.1f ms (%.0f tokens/s)\n", batch, seq, load_ms,
               forward_ms, static_cast<double>(batch * seq) / (forward_ms / 1000.0));
   std::printf("  wrote %s\n", outputs.summary().c_str());
@@ -195,8 +196,9 @@ int run_main(int argc, char** argv) {
   std::string backend = options.backend;
   const auto config = fnet::io::read_config((std::filesystem::path(options.model) / "config.json").string());
   if (config.use_tpu_fourier_optimizations && backend.empty()) backend = "dft";
-  fnet_cli::with_backend(backend, "fnet-infer",
-                         [&](auto chosen) { run<decltype(chosen)>(options, ids, token_types); });
+  fnet_cli::with_model(config, backend, "fnet-infer", [&](auto model, const std::string& mixing) {
+    run<typename decltype(model)::type>(options, ids, token_types, mixing);
+  });
   return 0;
 }
 

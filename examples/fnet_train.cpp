@@ -1,5 +1,6 @@
 // fnet-train: fine-tunes or trains an FNet checkpoint on a task, as a Hugging Face Trainer run would, and
-// saves the result as a Hugging Face checkpoint.
+// saves the result as a Hugging Face checkpoint. A config.json with "mixing": "attention" makes the same
+// model with a BERT encoder (fnet::baseline::TransformerModel), trained the same way from the same data.
 //
 //   fnet-train --model DIR --task sequence-classification|token-classification|pretraining
 //              --train DATA [--eval DATA] --output-dir OUT [--num-labels N] [--epochs E | --steps N]
@@ -11,7 +12,8 @@
 // regression, (N, S) for token classification and masked-LM; next_sentence_label.npy (N,) for pre-training;
 // optionally token_type_ids.npy (N, S)) or a TSV file of `text[<TAB>text_pair]<TAB>label` lines (sequence
 // classification, tokenized with DIR/spiece.model). OUT receives the last checkpoint (config.json,
-// model.safetensors), the optimiser state (optimizer.safetensors) and trainer_state.json; with --eval, the
+// model.safetensors), the optimiser state (optimizer.safetensors), trainer_state.json and train_results.json
+// (run time, steps/s, the last evaluation's loss and accuracy); with --eval, the
 // checkpoint with the lowest evaluation loss in OUT/best; with --save-steps, the latest intermediate state in
 // OUT/checkpoint-K, from which --resume continues. --stop-after K ends the run after update K without the
 // final save, leaving OUT as a run interrupted there would (the newest OUT/checkpoint-J, J <= K, of
@@ -560,9 +562,10 @@ void save_state(const Model& model, const fnet::AdamW<float>& optimizer, const s
                                   state.dump(2) + "\n");
 }
 
-template <class Backend>
-void train(const Options& options) {
-  using Model = fnet::FNetModel<float, Backend>;
+// Trains a Model (fnet::FNetModel over some FFT backend, or fnet::baseline::TransformerModel); `mixing` names
+// its token mixing for the summary ("fftw backend", "attention").
+template <class Model>
+void train(const Options& options, const std::string& mixing) {
   const auto started = std::chrono::steady_clock::now();
 
   // The model's configuration and heads, and where its weights come from.
@@ -635,7 +638,7 @@ void train(const Options& options) {
                      std::to_string(total_steps) + ", its last");
   std::vector<std::string> initialized;
   Model model =
-      fnet::io::load_for_training<float, Backend>(weights_from, config, heads, options.seed, &initialized);
+      fnet::io::load_for_training_as<Model>(weights_from, config, heads, options.seed, &initialized);
   if (!initialized.empty() && !resume_from)
     std::fprintf(stderr, "fnet-train: %zu tensors are not in '%s' and start as a new model's (%s%s)\n",
                  initialized.size(), options.model.c_str(), initialized.front().c_str(),
@@ -672,9 +675,11 @@ void train(const Options& options) {
     if (std::isfinite(progress.best_eval_loss)) state["best_eval_loss"] = progress.best_eval_loss;
     return state;
   };
+  std::optional<Evaluation> last_eval;
   const auto run_eval = [&](std::int64_t step) {
     if (!eval_data) return;
     const Evaluation result = evaluate(model, *eval_data, options.task, options.batch_size);
+    last_eval = result;
     const double epoch = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
     if (std::isnan(result.accuracy))  // regression: no classes to be right about
       std::fprintf(stderr, "fnet-train: epoch %.2f  eval loss %.6f\n", epoch, result.loss);
@@ -748,25 +753,43 @@ void train(const Options& options) {
       return;
     }
   }
+  const double train_runtime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_started).count();
   run_eval(total_steps);
   save_state(model, optimizer, options.output_dir, state_json(total_steps));
+  // Trainer's end-of-training metrics (with the last evaluation's), apart from the reproducible state.
+  nlohmann::json results = {
+      {"train_runtime", train_runtime},
+      {"train_steps_per_second",
+       static_cast<double>(total_steps - first_step) / std::max(train_runtime, 1e-9)},
+      {"train_samples_per_second",
+       static_cast<double>((total_steps - first_step) * static_cast<std::int64_t>(options.batch_size)) /
+           std::max(train_runtime, 1e-9)}};
+  if (last_eval) {
+    results["eval_loss"] = last_eval->loss;
+    if (!std::isnan(last_eval->accuracy)) results["eval_accuracy"] = last_eval->accuracy;
+  }
+  fnet::io::write_file_atomically((fs::path(options.output_dir) / "train_results.json").string(),
+                                  results.dump(2) + "\n");
   const auto previous = latest_checkpoint(options.output_dir);
   if (previous) fs::remove_all(*previous);  // the final state supersedes it
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf(
-      "fnet-train: %s, %lld steps of batch %zu on %zu examples (%s backend, %d thread(s)) in %s; saved to "
+      "fnet-train: %s, %lld steps of batch %zu on %zu examples (%s, %d thread(s)) in %s; saved to "
       "%s\n",
       task_name(options.task), static_cast<long long>(total_steps - first_step), options.batch_size,
-      train_data.size(), Backend::name, fnet::num_threads(), duration_text(seconds).c_str(),
+      train_data.size(), mixing.c_str(), fnet::num_threads(), duration_text(seconds).c_str(),
       options.output_dir.c_str());
 }
 
 int run_main(int argc, char** argv) {
   const Options options = parse_options(argc, argv);
   fnet::set_num_threads(options.threads);
-  fnet_cli::with_backend(options.backend, "fnet-train",
-                         [&](auto chosen) { train<decltype(chosen)>(options); });
+  const fnet::FNetConfig config = fnet::io::read_config((fs::path(options.model) / "config.json").string());
+  fnet_cli::with_model(config, options.backend, "fnet-train", [&](auto model, const std::string& mixing) {
+    train<typename decltype(model)::type>(options, mixing);
+  });
   return 0;
 }
 

@@ -42,28 +42,6 @@ fnet::EncoderConfig small_config(fnet::Activation activation) {
 }
 constexpr std::size_t kHeads = 2;
 
-// The key bias adds q . b_k to every score of a row, which the softmax cancels: its gradient is zero, where a
-// relative error means nothing. Checks that it is zero to rounding, then every other tensor by finite
-// differences.
-void check_gradients(std::vector<fnet::NamedParameter<double>> parameters,
-                     std::vector<fnet::NamedParameter<double>> gradients, const std::function<double()>& loss,
-                     std::uint64_t seed) {
-  ASSERT_EQ(parameters.size(), gradients.size());
-  std::vector<fnet::NamedParameter<double>> checked_parameters, checked_gradients;
-  for (std::size_t i = 0; i < parameters.size(); ++i) {
-    const std::string& name = parameters[i].name;
-    if (name.size() >= 13 && name.compare(name.size() - 13, 13, "self.key.bias") == 0) {
-      for (std::size_t k = 0; k < gradients[i].size(); ++k)
-        EXPECT_LE(std::fabs(gradients[i].data[k]), 1e-12) << name << "[" << k << "] is not zero";
-      continue;
-    }
-    checked_parameters.push_back(parameters[i]);
-    checked_gradients.push_back(gradients[i]);
-  }
-  EXPECT_LT(checked_parameters.size(), parameters.size()) << "no key bias was listed";
-  check_parameter_gradients(checked_parameters, checked_gradients, loss, seed);
-}
-
 class TrainAttention : public ::testing::Test {
  protected:
   void TearDown() override { fnet::set_num_threads(1); }
@@ -83,7 +61,7 @@ TEST_F(TrainAttention, AttentionGradientsMatchFiniteDifferences) {
     ASSERT_NEAR(y.data()[i], plain.data()[i], 1e-13) << "training forward differs";
   fnet::Gradients<double> gradients(attention.parameters());
   attention.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
-  check_gradients(attention.parameters(), gradients.views(), loss, 4);
+  fnet_test::check_attention_gradients(attention.parameters(), gradients.views(), loss, 4);
   check_gradient("x", x.data(), dx.data(), static_cast<std::size_t>(x.size()), loss, 5);
 
   // In place: out = x in the forward, dx = dy in the backward, the same results.
@@ -112,7 +90,7 @@ TEST_F(TrainAttention, OneHeadAndFourHeadsGiveTheirOwnGradients) {
     fnet::Gradients<double> gradients(attention.parameters());
     attention.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
     SCOPED_TRACE(std::to_string(heads) + " heads");
-    check_gradients(attention.parameters(), gradients.views(), loss, 9);
+    fnet_test::check_attention_gradients(attention.parameters(), gradients.views(), loss, 9);
     check_gradient("x", x.data(), dx.data(), static_cast<std::size_t>(x.size()), loss, 10);
   }
 }
@@ -136,21 +114,22 @@ TEST_P(TrainTransformer, LayerGradientsMatchFiniteDifferences) {
     ASSERT_NEAR(y.data()[i], plain.data()[i], 1e-12) << "training forward differs";
   fnet::Gradients<double> gradients(layer.parameters());
   layer.backward(cache, fnet::as_const_map(r), fnet::as_map(dx), gradients, workspace);
-  check_gradients(layer.parameters(), gradients.views(), loss, 23);
+  fnet_test::check_attention_gradients(layer.parameters(), gradients.views(), loss, 23);
   check_gradient("x", x.data(), dx.data(), static_cast<std::size_t>(x.size()), loss, 24);
 }
 
 TEST_P(TrainTransformer, EncoderGradientsMatchFiniteDifferencesAndCheckpointingChangesNoBit) {
   Encoder encoder(small_config(GetParam()), kHeads);
   fnet_test::randomize(encoder.parameters(), 30, 0.6);
-  fnet_test::expect_encoder_gradients_and_checkpointing(encoder, 2, 5, 8, 31, check_gradients);
+  fnet_test::expect_encoder_gradients_and_checkpointing(encoder, 2, 5, 8, 31,
+                                                        fnet_test::check_attention_gradients);
 }
 
 // The feed-forward's dropout (Hugging Face's hidden-dropout site of BertOutput) in an attention encoder.
 TEST_P(TrainTransformer, DropoutGradientsMatchFiniteDifferences) {
   Encoder encoder(small_config(GetParam()), kHeads);
   fnet_test::randomize(encoder.parameters(), 60, 0.6);
-  fnet_test::expect_dropout_gradients(encoder, 2, 5, 8, 61, check_gradients);
+  fnet_test::expect_dropout_gradients(encoder, 2, 5, 8, 61, fnet_test::check_attention_gradients);
 }
 
 INSTANTIATE_TEST_SUITE_P(EachActivation, TrainTransformer,

@@ -108,4 +108,26 @@ inline void randomize(std::vector<fnet::NamedParameter<double>> parameters, std:
   }
 }
 
+// For a model or layer with attention: the key bias adds q . b_k to every score of a row, which the softmax
+// cancels: its gradient is zero, where a relative error means nothing. Checks that it is zero to rounding,
+// then every other tensor by finite differences.
+inline void check_attention_gradients(std::vector<fnet::NamedParameter<double>> parameters,
+                                      std::vector<fnet::NamedParameter<double>> gradients,
+                                      const std::function<double()>& loss, std::uint64_t seed) {
+  ASSERT_EQ(parameters.size(), gradients.size());
+  std::vector<fnet::NamedParameter<double>> checked_parameters, checked_gradients;
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    const std::string& name = parameters[i].name;
+    if (name.size() >= 13 && name.compare(name.size() - 13, 13, "self.key.bias") == 0) {
+      for (std::size_t k = 0; k < gradients[i].size(); ++k)
+        EXPECT_LE(std::fabs(gradients[i].data[k]), 1e-12) << name << "[" << k << "] is not zero";
+      continue;
+    }
+    checked_parameters.push_back(parameters[i]);
+    checked_gradients.push_back(gradients[i]);
+  }
+  EXPECT_LT(checked_parameters.size(), parameters.size()) << "no key bias was listed";
+  check_parameter_gradients(checked_parameters, checked_gradients, loss, seed);
+}
+
 }  // namespace fnet_test

@@ -118,6 +118,17 @@ TEST(Config, BadValuesNameTheKey) {
                          "id2label must be an object");
   FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"architectures": "FNetModel"})", "c.json"), FormatError,
                          "architectures");
+  FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"mixing": "convolution"})", "c.json"), FormatError,
+                         "mixing", "convolution", "fourier or attention");
+  FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"mixing": 1})", "c.json"), FormatError, "mixing");
+  FNET_EXPECT_THROW_WITH(
+      fnet::io::parse_config(R"({"mixing": "attention", "num_attention_heads": 5})", "c.json"), FormatError,
+      "hidden_size (768)", "num_attention_heads (5)");
+  FNET_EXPECT_THROW_WITH(fnet::io::parse_config(R"({"mixing": "attention", "hidden_size": 96})", "c.json"),
+                         FormatError, "hidden_size / 64");
+  FNET_EXPECT_THROW_WITH(
+      fnet::io::parse_config(R"({"mixing": "attention", "use_tpu_fourier_optimizations": true})", "c.json"),
+      FormatError, "use_tpu_fourier_optimizations", "attention");
   FNET_EXPECT_THROW_WITH(fnet::io::read_config("/nonexistent/dir/config.json"), FileError,
                          "/nonexistent/dir/config.json");
 }
@@ -132,6 +143,18 @@ TEST(Config, ValidateNamesTheField) {
   config = {};
   config.id2label = {"a"};
   FNET_EXPECT_THROW_WITH(config.validate(), std::invalid_argument, "id2label", "num_labels is 2");
+  config = {};
+  config.mixing = static_cast<fnet::MixingKind>(7);
+  FNET_EXPECT_THROW_WITH(config.validate(), std::invalid_argument, "mixing", "7");
+}
+
+TEST(Config, AttentionMixingAndHeads) {
+  const auto config =
+      fnet::io::parse_config(R"({"mixing": "attention", "num_attention_heads": 8})", "c.json");
+  EXPECT_EQ(config.mixing, fnet::MixingKind::attention);
+  EXPECT_EQ(config.num_attention_heads, 8u);
+  EXPECT_EQ(config.encoder().num_attention_heads, 8u);
+  EXPECT_EQ(fnet::io::parse_config("{}", "c.json").mixing, fnet::MixingKind::fourier);
 }
 
 }  // namespace

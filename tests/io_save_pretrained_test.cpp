@@ -1,6 +1,7 @@
 // save_pretrained and config_json used as a user would: a saved model loads back (load_pretrained) with the
 // same parameters and outputs, for every head, in F32 and BF16, with and without the TPU flag; config.json
 // reads back exactly; the files are in the hub's layout; failures leave the old checkpoint loadable.
+#include <fnet/baseline/transformer_model.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/io/pretrained.hpp>
 #include <fnet/io/save_pretrained.hpp>
@@ -62,14 +63,15 @@ fnet::FNetConfig small_config(bool tpu) {
 }
 
 // Every parameter random (LayerNorm weights near 1), so no tensor can go missing unnoticed.
-template <class Scalar>
-void randomise(Model<Scalar>& model, std::uint64_t seed) {
+template <class AnyModel>
+void randomise(AnyModel& model, std::uint64_t seed) {
   std::mt19937_64 random(seed);
   std::normal_distribution<double> normal(0.0, 0.5);
   for (auto& p : model.parameters()) {
     const bool norm_weight = p.name.find("LayerNorm.weight") != std::string::npos;
     for (std::size_t i = 0; i < p.size(); ++i)
-      p.data[i] = static_cast<Scalar>((norm_weight ? 1.0 : 0.0) + normal(random));
+      p.data[i] =
+          static_cast<std::remove_reference_t<decltype(*p.data)>>((norm_weight ? 1.0 : 0.0) + normal(random));
   }
 }
 
@@ -127,6 +129,8 @@ void expect_same_config(const fnet::FNetConfig& a, const fnet::FNetConfig& b) {
   EXPECT_EQ(a.num_labels, b.num_labels);
   EXPECT_EQ(a.id2label, b.id2label);
   EXPECT_EQ(a.architectures, b.architectures);
+  EXPECT_EQ(a.mixing, b.mixing);
+  EXPECT_EQ(a.num_attention_heads, b.num_attention_heads);
 }
 
 std::string read_file(const std::string& path) {
@@ -200,6 +204,22 @@ TEST(ConfigJson, DefaultsGiveTheKeysOfAReleasedConfig) {
   EXPECT_EQ(json.at("use_tpu_fourier_optimizations"), false);
   EXPECT_EQ(json.at("pad_token_id"), 3);
   expect_same_config(fnet::io::parse_config(text, "config.json"), config);
+}
+
+TEST(ConfigJson, AttentionMixingReadsBackAndFourierWritesNoExtraKey) {
+  fnet::FNetConfig config;
+  config.hidden_size = 96;
+  config.mixing = fnet::MixingKind::attention;
+  config.num_attention_heads = 3;
+  const std::string text = fnet::io::config_json(config);
+  expect_same_config(fnet::io::parse_config(text, "config.json"), config);
+  const auto json = nlohmann::json::parse(text);
+  EXPECT_EQ(json.at("mixing"), "attention");
+  EXPECT_EQ(json.at("num_attention_heads"), 3);
+
+  const auto fourier = nlohmann::json::parse(fnet::io::config_json(fnet::FNetConfig{}));
+  EXPECT_FALSE(fourier.contains("mixing")) << "an FNet config.json keeps Hugging Face's keys only";
+  EXPECT_FALSE(fourier.contains("num_attention_heads"));
 }
 
 TEST(ConfigJson, UnnamedLabelsKeepTheirCount) {
@@ -346,6 +366,41 @@ TEST_P(SavePretrained, WritesTheHubLayout) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryHeadAndDtype, SavePretrained, testing::ValuesIn(save_cases()), case_name);
+
+// The same model with a BERT encoder saves and loads the same way, under BERT's encoder names, and an FNet
+// loader refuses it by name rather than misreading it.
+TEST(SavePretrainedTransformer, LoadsBackWithTheSameParametersAndOutputs) {
+  fnet_test::TempDir dir;
+  const std::string directory = dir.file("bert");
+  fnet::FNetConfig config = small_config(false);
+  config.mixing = fnet::MixingKind::attention;
+  config.num_attention_heads = 3;
+  using Transformer = fnet::baseline::TransformerModel<float>;
+  Transformer model(config, {true, Classifier::sequence});
+  randomise(model, 99);
+  fnet::io::save_pretrained(model, directory);
+
+  const auto loaded = fnet::io::load_pretrained_as<Transformer>(directory);
+  EXPECT_EQ(loaded.config().mixing, fnet::MixingKind::attention);
+  EXPECT_EQ(loaded.config().num_attention_heads, 3u);
+  const auto wanted = model.parameters();
+  const auto got = loaded.parameters();
+  ASSERT_EQ(got.size(), wanted.size());
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    ASSERT_EQ(got[k].name, wanted[k].name);
+    for (std::size_t i = 0; i < got[k].size(); ++i)
+      ASSERT_EQ(bits_of(got[k].data[i]), bits_of(wanted[k].data[i])) << got[k].name << " element " << i;
+  }
+  EXPECT_TRUE(fnet::io::Checkpoint::open(directory).contains("encoder.layer.1.attention.self.key.weight"));
+  expect_same_outputs(loaded.forward(test_ids(), test_types()), model.forward(test_ids(), test_types()));
+
+  try {
+    fnet::io::load_pretrained<float, fnet::fft::Builtin>(directory);
+    ADD_FAILURE() << "an FNet loader read an attention checkpoint";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("mixing is \"attention\""), std::string::npos) << error.what();
+  }
+}
 
 TEST(SavePretrainedArchitectures, AreTransformersClassNames) {
   EXPECT_EQ(fnet::io::architectures_for({}), std::vector<std::string>{"FNetModel"});

@@ -2,6 +2,7 @@
 // head and activation: every parameter tensor of the model (sampled entries and random directions), the loss
 // as Hugging Face defines it, the tied decoder adding into the word embeddings, the pad row of the word table
 // getting no gradient from the lookup, dropout on, micro-batch accumulation and the loss scale.
+#include <fnet/baseline/transformer_model.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/model.hpp>
 #include <fnet/threads.hpp>
@@ -82,10 +83,9 @@ class TrainModel : public ::testing::TestWithParam<std::tuple<int, fnet::Activat
   void TearDown() override { fnet::set_num_threads(1); }
 };
 
-TEST_P(TrainModel, GradientsMatchFiniteDifferences) {
-  const HeadCase& head = kHeads[std::get<0>(GetParam())];
-  const auto config = small_config(std::get<1>(GetParam()), head.num_labels);
-  Model model(config, head.heads);
+template <class AnyModel>
+void check_model_gradients(const HeadCase& head, const fnet::FNetConfig& config) {
+  AnyModel model(config, head.heads);
   fnet_test::randomize(model.parameters(), 70, 0.4);
   // Token labels must index the vocabulary for the masked-LM head.
   Batch batch = make_batch(config, 71);
@@ -99,7 +99,7 @@ TEST_P(TrainModel, GradientsMatchFiniteDifferences) {
   options.dropout = 0.2;  // on: the masks are part of the function being differentiated
   options.seed = 72;
   options.step = 3;
-  typename Model::TrainingCache cache;
+  typename AnyModel::TrainingCache cache;
   fnet::Workspace<double> workspace;
   const auto loss = [&] {
     return model.forward(batch.ids, batch.types, batch.labels, cache, workspace, options);
@@ -108,7 +108,15 @@ TEST_P(TrainModel, GradientsMatchFiniteDifferences) {
   ASSERT_TRUE(std::isfinite(value));
   fnet::Gradients<double> gradients(model.parameters());
   model.backward(cache, gradients, workspace);
-  fnet_test::check_parameter_gradients(model.parameters(), gradients.views(), loss, 73);
+  if (config.mixing == fnet::MixingKind::attention)
+    fnet_test::check_attention_gradients(model.parameters(), gradients.views(), loss, 73);
+  else
+    fnet_test::check_parameter_gradients(model.parameters(), gradients.views(), loss, 73);
+}
+
+TEST_P(TrainModel, GradientsMatchFiniteDifferences) {
+  const HeadCase& head = kHeads[std::get<0>(GetParam())];
+  check_model_gradients<Model>(head, small_config(std::get<1>(GetParam()), head.num_labels));
 }
 
 INSTANTIATE_TEST_SUITE_P(EachHeadAndActivation, TrainModel,
@@ -120,6 +128,37 @@ INSTANTIATE_TEST_SUITE_P(EachHeadAndActivation, TrainModel,
                            return std::string(kHeads[std::get<0>(info.param)].name) + "_" +
                                   fnet::to_string(std::get<1>(info.param));
                          });
+
+// The same model with a BERT encoder (two heads of four features): every head's gradients, the attention's
+// projections included.
+class TrainTransformerModel : public ::testing::TestWithParam<int> {};
+
+TEST_P(TrainTransformerModel, GradientsMatchFiniteDifferences) {
+  const HeadCase& head = kHeads[GetParam()];
+  auto config = small_config(fnet::Activation::gelu_new, head.num_labels);
+  config.mixing = fnet::MixingKind::attention;
+  config.num_attention_heads = 2;
+  check_model_gradients<fnet::baseline::TransformerModel<double>>(head, config);
+}
+
+INSTANTIATE_TEST_SUITE_P(EachHead, TrainTransformerModel, ::testing::Values(0, 1, 2, 3),
+                         [](const auto& info) { return std::string(kHeads[info.param].name); });
+
+TEST(TrainTransformerModel, AFourierModelRefusesAnAttentionConfiguration) {
+  auto config = small_config(fnet::Activation::gelu_new);
+  config.mixing = fnet::MixingKind::attention;
+  config.num_attention_heads = 2;
+  try {
+    Model model(config);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("fnet::FNetModel: the configuration's mixing is \"attention\""),
+              std::string::npos)
+        << error.what();
+  }
+  config.mixing = fnet::MixingKind::fourier;
+  EXPECT_THROW(fnet::baseline::TransformerModel<double>{config}, std::invalid_argument);
+}
 
 // The loss as Hugging Face defines it, computed here from the model's own inference outputs.
 TEST(TrainModelLoss, IsTheHeadsLossOfTheInferenceOutputs) {

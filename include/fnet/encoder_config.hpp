@@ -33,6 +33,9 @@ struct EncoderConfig {
   /// refused. Off: a DFT of each sequence's own length.
   bool use_tpu_fourier_optimizations = false;
   std::size_t tpu_short_seq_length = 512;
+  /// Heads of an attention mixing (fnet::baseline::MultiHeadAttention; BERT's field): 0 for hidden_size / 64.
+  /// Fourier mixing ignores it.
+  std::size_t num_attention_heads = 0;
 
   /// google/fnet-base: 768 / 3072 / 12 layers, gelu_new, eps 1e-12.
   static EncoderConfig fnet_base() { return EncoderConfig{}; }

@@ -35,6 +35,7 @@
 // The full model: embeddings, pooler, heads
 #include <fnet/embeddings.hpp>
 #include <fnet/heads.hpp>
+#include <fnet/mixing_kind.hpp>
 #include <fnet/model.hpp>
 #include <fnet/model_config.hpp>
 
@@ -51,3 +52,4 @@
 // The attention baseline for comparisons
 #include <fnet/baseline/multi_head_attention.hpp>
 #include <fnet/baseline/transformer_encoder_layer.hpp>
+#include <fnet/baseline/transformer_model.hpp>

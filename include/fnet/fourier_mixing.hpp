@@ -9,6 +9,7 @@
 #include <fnet/encoder_config.hpp>
 #include <fnet/fft/backend.hpp>
 #include <fnet/fft/default.hpp>
+#include <fnet/mixing_kind.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
@@ -57,6 +58,8 @@ class FourierMixing {
   /// The name of this sublayer in a Hugging Face layer: parameters of an FNet layer's mixing LayerNorm are
   /// "fourier.output.LayerNorm.*".
   static constexpr const char* module_name = "fourier";
+  /// What a model configuration calls this mixing (FNetConfig::mixing).
+  static constexpr MixingKind kind = MixingKind::fourier;
 
   /// The mixing an encoder layer of `config` uses (its sequence DFT length), over `backend`.
   static FourierMixing from_config(const EncoderConfig& config, Backend backend = Backend()) {

@@ -1,5 +1,5 @@
-// FNetModel: embeddings, encoder, pooler and the optional heads of a Hugging Face FNet checkpoint, tied
-// together.
+// Model: embeddings, encoder, pooler and the optional heads of a Hugging Face FNet checkpoint, tied together,
+// over any token-mixing sublayer; FNetModel is the FNet one (baseline::TransformerModel the attention one).
 #pragma once
 
 #include <fnet/detail/access.hpp>
@@ -46,7 +46,10 @@ struct FNetOutput {
   std::optional<Tensor3<Scalar>> token_logits;       ///< (batch, seq, num_labels), token classifier
 };
 
-/// A whole FNet: FNetEmbeddings -> FNetEncoder -> FNetPooler, plus the heads named in FNetHeads. Parameters
+/// A whole model: FNetEmbeddings -> Encoder<Scalar, Mixing> -> FNetPooler, plus the heads named in FNetHeads.
+/// With Fourier mixing it is Hugging Face's FNet (fnet::FNetModel); with attention
+/// (fnet::baseline::TransformerModel) the same model with a BERT encoder in place of the FNet one, everything
+/// else shared, so that the two train and run from one configuration (FNetConfig::mixing). Parameters
 /// are listed under their Hugging Face names ("embeddings.word_embeddings.weight", "encoder.layer.0....",
 /// "pooler.dense.weight", "cls.predictions.bias", "classifier.weight") so a checkpoint loads by name; see
 /// fnet::io::load_pretrained for loading a Hugging Face directory.
@@ -64,8 +67,8 @@ struct FNetOutput {
 /// With use_tpu_fourier_optimizations (and max_position_embeddings <= 4096), as the reference, the mixing
 /// uses the leading seq x seq block of the tpu_short_seq_length-point DFT matrix, and longer sequences are
 /// refused (see fnet::FourierMixing).
-template <class Scalar, class Backend = fft::Default>
-class FNetModel {
+template <class Scalar, class Mixing>
+class Model {
  public:
   using Matrix = typename FNetOutput<Scalar>::Matrix;
 
@@ -90,9 +93,9 @@ class FNetModel {
     }
 
    private:
-    friend class FNetModel;
+    friend class Model;
     typename FNetEmbeddings<Scalar>::Cache embeddings_;
-    typename FNetEncoder<Scalar, Backend>::Cache encoder_;
+    typename Encoder<Scalar, Mixing>::Cache encoder_;
     typename FNetPreTrainingHeads<Scalar>::Cache heads_;
     detail::AlignedBuffer<Scalar> hidden_;             // (tokens, hidden): the encoder's output
     detail::AlignedBuffer<Scalar> pooled_;             // (batch, hidden)
@@ -108,12 +111,15 @@ class FNetModel {
     bool ready_ = false;  // a forward has filled the cache and no backward has consumed it
   };
 
-  /// Throws std::invalid_argument when the configuration is invalid.
-  explicit FNetModel(const FNetConfig& config, FNetHeads heads = {}, Backend backend = Backend())
-      : config_((config.validate(), config)),
+  /// The encoder's mixing sublayers are made from `mixing_args` (an FFT backend for Fourier mixing; nothing
+  /// for attention, whose head count is config.num_attention_heads). Throws std::invalid_argument when the
+  /// configuration is invalid or names another mixing (config.mixing) than this model's.
+  template <class... MixingArgs>
+  explicit Model(const FNetConfig& config, FNetHeads heads = {}, const MixingArgs&... mixing_args)
+      : config_((check_config(config), config)),
         heads_(heads),
         embeddings(config),
-        encoder(config.encoder(), std::move(backend)),
+        encoder(config.encoder(), mixing_args...),
         pooler(config) {
     if (heads.pretraining) pretraining.emplace(config);
     if (heads.classifier != Classifier::none) classifier.emplace(config, heads.classifier);
@@ -125,7 +131,7 @@ class FNetModel {
 
  public:
   FNetEmbeddings<Scalar> embeddings;
-  FNetEncoder<Scalar, Backend> encoder;
+  Encoder<Scalar, Mixing> encoder;
   FNetPooler<Scalar> pooler;
   std::optional<FNetPreTrainingHeads<Scalar>> pretraining;
   std::optional<FNetClassifier<Scalar>> classifier;
@@ -233,15 +239,14 @@ class FNetModel {
   /// needs a new forward). The same bits for every thread count.
   void backward(TrainingCache& cache, Gradients<Scalar>& gradients, Workspace<Scalar>& workspace,
                 double loss_scale = 1.0) const {
-    constexpr const char* owner = "fnet::FNetModel::backward";
+    const std::string owner = std::string(name()) + "::backward";
     check_parameters();
     if (!cache.ready_)
       throw std::invalid_argument(
-          std::string(owner) + ": the cache holds no training forward (each backward needs its own forward)");
+          owner + ": the cache holds no training forward (each backward needs its own forward)");
     if (!std::isfinite(loss_scale))
-      throw std::invalid_argument(std::string(owner) + ": loss_scale must be finite, got " +
-                                  std::to_string(loss_scale));
-    gradients.check_layout(owner, parameter_count(), gradient_size());
+      throw std::invalid_argument(owner + ": loss_scale must be finite, got " + std::to_string(loss_scale));
+    gradients.check_layout(owner.c_str(), parameter_count(), gradient_size());
     cache.ready_ = false;
     backward_train(cache, gradients.data(), workspace, static_cast<Scalar>(loss_scale), num_threads());
   }
@@ -252,7 +257,7 @@ class FNetModel {
 
   /// Throws std::invalid_argument naming the first parameter whose shape no longer matches the configuration.
   void check_parameters() const {
-    constexpr const char* owner = "fnet::FNetModel";
+    const char* owner = name();
     const detail::ParameterPath root;
     detail::Access::check_parameters(embeddings, owner, detail::ParameterPath(root, "embeddings."));
     detail::Access::check_parameters(encoder, owner, detail::ParameterPath(root, "encoder."));
@@ -266,11 +271,25 @@ class FNetModel {
   }
 
  private:
+  // "fnet::FNetModel" or "fnet::baseline::TransformerModel", for messages.
+  static const char* name() {
+    return Mixing::kind == MixingKind::fourier ? "fnet::FNetModel" : "fnet::baseline::TransformerModel";
+  }
+
+  static void check_config(const FNetConfig& config) {
+    config.validate();
+    if (config.mixing != Mixing::kind)
+      throw std::invalid_argument(std::string(name()) + ": the configuration's mixing is \"" +
+                                  to_string(config.mixing) + "\", this model's is \"" +
+                                  to_string(Mixing::kind) + "\"");
+  }
+
   // The dropout site of a classifier's input (see fnet::TrainingOptions).
   std::uint32_t classifier_site() const { return static_cast<std::uint32_t>(config_.num_hidden_layers + 1); }
 
   std::size_t parameter_count() const {
-    return 7 + 8 * config_.num_hidden_layers + 2 + (pretraining ? 7 : 0) + (classifier ? 2 : 0);
+    return 7 + encoder.num_layers() * detail::Access::parameter_count(encoder.layer(0)) + 2 +
+           (pretraining ? 7 : 0) + (classifier ? 2 : 0);
   }
 
   std::size_t gradient_size() const {
@@ -282,7 +301,7 @@ class FNetModel {
   }
 
   void check_labels(const TokenIds& ids, const TrainingLabels& labels) const {
-    constexpr const char* owner = "fnet::FNetModel::forward (training)";
+    const std::string owner = std::string(name()) + "::forward (training)";
     const auto batch = static_cast<std::size_t>(ids.rows());
     const auto check_token_labels = [&](const char* what) {
       if (labels.token_labels.rows() != ids.rows() || labels.token_labels.cols() != ids.cols())
@@ -449,7 +468,7 @@ class FNetModel {
   }
 
   void check_call(const TokenIds& ids, const TokenIds& token_types) const {
-    constexpr const char* owner = "fnet::FNetModel";
+    const char* owner = name();
     check_parameters();
     embeddings.check_inputs(ids, token_types);
     encoder.layer(0).mixing.check_sequence(owner, ids.cols());
@@ -482,5 +501,9 @@ class FNetModel {
     return all;
   }
 };
+
+/// Hugging Face's FNet: the Model with Fourier mixing over the FFT `Backend`.
+template <class Scalar, class Backend = fft::Default>
+using FNetModel = Model<Scalar, FourierMixing<Scalar, Backend>>;
 
 }  // namespace fnet

@@ -4,6 +4,7 @@
 
 #include <fnet/activation.hpp>
 #include <fnet/encoder_config.hpp>
+#include <fnet/mixing_kind.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -40,6 +41,12 @@ struct FNetConfig {
   std::size_t num_labels = 2;
   std::vector<std::string> id2label;       ///< label names by index, empty when the config has none
   std::vector<std::string> architectures;  ///< e.g. "FNetForPreTraining", "FNetForSequenceClassification"
+  /// Not a Hugging Face FNet field: the encoder's token mixing. Fourier for every FNet checkpoint; attention
+  /// makes the same model with a BERT encoder (fnet::baseline::TransformerModel), for comparisons on equal
+  /// terms. config.json carries it as "mixing" only when it is not "fourier".
+  MixingKind mixing = MixingKind::fourier;
+  /// BERT's field, for attention mixing: heads per layer, 0 for hidden_size / 64. Fourier mixing ignores it.
+  std::size_t num_attention_heads = 0;
 
   /// The encoder's configuration: the one place where model fields map to encoder fields. They share their
   /// names; the reference's TPU mixing (use_tpu_fourier_optimizations) applies only when
@@ -54,6 +61,7 @@ struct FNetConfig {
     encoder.initializer_range = initializer_range;
     encoder.use_tpu_fourier_optimizations = use_tpu_fourier_optimizations && max_position_embeddings <= 4096;
     encoder.tpu_short_seq_length = tpu_short_seq_length;
+    encoder.num_attention_heads = num_attention_heads;
     return encoder;
   }
 
@@ -71,6 +79,23 @@ struct FNetConfig {
     if (!(hidden_dropout_prob >= 0 && hidden_dropout_prob < 1))
       throw std::invalid_argument(std::string(owner) + ": hidden_dropout_prob must be in [0, 1), got " +
                                   std::to_string(hidden_dropout_prob));
+    if (!is_valid(mixing))
+      throw std::invalid_argument(std::string(owner) + ": mixing has no known value (" +
+                                  std::to_string(static_cast<int>(mixing)) + ")");
+    if (mixing == MixingKind::attention) {
+      // 0 heads means hidden_size / 64 heads of 64 features, as MultiHeadAttention's default.
+      const bool fits = num_attention_heads != 0 ? hidden_size % num_attention_heads == 0
+                                                 : hidden_size >= 64 && hidden_size % 64 == 0;
+      if (!fits)
+        throw std::invalid_argument(
+            std::string(owner) + ": attention mixing needs hidden_size (" + std::to_string(hidden_size) +
+            ") to be a multiple of num_attention_heads (" + std::to_string(num_attention_heads) +
+            (num_attention_heads == 0 ? ", i.e. hidden_size / 64" : "") + ")");
+      if (use_tpu_fourier_optimizations)
+        throw std::invalid_argument(std::string(owner) +
+                                    ": use_tpu_fourier_optimizations applies to Fourier mixing only, "
+                                    "but mixing is attention");
+    }
     if (!id2label.empty() && id2label.size() != num_labels)
       throw std::invalid_argument(std::string(owner) + ": id2label has " + std::to_string(id2label.size()) +
                                   " labels but num_labels is " + std::to_string(num_labels));

@@ -30,7 +30,10 @@ import run_parity  # noqa: E402
 FNET_TRAIN = None
 FNET_INFER = None
 
+# What a checkpoint directory holds, the same bytes for the same run; a finished run's directory adds
+# train_results.json (its run time and speed, which vary).
 FINAL_FILES = ["config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
+FINISHED_FILES = FINAL_FILES + ["train_results.json"]
 PROGRESS = re.compile(r"^fnet-train: step \d+/\d+  loss \S+  lr \S+  \d+ tokens/s  ETA \S+$")
 EVAL = re.compile(r"^fnet-train: epoch (\S+)  eval loss (\S+)  accuracy (\S+)$")
 
@@ -169,7 +172,7 @@ class TrainCliTest(TrainCliBase):
                 common = ["--steps", "6", "--dropout", "0.1", "--eval", self.seq_eval, "--save-steps", str(save_steps)]
                 whole = self.fresh(f"whole-{save_steps}")
                 self.train(*self.seq_args(whole, *common))
-                self.assertEqual(sorted(os.listdir(whole)), sorted(FINAL_FILES + ["best"]),
+                self.assertEqual(sorted(os.listdir(whole)), sorted(FINISHED_FILES + ["best"]),
                                  "the intermediate checkpoint is removed at the end")
 
                 parted = self.fresh(f"parted-{save_steps}")
@@ -179,7 +182,7 @@ class TrainCliTest(TrainCliBase):
                                  "an interrupted run leaves only its newest checkpoint-K (and the best so far)")
                 self.assertEqual(sorted(os.listdir(os.path.join(parted, kept))), sorted(FINAL_FILES))
                 self.train(*self.seq_args(parted, *common, "--resume"))
-                self.assertEqual(sorted(os.listdir(parted)), sorted(FINAL_FILES + ["best"]))
+                self.assertEqual(sorted(os.listdir(parted)), sorted(FINISHED_FILES + ["best"]))
                 self.assertEqual(read_bytes(parted, FINAL_FILES), read_bytes(whole, FINAL_FILES))
                 best = ["config.json", "model.safetensors"]
                 self.assertEqual(read_bytes(os.path.join(parted, "best"), best),
@@ -253,7 +256,7 @@ class TrainCliTest(TrainCliBase):
         output = self.fresh("eval")
         result = self.train(*with_option(self.seq_args(output, "--epochs", "3", "--eval", self.seq_eval), "--lr",
                                          "2e-2"))
-        self.assertEqual(sorted(os.listdir(output)), sorted(FINAL_FILES + ["best"]))
+        self.assertEqual(sorted(os.listdir(output)), sorted(FINISHED_FILES + ["best"]))
         self.assertEqual(sorted(os.listdir(os.path.join(output, "best"))), ["config.json", "model.safetensors"])
         lines = result.stderr.strip().splitlines()
         evals = [EVAL.match(line) for line in lines if EVAL.match(line)]
@@ -389,6 +392,59 @@ class TrainCliTest(TrainCliBase):
         self.expect_failure(with_option(self.seq_args(self.failed_out), "--lr", "fast"), "--lr", "'fast'")
         self.expect_failure(with_option(self.seq_args(self.failed_out), "--train", os.path.join(self.work, "missing")),
                             "missing")
+
+
+class TrainAttentionCliTest(TrainCliBase):
+    """The same model with a BERT encoder ("mixing": "attention"), trained from a config.json alone: the same
+    command line and data, the same files out, reproducible for every thread count, and run by fnet-infer."""
+
+    def attention_model(self):
+        directory = os.path.join(self.work, "attention-model")
+        os.makedirs(directory, exist_ok=True)
+        cfg = dict(self.seq_cfg, mixing="attention", num_attention_heads=2)
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        return directory
+
+    def test_trains_from_scratch_reproducibly_and_runs_in_fnet_infer(self):
+        model = self.attention_model()
+        outputs = {}
+        for threads in ("1", "2"):
+            output = self.fresh(f"attention-{threads}")
+            args = with_option(self.seq_args(output, "--epochs", "2", "--eval", self.seq_eval, "--threads", threads),
+                               "--model", model)
+            result = self.train(*args)
+            self.assertIn("(attention, ", result.stdout)
+            self.assertIn("are not in", result.stderr, "a config.json alone starts every tensor fresh")
+            outputs[threads] = read_bytes(output, ["model.safetensors", "optimizer.safetensors"])
+        output = os.path.join(self.work, "attention-1")
+        self.assertEqual(outputs["1"], outputs["2"], "--threads 1 and 2 give the same bytes")
+        with open(os.path.join(output, "config.json")) as f:
+            saved = json.load(f)
+        self.assertEqual((saved["mixing"], saved["num_attention_heads"]), ("attention", 2))
+        with open(os.path.join(output, "trainer_state.json")) as f:
+            self.assertEqual(json.load(f)["global_step"], 6)
+        with open(os.path.join(output, "train_results.json")) as f:
+            results = json.load(f)
+        self.assertTrue(0 <= results["eval_accuracy"] <= 1 and results["train_steps_per_second"] > 0, results)
+        names = ref.read_safetensors(os.path.join(output, "model.safetensors")).keys()
+        self.assertIn("encoder.layer.1.attention.self.query.weight", names)
+        self.assertFalse(any("fourier" in name for name in names), sorted(names))
+
+        infer_out = self.fresh("attention-infer")
+        result = subprocess.run([FNET_INFER, "--model", output, "--input-ids",
+                                 os.path.join(self.seq_eval, "input_ids.npy"), "--output-dir", infer_out],
+                                capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("attention", result.stdout)
+        logits = np.load(os.path.join(infer_out, "logits.npy"))
+        self.assertEqual(logits.shape, (7, 3))
+        self.assertTrue(np.isfinite(logits).all())
+
+    def test_an_fft_backend_is_refused_for_attention(self):
+        args = with_option(self.seq_args(self.failed_out, "--steps", "1", "--backend", "builtin"), "--model",
+                           self.attention_model())
+        self.expect_failure(args, "--backend builtin", "attention")
 
 
 class TrainTsvTest(TrainCliBase):

@@ -10,6 +10,7 @@
 #include <fnet/detail/random.hpp>
 #include <fnet/detail/softmax.hpp>
 #include <fnet/encoder_config.hpp>
+#include <fnet/mixing_kind.hpp>
 #include <fnet/parameter.hpp>
 #include <fnet/tensor.hpp>
 #include <fnet/threads.hpp>
@@ -72,6 +73,8 @@ class MultiHeadAttention {
 
   /// The name of this sublayer in a Hugging Face BERT layer ("attention.self.query.weight", ...).
   static constexpr const char* module_name = "attention";
+  /// What a model configuration calls this mixing (FNetConfig::mixing).
+  static constexpr MixingKind kind = MixingKind::attention;
 
   /// What a training forward keeps for the backward pass: the input x, the Q|K|V rows, each head's (seq, seq)
   /// probabilities and the (seq, hidden) context of every item. Caller-owned and reused.
@@ -93,8 +96,10 @@ class MultiHeadAttention {
     Eigen::Index seq_ = 0;
   };
 
-  /// The attention an encoder layer of `config` uses: `num_heads` heads, or hidden_size / 64 when 0.
+  /// The attention an encoder layer of `config` uses: `num_heads` heads, or when 0
+  /// config.num_attention_heads, or when that is 0 too hidden_size / 64.
   static MultiHeadAttention from_config(const EncoderConfig& config, std::size_t num_heads = 0) {
+    if (num_heads == 0) num_heads = config.num_attention_heads;
     return num_heads == 0 ? MultiHeadAttention(config.hidden_size)
                           : MultiHeadAttention(config.hidden_size, num_heads);
   }

@@ -82,6 +82,7 @@ inline FNetConfig parse_config(const std::string& text, const std::string& sourc
   detail::read_size(json, "max_position_embeddings", config.max_position_embeddings, source);
   detail::read_size(json, "type_vocab_size", config.type_vocab_size, source);
   detail::read_size(json, "tpu_short_seq_length", config.tpu_short_seq_length, source);
+  detail::read_size(json, "num_attention_heads", config.num_attention_heads, source);
   detail::read_integer(json, "pad_token_id", config.pad_token_id, source);
   detail::read_integer(json, "bos_token_id", config.bos_token_id, source);
   detail::read_integer(json, "eos_token_id", config.eos_token_id, source);
@@ -93,6 +94,15 @@ inline FNetConfig parse_config(const std::string& text, const std::string& sourc
       config.hidden_act = parse_activation(json["hidden_act"].get<std::string>());
     } catch (const std::invalid_argument& error) {
       bad_config(source, std::string("hidden_act: ") + error.what());
+    }
+  }
+  if (json.contains("mixing")) {
+    if (!json["mixing"].is_string())
+      bad_config(source, "mixing must be a string, got " + json["mixing"].dump());
+    try {
+      config.mixing = parse_mixing(json["mixing"].get<std::string>());
+    } catch (const std::invalid_argument& error) {
+      bad_config(source, std::string("mixing: ") + error.what());
     }
   }
   detail::read_number(json, "layer_norm_eps", config.layer_norm_eps, source);
@@ -181,9 +191,10 @@ inline std::string torch_dtype_name(DType dtype) {
 /// field under its Hugging Face name (hidden_act as its name, e.g. "gelu_new"), "torch_dtype" for
 /// `weights_dtype` (the dtype the weights are stored in), "architectures" when the config lists any, and the
 /// labels: "id2label" (string keys "0", "1", ...) with "label2id" when the config names its labels, else
-/// "num_labels" when it is not Hugging Face's default of 2. parse_config reads back exactly `config`. Throws
-/// std::invalid_argument when `config` is invalid (see FNetConfig::validate) or `weights_dtype` is not a
-/// weight dtype.
+/// "num_labels" when it is not Hugging Face's default of 2; for attention mixing (not an FNet field)
+/// "mixing": "attention" and "num_attention_heads" when not 0. parse_config reads back exactly `config`.
+/// Throws std::invalid_argument when `config` is invalid (see FNetConfig::validate) or `weights_dtype` is not
+/// a weight dtype.
 ///
 ///     std::string text = fnet::io::config_json(model.config(), fnet::io::DType::BF16);
 inline std::string config_json(const FNetConfig& config, DType weights_dtype = DType::F32) {
@@ -208,6 +219,8 @@ inline std::string config_json(const FNetConfig& config, DType weights_dtype = D
       {"torch_dtype", torch_dtype_name(weights_dtype)},
   };
   if (!config.architectures.empty()) json["architectures"] = config.architectures;
+  if (config.mixing != MixingKind::fourier) json["mixing"] = fnet::to_string(config.mixing);
+  if (config.num_attention_heads != 0) json["num_attention_heads"] = config.num_attention_heads;
   if (!config.id2label.empty()) {
     nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
     for (std::size_t i = 0; i < config.id2label.size(); ++i) {

@@ -1,4 +1,5 @@
-// load_pretrained: an FNetModel from a Hugging Face checkpoint directory (config.json + safetensors).
+// load_pretrained: an FNetModel (or a model of another mixing) from a Hugging Face checkpoint directory
+// (config.json + safetensors).
 #pragma once
 
 #include <fnet/io/checkpoint.hpp>
@@ -80,6 +81,20 @@ inline bool has_weights(const std::string& directory) {
 
 }  // namespace detail
 
+/// load_pretrained for a model of any mixing: `ModelType` is an fnet::Model such as
+/// fnet::baseline::TransformerModel<float> (config.json's "mixing" must name its mixing), made with
+/// `mixing_args`. Throws as load_pretrained does.
+///
+///     auto bert = fnet::io::load_pretrained_as<fnet::baseline::TransformerModel<float>>("bert-sized");
+template <class ModelType, class... MixingArgs>
+ModelType load_pretrained_as(const std::string& directory, const MixingArgs&... mixing_args) {
+  const FNetConfig config = read_config(detail::join_path(directory, "config.json"));
+  const Checkpoint checkpoint = Checkpoint::open(directory);
+  ModelType model(config, detect_heads(checkpoint, config), mixing_args...);
+  detail::read_parameters(model, checkpoint, directory, nullptr);
+  return model;
+}
+
 /// Reads `directory`/config.json and the weights (model.safetensors, or shards via
 /// model.safetensors.index.json), and returns the model with every parameter converted straight from the
 /// memory-mapped file into its storage. Tensor names may carry the "fnet." prefix or not. The tied MLM
@@ -92,10 +107,27 @@ inline bool has_weights(const std::string& directory) {
 ///     auto out = model.forward(ids);
 template <class Scalar, class Backend = fft::Default>
 FNetModel<Scalar, Backend> load_pretrained(const std::string& directory, Backend backend = Backend()) {
-  const FNetConfig config = read_config(detail::join_path(directory, "config.json"));
-  const Checkpoint checkpoint = Checkpoint::open(directory);
-  FNetModel<Scalar, Backend> model(config, detect_heads(checkpoint, config), std::move(backend));
-  detail::read_parameters(model, checkpoint, directory, nullptr);
+  return load_pretrained_as<FNetModel<Scalar, Backend>>(directory, std::move(backend));
+}
+
+/// load_for_training for a model of any mixing (see load_pretrained_as), made with `mixing_args`.
+///
+///     auto bert = fnet::io::load_for_training_as<fnet::baseline::TransformerModel<float>>(
+///         "from-scratch", config, {false, fnet::Classifier::sequence}, 42);
+template <class ModelType, class... MixingArgs>
+ModelType load_for_training_as(const std::string& directory, const FNetConfig& config, FNetHeads heads,
+                               std::uint64_t seed, std::vector<std::string>* initialized = nullptr,
+                               const MixingArgs&... mixing_args) {
+  ModelType model(config, heads, mixing_args...);
+  model.initialize(seed);
+  std::vector<std::string> missing;
+  if (detail::has_weights(directory)) {
+    const Checkpoint checkpoint = Checkpoint::open(directory);
+    detail::read_parameters(model, checkpoint, directory, &missing);
+  } else {
+    for (const auto& parameter : model.parameters()) missing.push_back(parameter.name);
+  }
+  if (initialized != nullptr) initialized->insert(initialized->end(), missing.begin(), missing.end());
   return model;
 }
 
@@ -119,17 +151,8 @@ FNetModel<Scalar, Backend> load_for_training(const std::string& directory, const
                                              FNetHeads heads, std::uint64_t seed,
                                              std::vector<std::string>* initialized = nullptr,
                                              Backend backend = Backend()) {
-  FNetModel<Scalar, Backend> model(config, heads, std::move(backend));
-  model.initialize(seed);
-  std::vector<std::string> missing;
-  if (detail::has_weights(directory)) {
-    const Checkpoint checkpoint = Checkpoint::open(directory);
-    detail::read_parameters(model, checkpoint, directory, &missing);
-  } else {
-    for (const auto& parameter : model.parameters()) missing.push_back(parameter.name);
-  }
-  if (initialized != nullptr) initialized->insert(initialized->end(), missing.begin(), missing.end());
-  return model;
+  return load_for_training_as<FNetModel<Scalar, Backend>>(directory, config, heads, seed, initialized,
+                                                          std::move(backend));
 }
 
 }  // namespace fnet::io

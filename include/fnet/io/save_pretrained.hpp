@@ -101,8 +101,8 @@ inline void require_file_or_absent(const std::filesystem::path& path) {
 ///
 /// With use_tpu_fourier_optimizations, transformers' modules also hold DFT-matrix buffers (complex, no
 /// weights); like position_ids they are not written: transformers builds them from the configuration.
-template <class Scalar, class Backend>
-void save_pretrained(const FNetModel<Scalar, Backend>& model, const std::string& directory,
+template <class Scalar, class Mixing>
+void save_pretrained(const Model<Scalar, Mixing>& model, const std::string& directory,
                      const SaveOptions& options = {}) {
   if (options.dtype != DType::F32 && options.dtype != DType::BF16)
     throw std::invalid_argument("fnet::io::save_pretrained: dtype " + std::string(dtype_name(options.dtype)) +
