@@ -1,4 +1,5 @@
-// .npy parsing, id-matrix reading and float32 writing; every malformed file or wrong dtype/rank is rejected.
+// .npy parsing, id-matrix reading, float32 writing and the header for data written piece by piece; every
+// malformed file or wrong dtype/rank is rejected.
 #include <fnet/io/npy.hpp>
 
 #include "io_test_support.hpp"
@@ -145,6 +146,25 @@ TEST(Npy, Float32WriterRoundTripsThroughTheParser) {
   EXPECT_NE(header.find("'shape': (6,)"), std::string::npos) << header;
   FNET_EXPECT_THROW_WITH(fnet::io::write_npy_float32(dir.file("no-such-dir/x.npy"), values.data(), {6}),
                          FileError, "no-such-dir/x.npy");
+}
+
+TEST(Npy, HeaderBytesFollowedByTheDataParse) {
+  fnet_test::TempDir dir;
+  const std::vector<std::int64_t> v64 = {0, 1, -2, 16, 4000000000LL, -9000000000000000000LL};
+  for (const auto& shape : std::vector<std::vector<std::size_t>>{{6}, {2, 3}, {3, 2}}) {
+    const std::string path = dir.file("ids.npy");
+    fnet_test::write_file(path, fnet::io::npy_header_bytes("<i8", shape) + fnet_test::raw_bytes(v64));
+    fnet::io::MappedFile file(path);
+    const auto view = fnet::io::parse_npy(file.data(), file.size(), path);
+    EXPECT_EQ(view.descr, "<i8");
+    EXPECT_EQ(view.shape, shape);
+    EXPECT_EQ((view.data - file.data()) % 64, 0);
+    EXPECT_EQ(fnet::io::int64_values_from_npy(view, path), v64);
+  }
+  // The float32 writer's header is this one.
+  const float one = 1.0f;
+  EXPECT_EQ(fnet::io::npy_float32_bytes(&one, {1}),
+            fnet::io::npy_header_bytes("<f4", {1}) + fnet_test::raw_bytes(std::vector<float>{one}));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// NumPy .npy files: a validating parser, integer-array reading (token ids) and float32 writing (model
-// outputs).
+// NumPy .npy files: a validating parser, integer-array reading (token ids), float32 writing (model outputs)
+// and the header for data of any dtype written piece by piece.
 #pragma once
 
 #include <fnet/io/dtype.hpp>
@@ -329,22 +329,23 @@ inline std::vector<double> double_values_from_npy(const NpyView& view, const std
   return values;
 }
 
-/// The bytes of a version 1.0 .npy file holding float32 data of `shape` in C order (header padded to 64
-/// bytes).
-inline std::string npy_float32_bytes(const float* data, const std::vector<std::size_t>& shape) {
-  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
-  std::size_t count = 1;
+/// The header of a version 1.0 .npy file for C-order data of dtype `descr` (e.g. "<i8", "<f4") and `shape`:
+/// magic, version, length and dict, padded as numpy pads it so that the data, which follows, starts at a
+/// multiple of 64 bytes. For data written piece by piece instead of built in memory first.
+///
+///     file.write(fnet::io::npy_header_bytes("<i8", {rows, cols}));   // then rows * cols little-endian int64
+inline std::string npy_header_bytes(const std::string& descr, const std::vector<std::size_t>& shape) {
+  std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (";
   for (std::size_t i = 0; i < shape.size(); ++i) {
     dict += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
     if (i + 1 < shape.size()) dict += " ";
-    count *= shape[i];
   }
   dict += "), }";
   const std::size_t unpadded = 10 + dict.size() + 1;
   dict.append((64 - unpadded % 64) % 64, ' ');
   dict += '\n';
   if (dict.size() > 0xFFFF)
-    throw std::invalid_argument("npy_float32_bytes: shape of rank " + std::to_string(shape.size()) +
+    throw std::invalid_argument("npy_header_bytes: shape of rank " + std::to_string(shape.size()) +
                                 " is too long for a .npy header");
   std::string out = "\x93NUMPY";
   out += '\x01';
@@ -352,6 +353,15 @@ inline std::string npy_float32_bytes(const float* data, const std::vector<std::s
   out += static_cast<char>(dict.size() & 0xFF);
   out += static_cast<char>((dict.size() >> 8) & 0xFF);
   out += dict;
+  return out;
+}
+
+/// The bytes of a version 1.0 .npy file holding float32 data of `shape` in C order (header padded to 64
+/// bytes).
+inline std::string npy_float32_bytes(const float* data, const std::vector<std::size_t>& shape) {
+  std::size_t count = 1;
+  for (std::size_t extent : shape) count *= extent;
+  std::string out = npy_header_bytes("<f4", shape);
   const std::size_t header_bytes = out.size();
   out.resize(header_bytes + count * 4);
   for (std::size_t i = 0; i < count; ++i) {
