@@ -239,7 +239,8 @@ class Model {
   /// needs a new forward). The same bits for every thread count.
   void backward(TrainingCache& cache, Gradients<Scalar>& gradients, Workspace<Scalar>& workspace,
                 double loss_scale = 1.0) const {
-    const std::string owner = std::string(name()) + "::backward";
+    static const std::string owner =
+        std::string(name()) + "::backward";  // built once: no allocation per step
     check_parameters();
     if (!cache.ready_)
       throw std::invalid_argument(
@@ -301,7 +302,7 @@ class Model {
   }
 
   void check_labels(const TokenIds& ids, const TrainingLabels& labels) const {
-    const std::string owner = std::string(name()) + "::forward (training)";
+    static const std::string owner = std::string(name()) + "::forward (training)";
     const auto batch = static_cast<std::size_t>(ids.rows());
     const auto check_token_labels = [&](const char* what) {
       if (labels.token_labels.rows() != ids.rows() || labels.token_labels.cols() != ids.cols())
