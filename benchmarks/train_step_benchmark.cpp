@@ -1,13 +1,17 @@
 // Training FNet-Base: the training forward, forward + backward, and the whole step (forward, backward,
 // gradient clipping and one AdamW update), batch 1, one thread, a 2-label sequence classifier, dropout 0.1
-// (Hugging Face's hidden_dropout_prob) as in training.
+// (Hugging Face's hidden_dropout_prob) as in training. bert_base is the same model with BERT-Base's encoder
+// (12 layers of 12-head attention, fnet::baseline::TransformerModel): the paper's Table 3 comparison.
 //
 // Names:
-//   train_forward/fnet_base/<seq>   the training forward alone (loss included), what the backward is judged
-//   by train_fwd_bwd/fnet_base/<seq>   forward + backward into the gradients train_step/fnet_base/<seq>
-//   forward + backward + clip_grad_norm(1.0) + AdamW step (lr 5e-5)
+//   train_forward/<fnet_base|bert_base>/<seq>   the training forward alone (loss included), what the
+//                                               backward is judged by
+//   train_fwd_bwd/<fnet_base|bert_base>/<seq>   forward + backward into the gradients
+//   train_step/<fnet_base|bert_base>/<seq>      forward + backward + clip_grad_norm(1.0) + AdamW (lr 5e-5)
 // Counters: tokens_per_second; cache_bytes, the activations the training cache keeps for one step;
-// activation_bytes_per_layer, the encoder's share of it per layer.
+// activation_bytes_per_layer, the encoder's share of it per layer; for train_step, peak_bytes, the most heap
+// memory a cold step holds (the model, gradients, AdamW moments, cache, workspace, plans).
+#include <fnet/baseline/transformer_model.hpp>
 #include <fnet/model.hpp>
 #include <fnet/threads.hpp>
 #include <fnet/train/adamw.hpp>
@@ -16,6 +20,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "allocation_tracker.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,12 +29,12 @@
 
 namespace {
 
+template <class Model>
 struct TrainingSetup {
-  using Model = fnet::FNetModel<float>;
   Model model;
   fnet::Gradients<float> gradients;
   fnet::AdamW<float> optimizer;
-  Model::TrainingCache cache;
+  typename Model::TrainingCache cache;
   fnet::Workspace<float> workspace;
   fnet::TokenIds ids;
   fnet::TrainingLabels labels;
@@ -52,6 +58,7 @@ struct TrainingSetup {
   static fnet::FNetConfig config() {
     fnet::FNetConfig config;  // fnet-base
     config.num_labels = 2;
+    config.mixing = Model::mixing_kind;  // bert_base: 12 heads of 64
     return config;
   }
 
@@ -69,16 +76,33 @@ struct TrainingSetup {
   void backward() { model.backward(cache, gradients, workspace); }
 };
 
-std::shared_ptr<TrainingSetup> setup_for(long seq) {
-  static std::shared_ptr<TrainingSetup> current;
-  if (!current || current->ids.cols() != seq) {
-    current.reset();
-    current = std::make_shared<TrainingSetup>(seq);
-  }
-  return current;
+// One setup alive at a time (a model with its gradients, moments and cache is large): rebuilt when the model
+// or the length changes.
+struct KeptSetup {
+  std::shared_ptr<void> setup;
+  const void* kind = nullptr;
+  long seq = 0;
+};
+KeptSetup& kept_setup() {
+  static KeptSetup kept;
+  return kept;
 }
 
-void counters(benchmark::State& state, TrainingSetup& setup, long seq) {
+template <class Model>
+std::shared_ptr<TrainingSetup<Model>> setup_for(long seq) {
+  static const char kind = 0;  // one address per model type
+  KeptSetup& kept = kept_setup();
+  if (!kept.setup || kept.kind != &kind || kept.seq != seq) {
+    kept.setup.reset();
+    kept.setup = std::make_shared<TrainingSetup<Model>>(seq);
+    kept.kind = &kind;
+    kept.seq = seq;
+  }
+  return std::static_pointer_cast<TrainingSetup<Model>>(kept.setup);
+}
+
+template <class Model>
+void counters(benchmark::State& state, TrainingSetup<Model>& setup, long seq) {
   state.counters["tokens_per_second"] =
       benchmark::Counter(static_cast<double>(seq), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["cache_bytes"] = benchmark::Counter(static_cast<double>(setup.cache.bytes()));
@@ -87,17 +111,19 @@ void counters(benchmark::State& state, TrainingSetup& setup, long seq) {
                          static_cast<double>(setup.model.config().num_hidden_layers));
 }
 
+template <class Model>
 void train_forward(benchmark::State& state, long seq) {
   fnet::set_num_threads(1);
-  auto setup = setup_for(seq);
+  auto setup = setup_for<Model>(seq);
   setup->forward();
   for (auto _ : state) benchmark::DoNotOptimize(setup->forward());
   counters(state, *setup, seq);
 }
 
+template <class Model>
 void train_fwd_bwd(benchmark::State& state, long seq) {
   fnet::set_num_threads(1);
-  auto setup = setup_for(seq);
+  auto setup = setup_for<Model>(seq);
   setup->forward();
   setup->backward();
   for (auto _ : state) {
@@ -109,36 +135,58 @@ void train_fwd_bwd(benchmark::State& state, long seq) {
   counters(state, *setup, seq);
 }
 
+template <class Model>
+void step(TrainingSetup<Model>& setup) {
+  setup.gradients.zero();
+  benchmark::DoNotOptimize(setup.forward());
+  setup.backward();
+  fnet::clip_grad_norm(setup.gradients, 1.0);
+  setup.optimizer.step();
+}
+
+template <class Model>
 void train_step(benchmark::State& state, long seq) {
   fnet::set_num_threads(1);
-  auto setup = setup_for(seq);
+  std::size_t peak = 0;
+  if (fnet_bench::allocation_tracking_available()) {
+    kept_setup().setup.reset();  // so that the cold step is measured alone
+    peak = fnet_bench::peak_bytes_during([&] {
+      TrainingSetup<Model> cold(seq);
+      step(cold);
+    });
+  }
+  auto setup = setup_for<Model>(seq);
   for (auto _ : state) {
-    setup->gradients.zero();
-    benchmark::DoNotOptimize(setup->forward());
-    setup->backward();
-    fnet::clip_grad_norm(setup->gradients, 1.0);
-    setup->optimizer.step();
+    step(*setup);
     benchmark::ClobberMemory();
   }
   counters(state, *setup, seq);
+  if (fnet_bench::allocation_tracking_available())
+    state.counters["peak_bytes"] = benchmark::Counter(static_cast<double>(peak));
 }
 
-const bool registered = [] {
+template <class Model>
+void register_model(const std::string& name) {
   for (long seq : {128L, 512L}) {
     const std::string size = std::to_string(seq);
-    benchmark::RegisterBenchmark(("train_forward/fnet_base/" + size).c_str(),
-                                 [seq](benchmark::State& s) { train_forward(s, seq); })
+    benchmark::RegisterBenchmark(("train_forward/" + name + "/" + size).c_str(),
+                                 [seq](benchmark::State& s) { train_forward<Model>(s, seq); })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("train_fwd_bwd/fnet_base/" + size).c_str(),
-                                 [seq](benchmark::State& s) { train_fwd_bwd(s, seq); })
+    benchmark::RegisterBenchmark(("train_fwd_bwd/" + name + "/" + size).c_str(),
+                                 [seq](benchmark::State& s) { train_fwd_bwd<Model>(s, seq); })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("train_step/fnet_base/" + size).c_str(),
-                                 [seq](benchmark::State& s) { train_step(s, seq); })
+    benchmark::RegisterBenchmark(("train_step/" + name + "/" + size).c_str(),
+                                 [seq](benchmark::State& s) { train_step<Model>(s, seq); })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+}
+
+const bool registered = [] {
+  register_model<fnet::FNetModel<float>>("fnet_base");
+  register_model<fnet::baseline::TransformerModel<float>>("bert_base");
   return true;
 }();
 

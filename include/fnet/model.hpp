@@ -71,6 +71,8 @@ template <class Scalar, class Mixing>
 class Model {
  public:
   using Matrix = typename FNetOutput<Scalar>::Matrix;
+  /// This model's token mixing: what the configuration's `mixing` must name.
+  static constexpr MixingKind mixing_kind = Mixing::kind;
 
   /// What a training forward keeps for the backward pass, for the whole model, and the losses it computed.
   /// Caller-owned and reused: a steady-state training step allocates nothing.
@@ -274,15 +276,15 @@ class Model {
  private:
   // "fnet::FNetModel" or "fnet::baseline::TransformerModel", for messages.
   static const char* name() {
-    return Mixing::kind == MixingKind::fourier ? "fnet::FNetModel" : "fnet::baseline::TransformerModel";
+    return mixing_kind == MixingKind::fourier ? "fnet::FNetModel" : "fnet::baseline::TransformerModel";
   }
 
   static void check_config(const FNetConfig& config) {
     config.validate();
-    if (config.mixing != Mixing::kind)
+    if (config.mixing != mixing_kind)
       throw std::invalid_argument(std::string(name()) + ": the configuration's mixing is \"" +
                                   to_string(config.mixing) + "\", this model's is \"" +
-                                  to_string(Mixing::kind) + "\"");
+                                  to_string(mixing_kind) + "\"");
   }
 
   // The dropout site of a classifier's input (see fnet::TrainingOptions).
