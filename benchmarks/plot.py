@@ -2,10 +2,12 @@
 """Draws the benchmark plots from fnet_benchmarks' JSON output with gnuplot (pngcairo).
 
     plot.py RESULTS.json OUTPUT_DIR
+    plot.py --training RESULTS.json OUTPUT_DIR
 
 Writes mixing_time.png (mixing backends vs attention), layer_time.png (FNet layer vs Transformer layer) and
 peak_memory.png (peak heap bytes of one cold call), each with one panel per hidden size, log-log over the
-sequence length. Times are CPU time per call: every benchmark is single-threaded, and CPU time is what stays
+sequence length; with --training, train_step.png instead: a training step of one FNet layer against one
+Transformer layer (train_step/<fnet|transformer>/<seq>/768), its time and its peak memory. Times are CPU time per call: every benchmark is single-threaded, and CPU time is what stays
 comparable on a machine that other work shares.
 """
 import os
@@ -95,9 +97,36 @@ def draw(png, panels, title, context_line):
     subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
 
 
+TRAINING_SERIES = [
+    ("train_step/fnet", "FNet layer (fftw)", "layer/fnet"),
+    ("train_step/transformer", "Transformer (BERT) layer", "layer/transformer"),
+]
+
+
+def draw_training(data, output, scratch, context_line):
+    """train_step.png: time and peak memory of one training step (forward, backward, AdamW) per length."""
+    panels = []
+    for value, scale, ylabel in (("real_seconds", 1e3, "milliseconds per step"),
+                                 ("peak_bytes", 1.0 / 2**20, "peak heap MiB of a cold step")):
+        files = []
+        for kind, label, colour in TRAINING_SERIES:
+            points = data.series(kind, 768, value)
+            if points:
+                files.append((write_series(scratch, f"{kind}_{value}", points, scale), label, False,
+                              COLOURS[colour]))
+        title = "step time" if value == "real_seconds" else "peak memory"
+        panels.append((f"{title}, hidden 768", ylabel, files, None))
+    draw(os.path.join(output, "train_step.png"), panels,
+         "Training one encoder layer: FNet vs Transformer (forward + backward + AdamW; batch 1, 1 thread)",
+         context_line)
+
+
 def main():
+    training = len(sys.argv) == 4 and sys.argv[1] == "--training"
+    if training:
+        del sys.argv[1]
     if len(sys.argv) != 3:
-        sys.exit("usage: plot.py RESULTS.json OUTPUT_DIR")
+        sys.exit("usage: plot.py [--training] RESULTS.json OUTPUT_DIR")
     if shutil.which("gnuplot") is None:
         sys.exit("plot.py: gnuplot is not installed (Debian package gnuplot-nox)")
     data = results_data.load(sys.argv[1])
@@ -107,6 +136,10 @@ def main():
     hiddens = data.hiddens()
 
     with tempfile.TemporaryDirectory() as scratch:
+        if training:
+            draw_training(data, output, scratch, context_line)
+            return
+
         def files_for(series, value, hidden):
             files = []
             for kind, label in series:

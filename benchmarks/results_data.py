@@ -14,6 +14,8 @@ class Results:
                 continue
             name = run["name"]
             parts = name.split("/")
+            if parts[-1] == "real_time":  # a benchmark timed in real time: the name without the suffix
+                parts = parts[:-1]
             if len(parts) < 3:
                 continue
             if not (parts[-2].isdigit() and parts[-1].isdigit()):
