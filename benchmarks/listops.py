@@ -39,11 +39,12 @@ PAPER = {
 # The same budget for both models at each length: steps, batch, schedule, seed, threads. Training sets hold
 # at least steps x batch examples, so that no example is seen twice and no evaluation falls inside the timed
 # loop (fnet-train evaluates at epoch ends).
+# Both models train at each of the learning rates `lrs` (neither is tuned for the other).
 FULL = dict(lengths=[512, 2048], train_count={512: 12500, 2048: 5000}, test_count=1000, max_depth=10,
             max_args=10, hidden=128, intermediate=512, layers=2, heads=4, batch_size=8,
-            steps={512: 1500, 2048: 600}, lr=1e-3, warmup_fraction=0.1, threads=2)
+            steps={512: 1500, 2048: 600}, lrs=[1e-3, 3e-4], warmup_fraction=0.1, threads=2)
 SMOKE = dict(lengths=[64], train_count={64: 48}, test_count=16, max_depth=4, max_args=4, hidden=32,
-             intermediate=64, layers=1, heads=2, batch_size=4, steps={64: 3}, lr=1e-3, warmup_fraction=0.1,
+             intermediate=64, layers=1, heads=2, batch_size=4, steps={64: 3}, lrs=[1e-3], warmup_fraction=0.1,
              threads=1)
 
 
@@ -97,11 +98,20 @@ def main():
     parser.add_argument("--markdown", default=None, help="write the table here (default: print it)")
     parser.add_argument("--json", default=None, help="write the raw results here")
     parser.add_argument("--keep", default=None, help="keep the data and runs in this directory")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in --json (same settings) and run only the others")
     args = parser.parse_args()
     settings = SMOKE if args.smoke else FULL
     work = args.keep or tempfile.mkdtemp(prefix="listops-")
     os.makedirs(work, exist_ok=True)
     rows = []
+    if args.resume and args.json and os.path.exists(args.json):
+        with open(args.json) as f:
+            saved = json.load(f)
+        if saved["settings"] != settings_json(settings):
+            sys.exit(f"listops.py: --resume: {args.json} was written with other settings")
+        rows = saved["rows"]
+    done = {(r["length"], r["lr"], r["mixing"]) for r in rows}
     try:
         for length in settings["lengths"]:
             train_dir = os.path.join(work, f"data-{length}", "train")
@@ -111,29 +121,32 @@ def main():
             overlap = drop_overlap(train_dir, test_dir)
             labels = np.load(os.path.join(test_dir, "labels.npy"))
             majority = collections.Counter(labels.tolist()).most_common(1)[0][1] / len(labels)
-            for mixing in ("fourier", "attention"):
-                model_dir = os.path.join(work, f"model-{mixing}-{length}")
-                write_config(model_dir, mixing, length, settings)
-                output_dir = os.path.join(work, f"run-{mixing}-{length}")
-                shutil.rmtree(output_dir, ignore_errors=True)
-                results, peak = train_with_peak(args.bin, model_dir, train_dir, test_dir, output_dir, length,
-                                                settings)
-                rows.append({"length": length, "mixing": mixing, "steps": settings["steps"][length],
-                             "accuracy": results["eval_accuracy"], "eval_loss": results["eval_loss"],
-                             "steps_per_second": results["train_steps_per_second"], "peak_rss_bytes": peak,
-                             "test_examples": int(len(labels)), "majority": majority, "dropped_overlap": overlap})
-                print(f"listops.py: length {length} {mixing:9s} accuracy {results['eval_accuracy']:.4f} "
-                      f"{results['train_steps_per_second']:.3f} steps/s peak {peak / 2**20:.0f} MiB",
-                      flush=True)
-                if not 0 <= results["eval_accuracy"] <= 1:
-                    sys.exit(f"listops.py: accuracy {results['eval_accuracy']} out of range")
+            for lr in settings["lrs"]:
+                for mixing in ("fourier", "attention"):
+                    if (length, lr, mixing) in done:
+                        continue
+                    model_dir = os.path.join(work, f"model-{mixing}-{length}")
+                    write_config(model_dir, mixing, length, settings)
+                    output_dir = os.path.join(work, f"run-{mixing}-{length}-{lr}")
+                    shutil.rmtree(output_dir, ignore_errors=True)
+                    results, peak = train_with_peak(args.bin, model_dir, train_dir, test_dir, output_dir, length,
+                                                    lr, settings)
+                    rows.append({"length": length, "lr": lr, "mixing": mixing, "steps": settings["steps"][length],
+                                 "accuracy": results["eval_accuracy"], "eval_loss": results["eval_loss"],
+                                 "steps_per_second": results["train_steps_per_second"], "peak_rss_bytes": peak,
+                                 "test_examples": int(len(labels)), "majority": majority,
+                                 "dropped_overlap": overlap})
+                    print(f"listops.py: length {length} lr {lr:g} {mixing:9s} accuracy "
+                          f"{results['eval_accuracy']:.4f} {results['train_steps_per_second']:.3f} steps/s "
+                          f"peak {peak / 2**20:.0f} MiB", flush=True)
+                    if not 0 <= results["eval_accuracy"] <= 1:
+                        sys.exit(f"listops.py: accuracy {results['eval_accuracy']} out of range")
+                    if args.json:  # after every run, so that --resume can continue an interrupted table
+                        with open(args.json, "w") as f:
+                            json.dump({"settings": settings_json(settings), "rows": rows}, f, indent=2)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"settings": {k: ({str(n): m for n, m in v.items()} if isinstance(v, dict) else v)
-                                    for k, v in settings.items()}, "rows": rows}, f, indent=2)
     table = markdown(rows, settings)
     if args.markdown:
         with open(args.markdown, "w") as f:
@@ -143,12 +156,16 @@ def main():
     return 0
 
 
-def train_with_peak(bin_dir, model_dir, train_dir, test_dir, output_dir, length, settings):
+def settings_json(settings):
+    return {k: ({str(n): m for n, m in v.items()} if isinstance(v, dict) else v) for k, v in settings.items()}
+
+
+def train_with_peak(bin_dir, model_dir, train_dir, test_dir, output_dir, length, lr, settings):
     """fnet-train's results and the peak resident memory of its process (ru_maxrss of that child alone)."""
     steps = settings["steps"][length]
     command = [os.path.join(bin_dir, "fnet-train"), "--model", model_dir, "--task", "sequence-classification",
                "--num-labels", "10", "--train", train_dir, "--eval", test_dir, "--output-dir", output_dir,
-               "--steps", str(steps), "--batch-size", str(settings["batch_size"]), "--lr", str(settings["lr"]),
+               "--steps", str(steps), "--batch-size", str(settings["batch_size"]), "--lr", str(lr),
                "--warmup-steps", str(int(steps * settings["warmup_fraction"])), "--weight-decay", "0.01",
                "--seed", "0", "--threads", str(settings["threads"])]
     with tempfile.TemporaryFile("w+") as err:
@@ -182,7 +199,7 @@ def machine_line():
 
 def markdown(rows, settings):
     """The whole report: the setting, the results of both models per length, the paper's figures."""
-    by = {(r["length"], r["mixing"]): r for r in rows}
+    by = {(r["length"], r["lr"], r["mixing"]): r for r in rows}
     steps = ", ".join(f"{settings['steps'][n]} at {n}" for n in settings["lengths"])
     lines = [
         "# ListOps: FNet against a Transformer, trained from scratch on a CPU",
@@ -200,27 +217,33 @@ def markdown(rows, settings):
         f"{settings['layers']} layers, gelu_new, dropout 0.1, a 10-way sequence classifier on the first "
         f"(`[CLS]`) token; the Transformer's mixing is {settings['heads']}-head self-attention, FNet's the "
         "Fourier transform. No attention mask (FNet has none either): padding takes part in both.",
-        f"- Budget, the same for both: batch {settings['batch_size']}, steps {steps}, AdamW lr "
-        f"{settings['lr']} with linear warm-up over the first {int(100 * settings['warmup_fraction'])}% and "
-        "decay to 0, weight decay 0.01, clipping at 1.0, seed 0.",
+        f"- Budget, the same for both: batch {settings['batch_size']}, steps {steps}, AdamW at each learning rate "
+        f"of {', '.join(f'{lr:g}' for lr in settings['lrs'])} with linear warm-up over the first "
+        f"{int(100 * settings['warmup_fraction'])}% and decay to 0, weight decay 0.01, clipping at 1.0, seed 0. "
+        "Accuracy is the test accuracy after the last step.",
         "- Steps/s: `fnet-train`'s training loop alone (`train_results.json`); peak memory: the peak resident "
         "set of the training process (data, model, optimiser state, activations).",
         "",
-        "| length | model | steps | test accuracy (%) | majority class (%) | steps/s | FNet speed-up | peak memory "
-        "| Transformer / FNet memory |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| length | lr | model | steps | test accuracy (%) | majority class (%) | steps/s | FNet speed-up | "
+        "peak memory | Transformer / FNet memory |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for length in settings["lengths"]:
-        fnet, bert = by[(length, "fourier")], by[(length, "attention")]
-        for row, name in ((bert, "Transformer"), (fnet, "FNet")):
-            speed = f"{row['steps_per_second'] / bert['steps_per_second']:.2f}x" if row is fnet else ""
-            memory = f"{bert['peak_rss_bytes'] / row['peak_rss_bytes']:.2f}x" if row is fnet else ""
-            lines.append(f"| {length} | {name} | {row['steps']} | {100 * row['accuracy']:.2f} | "
-                         f"{100 * row['majority']:.2f} | {row['steps_per_second']:.3f} | {speed} | "
-                         f"{row['peak_rss_bytes'] / 2**20:.0f} MiB | {memory} |")
+        for lr in settings["lrs"]:
+            fnet, bert = by.get((length, lr, "fourier")), by.get((length, lr, "attention"))
+            for row, name in ((bert, "Transformer"), (fnet, "FNet")):
+                if row is None:
+                    continue
+                both = fnet is not None and bert is not None and row is fnet
+                speed = f"{row['steps_per_second'] / bert['steps_per_second']:.2f}x" if both else ""
+                memory = f"{bert['peak_rss_bytes'] / row['peak_rss_bytes']:.2f}x" if both else ""
+                lines.append(f"| {length} | {lr:g} | {name} | {row['steps']} | {100 * row['accuracy']:.2f} | "
+                             f"{100 * row['majority']:.2f} | {row['steps_per_second']:.3f} | {speed} | "
+                             f"{row['peak_rss_bytes'] / 2**20:.0f} MiB | {memory} |")
+    first = {r["length"]: r for r in rows}
     lines += ["", "Test sets: " + ", ".join(
-        f"{by[(n, 'fourier')]['test_examples']} examples at {n} "
-        f"({by[(n, 'fourier')]['dropped_overlap']} dropped as also in training)" for n in settings["lengths"]) + ".",
+        f"{first[n]['test_examples']} examples at {n} ({first[n]['dropped_overlap']} dropped as also in "
+        "training)" for n in settings["lengths"] if n in first) + ".",
         "", "The papers' figures (Long Range Arena on GPUs: the LRA paper's Transformer, and the FNet paper's rerun and FNet):", "",
         "| ListOps test accuracy | % |", "|---|---:|"]
     lines += [f"| {name} | {value:.2f} |" for name, value in PAPER["accuracy"].items()]
