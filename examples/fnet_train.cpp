@@ -562,14 +562,14 @@ void save_state(const Model& model, const fnet::AdamW<float>& optimizer, const s
                                   state.dump(2) + "\n");
 }
 
-// Trains a Model (fnet::FNetModel over some FFT backend, or fnet::baseline::TransformerModel); `mixing` names
-// its token mixing for the summary ("fftw backend", "attention").
+// Trains a Model (fnet::FNetModel over some FFT backend, or fnet::baseline::TransformerModel) made from
+// `config` (the model directory's config.json as read); `mixing` names its token mixing for the summary
+// ("fftw backend", "attention").
 template <class Model>
-void train(const Options& options, const std::string& mixing) {
+void train(const Options& options, fnet::FNetConfig config, const std::string& mixing) {
   const auto started = std::chrono::steady_clock::now();
 
   // The model's configuration and heads, and where its weights come from.
-  fnet::FNetConfig config = fnet::io::read_config((fs::path(options.model) / "config.json").string());
   fnet::FNetHeads heads;
   if (options.task == Task::pretraining) heads.pretraining = true;
   if (options.task == Task::sequence_classification) heads.classifier = fnet::Classifier::sequence;
@@ -788,7 +788,7 @@ int run_main(int argc, char** argv) {
   fnet::set_num_threads(options.threads);
   const fnet::FNetConfig config = fnet::io::read_config((fs::path(options.model) / "config.json").string());
   fnet_cli::with_model(config, options.backend, "fnet-train", [&](auto model, const std::string& mixing) {
-    train<typename decltype(model)::type>(options, mixing);
+    train<typename decltype(model)::type>(options, config, mixing);
   });
   return 0;
 }

@@ -40,6 +40,20 @@ inline void read_size(const nlohmann::json& json, const char* key, std::size_t& 
   field = static_cast<std::size_t>(number);
 }
 
+// A field stored by name (hidden_act, mixing): a string that `parse` turns into the field's enumerator.
+template <class Field, class Parse>
+void read_named(const nlohmann::json& json, const char* key, Field& field, Parse&& parse,
+                const std::string& source) {
+  if (!json.contains(key)) return;
+  const auto& value = json[key];
+  if (!value.is_string()) bad_config(source, std::string(key) + " must be a string, got " + value.dump());
+  try {
+    field = parse(value.get<std::string>());
+  } catch (const std::invalid_argument& error) {
+    bad_config(source, std::string(key) + ": " + error.what());
+  }
+}
+
 inline void read_integer(const nlohmann::json& json, const char* key, long long& field,
                          const std::string& source) {
   if (!json.contains(key) || json[key].is_null()) return;
@@ -87,24 +101,8 @@ inline FNetConfig parse_config(const std::string& text, const std::string& sourc
   detail::read_integer(json, "bos_token_id", config.bos_token_id, source);
   detail::read_integer(json, "eos_token_id", config.eos_token_id, source);
 
-  if (json.contains("hidden_act")) {
-    if (!json["hidden_act"].is_string())
-      bad_config(source, "hidden_act must be a string, got " + json["hidden_act"].dump());
-    try {
-      config.hidden_act = parse_activation(json["hidden_act"].get<std::string>());
-    } catch (const std::invalid_argument& error) {
-      bad_config(source, std::string("hidden_act: ") + error.what());
-    }
-  }
-  if (json.contains("mixing")) {
-    if (!json["mixing"].is_string())
-      bad_config(source, "mixing must be a string, got " + json["mixing"].dump());
-    try {
-      config.mixing = parse_mixing(json["mixing"].get<std::string>());
-    } catch (const std::invalid_argument& error) {
-      bad_config(source, std::string("mixing: ") + error.what());
-    }
-  }
+  detail::read_named(json, "hidden_act", config.hidden_act, parse_activation, source);
+  detail::read_named(json, "mixing", config.mixing, parse_mixing, source);
   detail::read_number(json, "layer_norm_eps", config.layer_norm_eps, source);
   detail::read_number(json, "initializer_range", config.initializer_range, source);
   detail::read_number(json, "hidden_dropout_prob", config.hidden_dropout_prob, source);
