@@ -3,12 +3,19 @@
 
     plot.py RESULTS.json OUTPUT_DIR
     plot.py --training RESULTS.json OUTPUT_DIR
+    plot.py --long RESULTS.json OUTPUT_DIR
 
 Writes mixing_time.png (mixing backends vs attention), layer_time.png (FNet layer vs Transformer layer) and
 peak_memory.png (peak heap bytes of one cold call), each with one panel per hidden size, log-log over the
-sequence length; with --training, train_step.png instead: a training step of one FNet layer against one
-Transformer layer (train_step/<fnet|transformer>/<seq>/768), its time and its peak memory. Times are CPU time per call: every benchmark is single-threaded, and CPU time is what stays
-comparable on a machine that other work shares.
+sequence length, and long_sequence.png (hidden 768 up to 65536 tokens: mixing/fftw, mixing/builtin,
+mixing/fftw threads:2 and attention, wall-clock time and peak bytes, with N log N and N^2 lines; the lengths
+that did not run for lack of memory are named on it). With --long, long_sequence.png alone. With --training,
+train_step.png instead: a training step of one FNet layer against one Transformer layer
+(train_step/<fnet|transformer>/<seq>/768), its time and its peak memory.
+
+Times are CPU time per call: those benchmarks are single-threaded, and CPU time is what stays comparable on a
+machine that other work shares. long_sequence.png shows wall-clock time instead: its two-thread series is only
+comparable to the others in wall-clock time.
 """
 import os
 import shutil
@@ -61,11 +68,13 @@ def write_series(directory, name, points, scale):
     return path
 
 
-def panel_commands(title, ylabel, series_files, guides=None):
+def panel_commands(title, ylabel, series_files, guides=None, note=None):
     lines = [
         f'set title "{title}"',
         f'set ylabel "{ylabel}"',
     ]
+    if note:
+        lines.append(f'set label 2 "{note}" at graph 0.98, 0.2 right font ",9"')
     plots = []
     for index, (path, label, dashed, colour) in enumerate(series_files, start=1):
         style = f"lw 2 dt {'2' if dashed else '1'} lc rgb '{colour}' pt {index % 7 + 1} ps 0.8"
@@ -73,8 +82,9 @@ def panel_commands(title, ylabel, series_files, guides=None):
     for expression, label in guides or []:
         plots.append(f"{expression} with lines lw 1 dt 3 lc rgb '#888888' title '{label}'")
     if not plots:
-        return lines + ['set label 1 "no data" at graph 0.5, 0.5 center', "plot NaN notitle", "unset label 1"]
-    return lines + ["plot " + ", \\\n     ".join(plots)]
+        return lines + ['set label 1 "no data" at graph 0.5, 0.5 center', "plot NaN notitle", "unset label 1",
+                        "unset label 2"]
+    return lines + ["plot " + ", \\\n     ".join(plots), "unset label 2"]
 
 
 def draw(png, panels, title, context_line):
@@ -121,12 +131,80 @@ def draw_training(data, output, scratch, context_line):
          context_line)
 
 
+LONG_HIDDEN = 768
+LONG_SERIES = [
+    ("mixing/fftw", "Fourier mixing, fftw", False, "#1f77b4"),
+    ("mixing/builtin", "Fourier mixing, builtin", False, "#2ca02c"),
+    ("mixing/fftw/threads:2", "Fourier mixing, fftw, 2 threads (dashed)", True, "#17becf"),
+    ("attention", "self-attention", False, "#d62728"),
+]
+
+
+def skipped_note(data):
+    """'not run for lack of memory (5.0 GiB available):', then one line per case ('attention 65536: needs 17.1
+    GiB'), from the messages of the long-sequence cases that did not run; None when every case ran."""
+    kinds = {kind for kind, _, _, _ in LONG_SERIES}
+    skipped = sorted((kind, seq, message) for (kind, seq, hidden), message in data.skipped.items()
+                     if hidden == LONG_HIDDEN and kind in kinds)
+    if not skipped:
+        return None
+    lines, available = [], set()
+    for kind, seq, message in skipped:
+        needs, _, rest = message.partition(", ")
+        lines.append(f"{kind} {seq}: {needs}")
+        available.add(rest.split(" (")[0])
+    head = "not run for lack of memory" + (f" ({available.pop()})" if len(available) == 1 else "") + ":"
+    return "\\n".join([head] + lines)  # gnuplot's line break inside a double-quoted label
+
+
+def draw_long(data, output, scratch, context_line):
+    """long_sequence.png: wall-clock time and cold peak memory per call against the sequence length at hidden
+    768, up to 65536 tokens, with the N log N and N^2 growth lines; lengths not run for lack of memory are
+    named under the curves."""
+
+    def anchor(kind, value):
+        # The growth lines go through a series' 4096-token point (the issue's growth range starts there), or
+        # its first point from 512 tokens on.
+        points = [(seq, y) for seq, y in data.series(kind, LONG_HIDDEN, value) if seq >= 512]
+        at_4096 = [(seq, y) for seq, y in points if seq == 4096]
+        return (at_4096 or points or [None])[0]
+
+    panels = []
+    for value, scale, ylabel in (("real_seconds", 1e3, "milliseconds per call (wall clock)"),
+                                 ("peak_bytes", 1.0 / 2**20, "peak heap MiB beyond input and output (cold call)")):
+        files = []
+        for kind, label, dashed, colour in LONG_SERIES:
+            points = data.series(kind, LONG_HIDDEN, value)
+            if points:
+                files.append((write_series(scratch, f"long_{kind}_{value}", points, scale), label, dashed, colour))
+        guides = []
+        if value == "real_seconds":
+            fftw, attention = anchor("mixing/fftw", value), anchor("attention", value)
+            if fftw:
+                seq, y = fftw
+                guides.append((f"{y * scale}*(x/{seq}.0)*log(x*{LONG_HIDDEN}.0)/log({seq * LONG_HIDDEN}.0)",
+                               f"N log N (N = seq x {LONG_HIDDEN}) through fftw at {seq}"))
+            if attention:
+                seq, y = attention
+                guides.append((f"{y * scale}*(x/{seq}.0)**2", f"N^2 through attention at {seq}"))
+            title = f"time, hidden {LONG_HIDDEN}"
+        else:
+            spectrum = (LONG_HIDDEN // 2 + 1) * 8
+            guides = [(f"x*{spectrum}.0/2**20", f"one half spectrum, seq x {LONG_HIDDEN // 2 + 1} complex floats"),
+                      ("x*x*4.0/2**20", "one seq x seq float matrix")]
+            title = f"peak memory, hidden {LONG_HIDDEN}"
+        panels.append((title, ylabel, files, guides, skipped_note(data) if value == "real_seconds" else None))
+    draw(os.path.join(output, "long_sequence.png"), panels,
+         f"Long sequences: Fourier mixing vs self-attention up to 64K tokens (batch 1, float, hidden {LONG_HIDDEN})",
+         context_line)
+
+
 def main():
-    training = len(sys.argv) == 4 and sys.argv[1] == "--training"
-    if training:
+    mode = sys.argv[1] if len(sys.argv) == 4 and sys.argv[1] in ("--training", "--long") else None
+    if mode:
         del sys.argv[1]
     if len(sys.argv) != 3:
-        sys.exit("usage: plot.py [--training] RESULTS.json OUTPUT_DIR")
+        sys.exit("usage: plot.py [--training | --long] RESULTS.json OUTPUT_DIR")
     if shutil.which("gnuplot") is None:
         sys.exit("plot.py: gnuplot is not installed (Debian package gnuplot-nox)")
     data = results_data.load(sys.argv[1])
@@ -136,8 +214,11 @@ def main():
     hiddens = data.hiddens()
 
     with tempfile.TemporaryDirectory() as scratch:
-        if training:
+        if mode == "--training":
             draw_training(data, output, scratch, context_line)
+            return
+        if mode == "--long":
+            draw_long(data, output, scratch, context_line)
             return
 
         def files_for(series, value, hidden):
@@ -186,6 +267,8 @@ def main():
             panels.append((f"hidden {hidden}", "peak heap MiB beyond input and output", files, None))
         draw(os.path.join(output, "peak_memory.png"), panels,
              "Peak memory of one call (measured: every heap allocation counted)", context_line)
+
+        draw_long(data, output, scratch, context_line)
 
 
 if __name__ == "__main__":

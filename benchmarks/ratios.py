@@ -47,6 +47,93 @@ def verdict(value, target, at_least=True):
     return "**met**" if ok else "**missed**"
 
 
+LONG_FROM, LONG_TO = 4096, 65536  # the growth target's range
+THREADED = "mixing/fftw/threads:2"     # mixing/fftw/<seq>/768/threads:2: batch 1, fnet's thread setting at 2
+
+
+def nlogn_growth(seq_from, seq_to, hidden=H):
+    """time(seq_to) / time(seq_from) if the time grows as N log N in the N = seq * hidden points."""
+    return (seq_to * math.log2(seq_to * hidden)) / (seq_from * math.log2(seq_from * hidden))
+
+
+def long_sequence_section(data):
+    """Markdown lines: the issue's long-sequence targets, each computed from the JSON or "not measured"."""
+    t = lambda kind, seq, value="seconds": data.get(kind, seq, H, value)  # noqa: E731
+    lines = ["## Long sequences (the issue's targets)\n",
+             "Batch 1, hidden 768. Growth uses CPU time like the tables below; the two-thread speed-up and the "
+             "non-GEMM share use wall-clock time (real_time), the only time that shows what a second thread "
+             "gains.\n",
+             "| target | measured | target | |",
+             "|---|---|---|---|"]
+    predicted = nlogn_growth(LONG_FROM, LONG_TO)
+    bound = 1.3 * predicted
+    for kind in ("mixing/fftw", "mixing/builtin"):
+        measured = ratio(t(kind, LONG_TO), t(kind, LONG_FROM))
+        if measured is None:
+            cell = "not measured"
+        else:
+            cell = (f"{measured:.2f}x measured vs {predicted:.2f}x predicted: "
+                    f"{measured / predicted:.2f}x the prediction")
+        lines.append(f"| `{kind}` growth {LONG_FROM} to {LONG_TO}: time({LONG_TO}) / time({LONG_FROM}) against "
+                     f"N log N, {LONG_TO} log2({LONG_TO}*{H}) / ({LONG_FROM} log2({LONG_FROM}*{H})) | {cell} | "
+                     f"<= 1.3x the prediction ({bound:.2f}x) | {verdict(measured, bound, at_least=False)} |")
+
+    one = t("mixing/fftw", 4096, "real_seconds")
+    two = t(THREADED, 4096, "real_seconds")
+    speedup = ratio(one, two)
+    cell = "not measured" if speedup is None else (
+        f"{fmt_ratio(speedup)} ({one * 1e3:.2f} ms vs {two * 1e3:.2f} ms)")
+    lines.append(f"| one sequence on two threads, 4096x768: `mixing/fftw/4096/768` / "
+                 f"`mixing/fftw/4096/768/threads:2` (wall clock) | {cell} | >= 1.7x | {verdict(speedup, 1.7)} |")
+
+    parts = [data.named(f"encoder_parts/{part}/512", "real_seconds")
+             for part in ("mixing_layernorm", "bias_activation")]
+    encoder = data.named("encoder/fnet_base/512/real_time", "real_seconds")
+    share = None if None in parts else ratio(sum(parts), encoder)
+    cell = "not measured" if share is None else (
+        f"{100 * share:.1f}% ({parts[0] * 1e3:.1f} + {parts[1] * 1e3:.1f} ms of {encoder * 1e3:.0f} ms)")
+    lines.append("| non-GEMM share at seq 512: (`encoder_parts/mixing_layernorm/512` + "
+                 "`encoder_parts/bias_activation/512`) / `encoder/fnet_base/512/real_time` | "
+                 f"{cell} | <= 5% | {verdict(share, 0.05, at_least=False)} |")
+
+    spectrum = LONG_TO * (H // 2 + 1) * 8  # one half spectrum: S x (H/2 + 1) complex floats
+    for kind, name in (("mixing/fftw", f"mixing/fftw/{LONG_TO}/{H}"),
+                       ("mixing/builtin", f"mixing/builtin/{LONG_TO}/{H}"),
+                       (THREADED, f"mixing/fftw/{LONG_TO}/{H}/threads:2")):
+        peak = t(kind, LONG_TO, "peak_bytes")
+        cell = "not measured" if peak is None else (
+            f"{mib(peak)} vs {mib(spectrum)}: {mib(peak - spectrum)} more ({100 * (peak / spectrum - 1):+.1f}%)")
+        lines.append(f"| `{name}` peak_bytes vs one half spectrum ({LONG_TO}*{H // 2 + 1}*8 = {spectrum} bytes) | "
+                     f"{cell} | both reported, and the excess | {'not measured' if peak is None else 'reported'} |")
+    lines.append("")
+
+    lines.append("Times at hidden 768 per length (ms per call, wall clock; attention's lengths from 16384 on run "
+                 "one timed iteration):\n")
+    kinds = ["mixing/fftw", "mixing/builtin", THREADED, "attention"]
+    header = ["`mixing/fftw`", "`mixing/builtin`", "`mixing/fftw` threads:2", "`attention`"]
+    lines.append("| seq | " + " | ".join(header) + " | fftw 1 / 2 threads | attention / fftw |")
+    lines.append("|---:|" + "---:|" * (len(kinds) + 2))
+    seqs = sorted({seq for (kind, seq, hidden) in list(data.entries) + list(data.skipped)
+                   if hidden == H and kind in kinds and seq >= 512})
+    for seq in seqs:
+        cells = []
+        for kind in kinds:
+            value = t(kind, seq, "real_seconds")
+            if value is not None:
+                cells.append(f"{value * 1e3:.3g}")
+            elif (kind, seq, H) in data.skipped:
+                cells.append("not run: " + data.skipped[(kind, seq, H)].split(" (")[0])
+            else:
+                cells.append("")
+        cells.append(fmt_ratio(ratio(t("mixing/fftw", seq, "real_seconds"), t(THREADED, seq, "real_seconds"))))
+        cells.append(fmt_ratio(ratio(t("attention", seq, "real_seconds"), t("mixing/fftw", seq, "real_seconds"))))
+        lines.append(f"| {seq} | " + " | ".join(cells) + " |")
+    if not seqs:
+        lines.append("| not measured | | | | | | |")
+    lines.append("")
+    return lines
+
+
 def main():
     arguments = sys.argv[1:]
     wall_seconds = None
@@ -196,15 +283,20 @@ def main():
     load = ", ".join(f"{x:.1f}" for x in load) if isinstance(load, list) else "?"
     took = "" if wall_seconds is None else f"; the whole run took {wall_seconds / 60:.1f} min"
     print(f"- Run: {c.get('date', '?')}; load average at start {load} (1, 5, 15 min){took}")
-    print("- Every benchmark: batch 1, float, one thread (the BLAS too: fnet runs it on the calling thread); time = "
-          "CPU time per call, which for one thread is the call's own time, the figure least disturbed by other "
-          "work on the machine.")
+    print("- Every benchmark: batch 1, float, one thread unless its name ends in threads:N (the BLAS too: fnet "
+          "runs it on the calling thread); time = CPU time per call, which for one thread is the call's own time, "
+          "the figure least disturbed by other work on the machine (the threads:N cases are read in wall-clock "
+          "time).")
     print("- `peak_bytes`: the most heap memory one call holds at once beyond its input and output, measured by "
           "counting every allocation of the process (malloc, aligned allocations, operator new), for the first "
           "call of a freshly built object with a fresh workspace (so FFT plans, DFT tables and GEMM packing "
           "buffers made in that call count); `warm_peak_bytes`: the same on an object that has run once.\n")
     if data.errors:
         print("**Benchmarks that failed:** " + "; ".join(data.errors) + "\n")
+    if data.skipped:
+        print(f"**Not run for lack of memory** (memory available: {c.get('memory_available', '?')}): "
+              + "; ".join(f"`{kind}/{seq}/{hidden}`: {message}"
+                          for (kind, seq, hidden), message in sorted(data.skipped.items())) + "\n")
 
     print("## Key ratios (each measured in one run)\n")
     print("| comparison | measured | target | |")
@@ -224,6 +316,9 @@ def main():
         for note in notes:
             print(f"- {note}")
         print()
+
+    for line in long_sequence_section(data):
+        print(line)
 
     print("## Times at hidden 768 (ms per call, CPU)\n")
     kinds = ["mixing/fftw", "mixing/builtin", "mixing/dft", "mixing/naive_fft2", "attention", "layer/fnet",
@@ -252,7 +347,8 @@ def main():
     print("## Plots\n")
     print(f"![mixing time]({plots}/mixing_time.png)\n")
     print(f"![layer time]({plots}/layer_time.png)\n")
-    print(f"![peak memory]({plots}/peak_memory.png)")
+    print(f"![peak memory]({plots}/peak_memory.png)\n")
+    print(f"![long sequences]({plots}/long_sequence.png)")
 
 
 if __name__ == "__main__":
