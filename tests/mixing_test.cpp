@@ -19,6 +19,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -337,15 +338,80 @@ TYPED_TEST(MixingTest, BatchItemsAreIndependent) {
     }
 }
 
+// Items go to threads whole (batch >= threads) or one item is split across the threads (rows, column blocks,
+// groups of a split sequence transform): the same bits either way, and for every thread count.
 TYPED_TEST(MixingTest, ThreadCountNeverChangesABit) {
   using Scalar = typename TestFixture::Scalar;
   typename TestFixture::Mixing mixing;
-  const auto x = to_tensor<Scalar>(random_input(5, 37, 60, 31));
-  fnet::set_num_threads(1);
-  const auto reference = mixing.forward(x);
-  for (int threads : {2, 3, 4}) {
-    fnet::set_num_threads(threads);
-    EXPECT_TRUE(bit_identical(mixing.forward(x), reference)) << threads << " threads";
+  for (const auto& [b, s, h] :
+       {std::tuple<long, long, long>{5, 37, 60}, {1, 37, 60}, {3, 128, 48}, {1, 4100, 6}, {2, 8192, 3}}) {
+    const auto x = to_tensor<Scalar>(random_input(b, s, h, static_cast<std::uint64_t>(31 + s)));
+    fnet::set_num_threads(1);
+    const auto reference = mixing.forward(x);
+    for (int threads : {2, 3, 4}) {
+      fnet::set_num_threads(threads);
+      EXPECT_TRUE(bit_identical(mixing.forward(x), reference))
+          << threads << " threads, shape (" << b << ", " << s << ", " << h << ")";
+    }
+  }
+}
+
+// Rows `rows` of Mix(x) for item 0, by the definition in long double (a DFT along hidden, then for each
+// wanted row the sum down the sequence): the reference for sequences too long for the full O(S^2 H) one.
+RefTensor reference_rows(const RefTensor& x, const std::vector<long>& rows) {
+  const auto wh = twiddles(x.h), ws = twiddles(x.s);
+  std::vector<std::complex<Real>> along_hidden(static_cast<std::size_t>(x.s * x.h));
+  for (long m = 0; m < x.s; ++m)
+    for (long k = 0; k < x.h; ++k) {
+      std::complex<Real> sum = 0;
+      for (long j = 0; j < x.h; ++j) sum += x.at(0, m, j) * wh[static_cast<std::size_t>((j * k) % x.h)];
+      along_hidden[static_cast<std::size_t>(m * x.h + k)] = sum;
+    }
+  RefTensor out(1, static_cast<long>(rows.size()), x.h);
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    for (long k = 0; k < x.h; ++k) {
+      Real sum = 0;
+      for (long m = 0; m < x.s; ++m)
+        sum += (along_hidden[static_cast<std::size_t>(m * x.h + k)] *
+                ws[static_cast<std::size_t>((m * rows[r]) % x.s)])
+                   .real();
+      out.at(0, static_cast<long>(r), k) = sum;
+    }
+  return out;
+}
+
+// Sequences long enough that the transforms down the sequence run split into groups (4100 = 82 x 50,
+// 8192 = 128 x 64, with twiddles between), and a prime length that cannot split: the rows at both ends,
+// around the middle and a spread between, against the definition; the single-thread kernel stays inside its
+// scratch.
+TYPED_TEST(MixingTest, LongSequencesMatchTheDefinition) {
+  using Scalar = typename TestFixture::Scalar;
+  using Backend = typename TestFixture::Backend;
+  typename TestFixture::Mixing mixing;
+  std::vector<std::pair<long, long>> shapes = {{4100, 5}, {8192, 6}};
+  if (!std::is_same_v<Backend, fnet::fft::DftMatrix>) shapes.emplace_back(4099, 6);  // its table: S^2 values
+  for (const auto& [s, h] : shapes) {
+    const RefTensor input = random_input(1, s, h, static_cast<std::uint64_t>(s + h));
+    const auto x = to_tensor<Scalar>(input);
+    const auto y = mixing.forward(x);
+    std::vector<long> rows = {0, 1, 2, s / 2 - 1, s / 2, s / 2 + 1, s - 2, s - 1};
+    for (long r = 37; r < s; r += s / 23) rows.push_back(r);
+    const RefTensor expected = reference_rows(input, rows);
+    fnet::Tensor3<Scalar> got(1, static_cast<long>(rows.size()), h);
+    for (std::size_t r = 0; r < rows.size(); ++r)
+      for (long k = 0; k < h; ++k) got(0, static_cast<long>(r), k) = y(0, rows[r], k);
+    EXPECT_LE(relative_rms(got, expected), TestFixture::bound(s, h)) << "s " << s << " h " << h;
+
+    const Scalar guard = Scalar(-7.25);
+    const auto size = fnet::detail::Access::scratch_size(mixing, s, h);
+    std::vector<Scalar> buffer(size + 2, guard);
+    fnet::Tensor3<Scalar> out(1, s, h);
+    fnet::detail::Access::mix_item(mixing, x.data(), s, h, out.data(), buffer.data() + 1, false,
+                                   [](Eigen::Index) {});
+    EXPECT_EQ(buffer.front(), guard) << "wrote before the scratch, s " << s;
+    EXPECT_EQ(buffer.back(), guard) << "wrote past the scratch, s " << s;
+    // FFTW's plans for unaligned arrays round differently: equal to rounding, not to the bit.
+    EXPECT_LE(relative_rms(out, from_tensor(y)), TestFixture::bound(s, h)) << "s " << s;
   }
 }
 

@@ -150,7 +150,9 @@ class EncoderLayer {
     const int threads = num_threads();
     auto& buffers = detail::Access::buffers(workspace);
     buffers.activations.reserve(batch * seq * config_.hidden_size);
-    buffers.mixing.reserve(mixing_slot(static_cast<Eigen::Index>(seq)) * detail::slot_count(batch, threads));
+    buffers.mixing.reserve(detail::Access::batch_scratch_size(mixing, batch, static_cast<Eigen::Index>(seq),
+                                                              static_cast<Eigen::Index>(config_.hidden_size),
+                                                              threads));
     feed_forward.reserve(workspace, batch, seq);
   }
 
@@ -270,10 +272,6 @@ class EncoderLayer {
                                   workspace, threads);
   }
 
-  std::size_t mixing_slot(Eigen::Index seq) const {
-    return detail::Access::scratch_size(mixing, seq, static_cast<Eigen::Index>(config_.hidden_size));
-  }
-
   // The layer without argument checks, for the encoder (which checks once for all layers). x may equal out.
   void forward_unchecked(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq,
                          Workspace<Scalar>& workspace, int threads) const {
@@ -282,23 +280,18 @@ class EncoderLayer {
     auto& buffers = detail::Access::buffers(workspace);
     Scalar* h = buffers.activations.reserve(tokens * config_.hidden_size);
 
-    // Pass 1, one chunk per batch item: h = x + mixing(x), each row normalised as soon as it is complete.
-    const std::size_t slot = mixing_slot(seq);
-    Scalar* scratch =
-        buffers.mixing.reserve(slot * detail::slot_count(static_cast<std::size_t>(batch), threads));
+    // Pass 1: h = x + mixing(x), each row normalised as soon as it is complete.
+    Scalar* scratch = buffers.mixing.reserve(
+        detail::Access::batch_scratch_size(mixing, static_cast<std::size_t>(batch), seq, hidden, threads));
     const Scalar* mix_gamma = mixing_layer_norm.weight.data();
     const Scalar* mix_beta = mixing_layer_norm.bias.data();
     const double mix_eps = mixing_layer_norm.eps();
-    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int s) {
-      const Eigen::Index offset = static_cast<Eigen::Index>(item) * seq * hidden;
-      Scalar* h_item = h + offset;
-      detail::Access::mix_item(
-          mixing, x + offset, seq, hidden, h_item, scratch + slot * static_cast<std::size_t>(s),
-          /*add_input=*/true, [&](Eigen::Index n) {
-            Scalar* row = h_item + n * hidden;
-            detail::add_layer_norm_row<Scalar>(row, nullptr, row, hidden, mix_gamma, mix_beta, mix_eps);
-          });
-    });
+    detail::Access::mix_batch(mixing, x, h, batch, seq, hidden, /*add_input=*/true, scratch, threads,
+                              [&](std::size_t item, Eigen::Index n) {
+                                Scalar* row = h + (static_cast<Eigen::Index>(item) * seq + n) * hidden;
+                                detail::add_layer_norm_row<Scalar>(row, nullptr, row, hidden, mix_gamma,
+                                                                   mix_beta, mix_eps);
+                              });
 
     // Pass 2: feed-forward into out (blocks of output columns, fixed by the sizes), then residual and
     // LayerNorm on each block of finished rows.

@@ -6,6 +6,7 @@
 #include <fnet/detail/checks.hpp>
 #include <fnet/detail/parallel.hpp>
 #include <fnet/detail/random.hpp>
+#include <fnet/detail/sequence_split.hpp>
 #include <fnet/encoder_config.hpp>
 #include <fnet/fft/backend.hpp>
 #include <fnet/fft/default.hpp>
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <complex>
 #include <cstddef>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -35,7 +37,13 @@ namespace fnet {
 /// costs real transforms of length hidden for only seq/2+1 folded rows; the resulting columns are Hermitian
 /// along seq, so their transforms are real and two columns share one complex transform (hidden/4+1
 /// interleaved columns of length seq). That is about half the work of the textbook real-input route (rFFT of
-/// every row, complex FFT of hidden/2+1 columns), in the same seq x (hidden/2+1) complex workspace.
+/// every row, complex FFT of hidden/2+1 columns), in half its workspace: seq x (hidden/4+1) complex values.
+///
+/// Long sequences stay N log N: rows are folded, transformed and packed a few at a time in cache, and once a
+/// block of columns no longer fits in L2 the transform down the sequence runs as rows x columns (four-step),
+/// whose short transforms do. With fnet::set_num_threads(T), batches of at least T items go to the threads
+/// whole; a smaller batch (one long document) has each item's rows and column blocks split across the
+/// threads. The cuts depend on the sizes alone, so results are bit-identical for every thread count.
 ///
 /// With a sequence DFT length T (Hugging Face's use_tpu_fourier_optimizations with tpu_short_seq_length T),
 /// the sequence side is the leading seq x seq block of the T-point DFT matrix, exp(-2 pi i n m / T), which is
@@ -108,9 +116,8 @@ class FourierMixing {
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq, std::size_t hidden) const {
-    detail::Access::buffers(workspace).mixing.reserve(
-        scratch_size(static_cast<Eigen::Index>(seq), static_cast<Eigen::Index>(hidden)) *
-        detail::slot_count(batch, num_threads()));
+    detail::Access::buffers(workspace).mixing.reserve(batch_scratch_size(
+        batch, static_cast<Eigen::Index>(seq), static_cast<Eigen::Index>(hidden), num_threads()));
   }
 
   /// What a training forward keeps for the backward pass: nothing, the mixing being linear and its own
@@ -143,19 +150,12 @@ class FourierMixing {
   static constexpr std::size_t gradient_size() { return 0; }                 // nothing to train
   static constexpr std::size_t parameter_count() { return 0; }
 
-  // Kernel: out = Mix(x) (+ x when add_input) for each of `batch` items, in parallel over items. out may be
-  // x.
+  // Kernel: out = Mix(x) (+ x when add_input) for each of `batch` items; out may be x.
   void mix_items(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq, Eigen::Index hidden,
                  bool add_input, Workspace<Scalar>& workspace, int threads) const {
-    const std::size_t slot = scratch_size(seq, hidden);
-    const auto items = static_cast<std::size_t>(batch);
-    Scalar* scratch =
-        detail::Access::buffers(workspace).mixing.reserve(slot * detail::slot_count(items, threads));
-    detail::parallel_for(items, threads, [&](std::size_t item, int s) {
-      const Eigen::Index offset = static_cast<Eigen::Index>(item) * seq * hidden;
-      mix_item(x + offset, seq, hidden, out + offset, scratch + slot * static_cast<std::size_t>(s), add_input,
-               [](Eigen::Index) {});
-    });
+    Scalar* scratch = detail::Access::buffers(workspace).mixing.reserve(
+        batch_scratch_size(static_cast<std::size_t>(batch), seq, hidden, threads));
+    mix_batch(x, out, batch, seq, hidden, add_input, scratch, threads, [](std::size_t, Eigen::Index) {});
   }
 
   // Training kernels of an encoder layer's mixing sublayer: s = x + Mix(x), and dx = ds + Mix^T(ds), which
@@ -170,137 +170,281 @@ class FourierMixing {
     mix_items(ds, dx, batch, seq, hidden, /*add_input=*/true, workspace, threads);
   }
 
-  // Scalars of scratch one item needs: the half spectrum of the transformed length, plus the zero-padded
-  // item when the sequence DFT is longer than the sequence.
+  // How one item's work is cut. Every cut is fixed by the sizes alone, so each transform sees the same data
+  // in the same batch whatever the thread count, and results are bit-identical for every thread count.
+  //
+  // The item's folded rows are transformed kFoldRows at a time in a small per-thread block (folded reals,
+  // then their spectra: about 100 KiB at hidden 768, resident in L2) and packed straight into the shared
+  // packed spectrum, so the input is read once and the spectrum written once. The transforms down the
+  // sequence run in place on blocks of kColumnBlock packed columns (128-byte row segments: whole cache lines,
+  // and the SIMD lanes of the built-in backend); the output rows are unpacked in blocks of kUnpackRows.
+  static constexpr Eigen::Index kFoldRows = 16;
+  static constexpr Eigen::Index kColumnBlock = 16;
+  static constexpr Eigen::Index kUnpackRows = 32;
+  // A column block's transform whose rows take more than this runs split (detail::SequenceSplit): each pass
+  // of a transform sweeps all its rows, which past L2 would stream from memory once per pass.
+  static constexpr std::size_t kColumnCacheBytes = std::size_t{512} * 1024;
+
+  // The sizes of one item's work, and where each row of the sequence transform lives in the packed spectrum.
+  // Split, the spectrum is `outer` groups of `inner` rows: input row j1 + outer*j2 is row j2 of group j1, so
+  // the first transforms run down contiguous rows; the second run across groups, and output row
+  // k2 + inner*k1 lands in row k2 of group k1, so nobody transposes. Groups are padded to an odd number of
+  // cache lines: a power-of-two stride between the rows of a transform would map them all to a few cache
+  // sets.
+  struct Layout {
+    Layout(Eigen::Index seq_, Eigen::Index length_, Eigen::Index hidden_)
+        : seq(seq_), length(length_), hidden(hidden_), bins(hidden_ / 2 + 1), pairs((hidden_ / 2 + 2) / 2) {
+      const bool long_columns =
+          static_cast<std::size_t>(length * kColumnBlock) * sizeof(std::complex<Scalar>) > kColumnCacheBytes;
+      inner = long_columns ? static_cast<Eigen::Index>(detail::SequenceSplit<Scalar>::inner_length(
+                                 static_cast<std::size_t>(length)))
+                           : 1;
+      if (inner == 1) inner = length;  // unsplit: one group holding every row
+      outer = length / inner;
+      constexpr auto line = static_cast<Eigen::Index>(64 / sizeof(std::complex<Scalar>));
+      group = (inner * pairs + line - 1) / line * line;
+      if (outer > 1 && (group / line) % 2 == 0) group += line;
+    }
+    Eigen::Index seq, length, hidden;
+    Eigen::Index bins;   // hidden/2+1 non-redundant bins of a real row's transform
+    Eigen::Index pairs;  // packed complex columns, each carrying two real ones
+    Eigen::Index outer = 1, inner = 1, group = 0;
+    bool split() const { return outer > 1; }
+    // Complex offsets of rows of the sequence transform's input and output.
+    Eigen::Index input_row(Eigen::Index j) const { return (j % outer) * group + (j / outer) * pairs; }
+    Eigen::Index output_row(Eigen::Index k) const { return (k / inner) * group + (k % inner) * pairs; }
+    // Row pitches inside a thread's block, in whole cache lines so that every transform starts aligned.
+    Eigen::Index fold_pitch() const {
+      return static_cast<Eigen::Index>(detail::aligned_count<Scalar>(static_cast<std::size_t>(hidden)));
+    }
+    Eigen::Index bin_pitch() const {
+      return static_cast<Eigen::Index>(
+          detail::aligned_count<std::complex<Scalar>>(static_cast<std::size_t>(bins)));
+    }
+    std::size_t spectrum_scalars() const {
+      return 2 * detail::aligned_count<std::complex<Scalar>>(static_cast<std::size_t>(outer * group));
+    }
+    std::size_t block_scalars() const {
+      return static_cast<std::size_t>(kFoldRows * (fold_pitch() + 2 * bin_pitch()));
+    }
+    Eigen::Index folded_rows() const { return length / 2 + 1; }
+  };
+
+  Layout layout(Eigen::Index seq, Eigen::Index hidden) const {
+    return Layout(seq, transform_length(seq), hidden);
+  }
+
+  // Scalars of scratch one item needs on one thread: the packed spectrum (length x (hidden/4+1) complex
+  // values, half of a real transform's half spectrum) and one block of folded rows.
   std::size_t scratch_size(Eigen::Index seq, Eigen::Index hidden) const {
-    const auto length = static_cast<std::size_t>(transform_length(seq));
-    const auto h = static_cast<std::size_t>(hidden);
-    const std::size_t padded =
-        length > static_cast<std::size_t>(seq) ? detail::aligned_count<Scalar>(length * h) : 0;
-    return 2 * detail::aligned_count<std::complex<Scalar>>(length * (h / 2 + 1)) + padded;
+    const Layout shape = layout(seq, hidden);
+    return shape.spectrum_scalars() + shape.block_scalars();
+  }
+
+  // Items go to threads whole when there are at least as many as threads; fewer items are each split across
+  // all threads.
+  static bool items_in_parallel(std::size_t batch, int threads) {
+    return threads <= 1 || batch >= static_cast<std::size_t>(threads);
+  }
+
+  // Scalars of scratch mix_batch needs: a spectrum and a block per thread working on whole items, or one
+  // spectrum and a block per thread when one item is split across them.
+  std::size_t batch_scratch_size(std::size_t batch, Eigen::Index seq, Eigen::Index hidden,
+                                 int threads) const {
+    if (items_in_parallel(batch, threads))
+      return scratch_size(seq, hidden) * detail::slot_count(batch, threads);
+    const Layout shape = layout(seq, hidden);
+    return shape.spectrum_scalars() + shape.block_scalars() * static_cast<std::size_t>(threads);
   }
 
   Eigen::Index transform_length(Eigen::Index seq) const {
     return sequence_dft_length_ > 0 ? static_cast<Eigen::Index>(sequence_dft_length_) : seq;
   }
 
-  // Kernel: out = Mix(x) (+ x when add_input) for one (seq, hidden) item, with scratch_size(seq, hidden)
-  // Scalars of 64-byte aligned scratch; after_row(n) runs as soon as output row n is complete. out may be x.
-  // No checks.
+  // Kernel: out = Mix(x) (+ x when add_input) for `batch` items with batch_scratch_size(...) Scalars of
+  // scratch; after_row(item, n) runs once for each output row as soon as it is complete (from the thread that
+  // completed it). out may be x. No checks.
   template <class AfterRow>
-  void mix_item(const Scalar* x, Eigen::Index seq, Eigen::Index hidden, Scalar* out, Scalar* scratch,
-                bool add_input, AfterRow&& after_row) const {
-    const Eigen::Index length = transform_length(seq);
-    auto* spectrum = reinterpret_cast<std::complex<Scalar>*>(scratch);
-    const Scalar* transformed = x;
-    if (length > seq) {
-      Scalar* padded = scratch + 2 * detail::aligned_count<std::complex<Scalar>>(
-                                         static_cast<std::size_t>(length * (hidden / 2 + 1)));
-      std::copy_n(x, seq * hidden, padded);
-      std::fill(padded + seq * hidden, padded + length * hidden, Scalar(0));
-      transformed = padded;
+  void mix_batch(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq, Eigen::Index hidden,
+                 bool add_input, Scalar* scratch, int threads, AfterRow&& after_row) const {
+    const auto items = static_cast<std::size_t>(batch);
+    const Eigen::Index item_size = seq * hidden;
+    if (items_in_parallel(items, threads)) {
+      const std::size_t slot = scratch_size(seq, hidden);
+      detail::parallel_for(items, threads, [&](std::size_t item, int s) {
+        const Eigen::Index offset = static_cast<Eigen::Index>(item) * item_size;
+        mix_item_on(x + offset, seq, hidden, out + offset, scratch + slot * static_cast<std::size_t>(s),
+                    add_input, 1, [&](Eigen::Index n) { after_row(item, n); });
+      });
+      return;
     }
-    half_spectrum(transformed, length, hidden, spectrum);
-    for (Eigen::Index n = 0; n < seq; ++n) {
-      unpack_row(spectrum, length, hidden, n, add_input ? x + n * hidden : nullptr, out + n * hidden);
-      after_row(n);
+    for (std::size_t item = 0; item < items; ++item) {
+      const Eigen::Index offset = static_cast<Eigen::Index>(item) * item_size;
+      mix_item_on(x + offset, seq, hidden, out + offset, scratch, add_input, threads,
+                  [&](Eigen::Index n) { after_row(item, n); });
     }
   }
 
-  // Kernel, steps 1 and 2: Mix(item)[n, k] for every n and k <= hidden/2, written to `spectrum` (which must
-  // hold seq x (hidden/2+1) complex values, FFTW-aligned for speed) in a packed form that only unpack_row
-  // reads. No shape checks.
-  void half_spectrum(const Scalar* item, Eigen::Index seq, Eigen::Index hidden,
-                     std::complex<Scalar>* spectrum) const {
+  // Kernel: out = Mix(x) (+ x when add_input) for one (seq, hidden) item on the calling thread, with
+  // scratch_size(seq, hidden) Scalars of scratch (64-byte aligned for speed, not required); after_row(n) runs
+  // for n = 0, 1, ... as soon as output row n is complete. out may be x. No checks.
+  template <class AfterRow>
+  void mix_item(const Scalar* x, Eigen::Index seq, Eigen::Index hidden, Scalar* out, Scalar* scratch,
+                bool add_input, AfterRow&& after_row) const {
+    mix_item_on(x, seq, hidden, out, scratch, add_input, 1, after_row);
+  }
+
+  // One item on up to `threads` threads. scratch holds the packed spectrum, then one fold block per thread.
+  // The passes (fold + row transforms + packing; transforms down the sequence; unpacking) are each split into
+  // fixed chunks, and each ends before the next starts, so x is read in full before out (maybe x) is written.
+  template <class AfterRow>
+  void mix_item_on(const Scalar* x, Eigen::Index seq, Eigen::Index hidden, Scalar* out, Scalar* scratch,
+                   bool add_input, int threads, AfterRow&& after_row) const {
     using Complex = std::complex<Scalar>;
-    const Eigen::Index bins = hidden / 2 + 1;
-    const Eigen::Index pairs = (bins + 1) / 2;  // complex columns, each carrying two real ones
-    // Rows 1..paired of x_s are folded from rows m and seq-m of x; row 0 (and row seq/2 when seq is even)
-    // pairs with itself.
-    const Eigen::Index paired = (seq - 1) / 2;
-    const bool has_middle = seq % 2 == 0;
-    Scalar* floats = reinterpret_cast<Scalar*>(spectrum);
-    auto row = [&](Eigen::Index r) { return spectrum + r * bins; };
+    const Layout shape = layout(seq, hidden);
+    auto* spectrum = reinterpret_cast<Complex*>(scratch);
+    Scalar* blocks = scratch + shape.spectrum_scalars();
+    const auto fold_chunks =
+        detail::ceil_div(static_cast<std::size_t>(shape.folded_rows()), static_cast<std::size_t>(kFoldRows));
+    detail::parallel_for(fold_chunks, threads, [&](std::size_t chunk, int s) {
+      const Eigen::Index first = static_cast<Eigen::Index>(chunk) * kFoldRows;
+      transform_folded_rows(x, shape, first, std::min(kFoldRows, shape.folded_rows() - first), spectrum,
+                            blocks + shape.block_scalars() * static_cast<std::size_t>(s));
+    });
 
-    // Where each folded row's rFFT lands before packing: rows 1..paired at 0..paired-1 (one aligned batch),
-    // the self-paired rows after them at the end of the buffer, out of the batch's way.
-    const Eigen::Index first_row_at = paired > 0 ? seq - 1 : 0;
-    const Eigen::Index middle_row_at = paired > 0 ? seq - 2 : seq / 2;
+    // `count` transforms of `length` rows, `step` apart, from complex offset `first` onward, in place.
+    const auto transform_columns = [&](Eigen::Index first, Eigen::Index count, Eigen::Index length,
+                                       Eigen::Index step) {
+      fft::ComplexBatch<Scalar> columns;
+      columns.length = static_cast<std::size_t>(length);
+      columns.count = static_cast<std::size_t>(count);
+      columns.input = spectrum + first;
+      columns.output = spectrum + first;
+      columns.stride = step;
+      columns.distance = 1;
+      backend_.transform(columns, fft::Direction::forward);
+    };
+    const auto column_blocks =
+        detail::ceil_div(static_cast<std::size_t>(shape.pairs), static_cast<std::size_t>(kColumnBlock));
+    const auto block_at = [&](std::size_t chunk) {
+      return static_cast<Eigen::Index>(chunk % column_blocks) * kColumnBlock;
+    };
+    const auto block_width = [&](Eigen::Index column) {
+      return std::min(kColumnBlock, shape.pairs - column);
+    };
+    if (!shape.split()) {
+      detail::parallel_for(column_blocks, threads, [&](std::size_t chunk, int) {
+        const Eigen::Index column = block_at(chunk);
+        transform_columns(column, block_width(column), shape.length, shape.pairs);
+      });
+    } else {
+      const auto length = static_cast<std::size_t>(shape.length);
+      const std::shared_ptr<const detail::SequenceSplit<Scalar>> split =
+          splits_->get(length, [&] { return detail::SequenceSplit<Scalar>::make(length); });
+      // Down each group (contiguous rows), then the twiddle exp(-2 pi i j1 k2 / length) on row k2 of group
+      // j1.
+      detail::parallel_for(static_cast<std::size_t>(shape.outer) * column_blocks, threads,
+                           [&](std::size_t chunk, int) {
+                             const auto j1 = static_cast<Eigen::Index>(chunk / column_blocks);
+                             const Eigen::Index column = block_at(chunk), width = block_width(column);
+                             transform_columns(j1 * shape.group + column, width, shape.inner, shape.pairs);
+                             const Complex* twiddle = split->twiddles.data() + j1 * shape.inner;
+                             for (Eigen::Index k2 = 0; k2 < shape.inner; ++k2) {
+                               Complex* row = spectrum + j1 * shape.group + k2 * shape.pairs + column;
+                               const Complex w = twiddle[k2];
+                               for (Eigen::Index c = 0; c < width; ++c) row[c] *= w;
+                             }
+                           });
+      // Across the groups, row k2 of each.
+      detail::parallel_for(
+          static_cast<std::size_t>(shape.inner) * column_blocks, threads, [&](std::size_t chunk, int) {
+            const auto k2 = static_cast<Eigen::Index>(chunk / column_blocks);
+            const Eigen::Index column = block_at(chunk);
+            transform_columns(k2 * shape.pairs + column, block_width(column), shape.outer, shape.group);
+          });
+    }
 
-    if (paired > 0) {
-      // The folded real rows sit past the batch's output (at an SIMD-aligned start: FFTW plans for
-      // unaligned arrays are twice as slow); the space is free until the packing below.
-      constexpr auto align = static_cast<Eigen::Index>(16 / sizeof(Scalar));
-      const Eigen::Index fold_start = (2 * paired * bins + align - 1) / align * align;
-      const Eigen::Index fold_distance = 2 * bins;
-      for (Eigen::Index m = 1; m <= paired; ++m) {
-        const Scalar* a = item + m * hidden;
-        const Scalar* b = item + (seq - m) * hidden;
-        Scalar* folded = floats + fold_start + (m - 1) * fold_distance;
+    const auto unpack_chunks =
+        detail::ceil_div(static_cast<std::size_t>(seq), static_cast<std::size_t>(kUnpackRows));
+    detail::parallel_for(unpack_chunks, threads, [&](std::size_t chunk, int) {
+      const Eigen::Index first = static_cast<Eigen::Index>(chunk) * kUnpackRows;
+      const Eigen::Index last = std::min(seq, first + kUnpackRows);
+      for (Eigen::Index n = first; n < last; ++n) {
+        unpack_row(spectrum, shape, n, add_input ? x + n * hidden : nullptr, out + n * hidden);
+        after_row(n);
+      }
+    });
+  }
+
+  // Kernel, pass 1: folded rows first .. first+count-1 of the item into the packed spectrum, through `block`
+  // (block_scalars() Scalars). Folded row m is x_s[m] = (x[m, h] + x[-m, -h]) / 2 over the transform length
+  // (rows at or past seq are the zero padding of a truncated sequence DFT). Its rFFT F is Hermitian-paired
+  // with row -m, so packed columns j = (2j, 2j+1) get F[2j] + i F[2j+1] in row m and the conjugate pairing in
+  // row -m; rows that are their own mirror (0, and length/2 when even) have a real transform.
+  void transform_folded_rows(const Scalar* x, const Layout& shape, Eigen::Index first, Eigen::Index count,
+                             std::complex<Scalar>* spectrum, Scalar* block) const {
+    using Complex = std::complex<Scalar>;
+    const Eigen::Index hidden = shape.hidden, bins = shape.bins, pairs = shape.pairs;
+    const Eigen::Index fold_pitch = shape.fold_pitch(), bin_pitch = shape.bin_pitch();
+    auto* row_spectra = reinterpret_cast<Complex*>(block + kFoldRows * fold_pitch);
+    const auto input_row = [&](Eigen::Index r) -> const Scalar* {
+      return r < shape.seq ? x + r * hidden : nullptr;
+    };
+    for (Eigen::Index i = 0; i < count; ++i) {
+      const Eigen::Index m = first + i;
+      const Scalar* a = input_row(m);
+      const Scalar* b = input_row((shape.length - m) % shape.length);
+      Scalar* folded = block + i * fold_pitch;
+      if (a != nullptr && b != nullptr) {
         folded[0] = Scalar(0.5) * (a[0] + b[0]);
         for (Eigen::Index h = 1; h < hidden; ++h) folded[h] = Scalar(0.5) * (a[h] + b[hidden - h]);
+      } else if (a != nullptr) {
+        for (Eigen::Index h = 0; h < hidden; ++h) folded[h] = Scalar(0.5) * a[h];
+      } else if (b != nullptr) {
+        folded[0] = Scalar(0.5) * b[0];
+        for (Eigen::Index h = 1; h < hidden; ++h) folded[h] = Scalar(0.5) * b[hidden - h];
+      } else {
+        std::fill_n(folded, hidden, Scalar(0));
       }
-      fft::RealToComplexBatch<Scalar> rows;
-      rows.length = static_cast<std::size_t>(hidden);
-      rows.count = static_cast<std::size_t>(paired);
-      rows.input = floats + fold_start;
-      rows.input_distance = fold_distance;
-      rows.output = spectrum;
-      rows.output_distance = bins;
-      backend_.forward_real(rows);
     }
-    // A self-paired row's fold is its even part, whose rFFT is the real part of the row's rFFT.
-    forward_real_row(item, hidden, row(first_row_at));
-    if (has_middle) forward_real_row(item + (seq / 2) * hidden, hidden, row(middle_row_at));
+    fft::RealToComplexBatch<Scalar> rows;
+    rows.length = static_cast<std::size_t>(hidden);
+    rows.count = static_cast<std::size_t>(count);
+    rows.input = block;
+    rows.input_distance = fold_pitch;
+    rows.output = row_spectra;
+    rows.output_distance = bin_pitch;
+    backend_.forward_real(rows);
 
-    // Pack columns 2j and 2j+1 (Hermitian along seq) as one complex column a + i b; row seq-m of it is
-    // conj(a) + i conj(b). Writes never reach a row that is still to be read: the middle row first, then the
-    // paired rows from the last, then row 1 together with row 0.
-    auto pack_self = [&](const Complex* from, Complex* to) {
-      for (Eigen::Index j = 0; j < pairs; ++j) {
-        const Scalar b = 2 * j + 1 < bins ? from[2 * j + 1].real() : Scalar(0);
-        to[j] = Complex(from[2 * j].real(), b);
+    for (Eigen::Index i = 0; i < count; ++i) {
+      const Eigen::Index m = first + i;
+      const Complex* from = row_spectra + i * bin_pitch;
+      const Eigen::Index mirror_row = (shape.length - m) % shape.length;
+      Complex* to = spectrum + shape.input_row(m);
+      if (mirror_row == m) {
+        for (Eigen::Index j = 0; j < pairs; ++j)
+          to[j] = Complex(from[2 * j].real(), 2 * j + 1 < bins ? from[2 * j + 1].real() : Scalar(0));
+        continue;
       }
-    };
-    if (has_middle) pack_self(row(middle_row_at), row(seq / 2));
-    for (Eigen::Index m = paired; m >= 1; --m) {
-      const Complex* from = row(m - 1);
-      const Complex* self = m == 1 ? row(first_row_at) : nullptr;
-      Complex* to = row(m);
-      Complex* mirror = row(seq - m);
-      Complex* first = row(0);
+      Complex* mirror = spectrum + shape.input_row(mirror_row);
       for (Eigen::Index j = 0; j < pairs; ++j) {
-        const bool has_b = 2 * j + 1 < bins;
         const Complex a = from[2 * j];
-        const Complex b = has_b ? from[2 * j + 1] : Complex(0);
-        if (self != nullptr) {
-          const Scalar self_b = has_b ? self[2 * j + 1].real() : Scalar(0);
-          first[j] = Complex(self[2 * j].real(), self_b);  // read before written: j <= 2j
-        }
+        const Complex b = 2 * j + 1 < bins ? from[2 * j + 1] : Complex(0);
         to[j] = Complex(a.real() - b.imag(), a.imag() + b.real());
         mirror[j] = Complex(a.real() + b.imag(), b.real() - a.imag());
       }
     }
-    if (paired == 0) pack_self(row(0), row(0));
-
-    fft::ComplexBatch<Scalar> columns;
-    columns.length = static_cast<std::size_t>(seq);
-    columns.count = static_cast<std::size_t>(pairs);
-    columns.input = spectrum;
-    columns.output = spectrum;
-    columns.stride = bins;
-    columns.distance = 1;
-    backend_.transform(columns, fft::Direction::forward);
   }
 
-  // Kernel, step 3: row n of the mixing output from half_spectrum's result, plus residual[k] when residual
-  // is not null. Mix is centrosymmetric: columns past hidden/2 come from row (seq - n) mod seq, mirrored.
-  static void unpack_row(const std::complex<Scalar>* spectrum, Eigen::Index seq, Eigen::Index hidden,
-                         Eigen::Index n, const Scalar* residual, Scalar* out_row) {
-    const Eigen::Index bins = hidden / 2 + 1;
-    // Packed row n holds Mix[n, k] as its k-th real number (the column pairs' real and imaginary parts).
-    const Scalar* row = reinterpret_cast<const Scalar*>(spectrum + n * bins);
-    const Scalar* mirror = reinterpret_cast<const Scalar*>(spectrum + ((seq - n) % seq) * bins);
+  // Kernel, pass 3: row n of the mixing output from the transformed packed spectrum, plus residual[k] when
+  // residual is not null. Packed row n holds Mix[n, k] as its k-th real number for k <= hidden/2; Mix is
+  // centrosymmetric, so the columns past hidden/2 come from row (length - n) mod length, mirrored.
+  static void unpack_row(const std::complex<Scalar>* spectrum, const Layout& shape, Eigen::Index n,
+                         const Scalar* residual, Scalar* out_row) {
+    const Eigen::Index hidden = shape.hidden, bins = shape.bins;
+    const Scalar* row = reinterpret_cast<const Scalar*>(spectrum + shape.output_row(n));
+    const Scalar* mirror =
+        reinterpret_cast<const Scalar*>(spectrum + shape.output_row((shape.length - n) % shape.length));
     if (residual == nullptr) {
       for (Eigen::Index k = 0; k < bins; ++k) out_row[k] = row[k];
       for (Eigen::Index k = bins; k < hidden; ++k) out_row[k] = mirror[hidden - k];
@@ -310,16 +454,11 @@ class FourierMixing {
     }
   }
 
-  void forward_real_row(const Scalar* input, Eigen::Index hidden, std::complex<Scalar>* output) const {
-    fft::RealToComplexBatch<Scalar> one;
-    one.length = static_cast<std::size_t>(hidden);
-    one.input = input;
-    one.output = output;
-    backend_.forward_real(one);
-  }
-
   Backend backend_{};
   std::size_t sequence_dft_length_ = 0;
+  // Twiddles of split sequence transforms, shared by copies.
+  std::shared_ptr<detail::SequenceSplitCache<Scalar>> splits_ =
+      std::make_shared<detail::SequenceSplitCache<Scalar>>();
 };
 
 }  // namespace fnet

@@ -159,15 +159,10 @@ class MultiHeadAttention {
     const auto batch = static_cast<std::size_t>(x.dimension(0));
     const Index seq = x.dimension(1), hidden = x.dimension(2);
     const int threads = num_threads();
-    const std::size_t slot = scratch_size(seq, hidden);
     Scalar* scratch =
-        detail::Access::buffers(workspace).mixing.reserve(slot * detail::slot_count(batch, threads));
-    detail::parallel_for(batch, threads, [&](std::size_t item, int s) {
-      const Index offset = static_cast<Index>(item) * seq * hidden;
-      mix_item(x.data() + offset, seq, hidden, out.data() + offset,
-               scratch + slot * static_cast<std::size_t>(s),
-               /*add_input=*/false, [](Index) {});
-    });
+        detail::Access::buffers(workspace).mixing.reserve(batch_scratch_size(batch, seq, hidden, threads));
+    mix_batch(x.data(), out.data(), x.dimension(0), seq, hidden, /*add_input=*/false, scratch, threads,
+              [](std::size_t, Index) {});
   }
 
   /// Training: the forward above, keeping in `cache` what backward() needs. out may be x.
@@ -199,8 +194,7 @@ class MultiHeadAttention {
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq) const {
     detail::Access::buffers(workspace).mixing.reserve(
-        scratch_size(static_cast<Index>(seq), static_cast<Index>(hidden_size())) *
-        detail::slot_count(batch, num_threads()));
+        batch_scratch_size(batch, static_cast<Index>(seq), static_cast<Index>(hidden_size()), num_threads()));
   }
 
   /// self.{query,key,value}.{weight,bias} (views into the stacked qkv storage) and
@@ -245,6 +239,25 @@ class MultiHeadAttention {
     const auto s = static_cast<std::size_t>(seq), h = static_cast<std::size_t>(hidden);
     return detail::aligned_count<Scalar>(s * 3 * h) + detail::aligned_count<Scalar>(s * h) +
            detail::aligned_count<Scalar>(s * s);
+  }
+
+  // Scalars of scratch mix_batch needs: one item's per thread (items are never split across threads).
+  std::size_t batch_scratch_size(std::size_t batch, Index seq, Index hidden, int threads) const {
+    return scratch_size(seq, hidden) * detail::slot_count(batch, threads);
+  }
+
+  // Kernel: out = attention(x) (+ x when add_input) for `batch` items, one item per thread, with
+  // batch_scratch_size(...) Scalars of scratch; after_row(item, n) runs for each finished output row. No
+  // checks.
+  template <class AfterRow>
+  void mix_batch(const Scalar* x, Scalar* out, Index batch, Index seq, Index hidden, bool add_input,
+                 Scalar* scratch, int threads, AfterRow&& after_row) const {
+    const std::size_t slot = scratch_size(seq, hidden);
+    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int s) {
+      const Index offset = static_cast<Index>(item) * seq * hidden;
+      mix_item(x + offset, seq, hidden, out + offset, scratch + slot * static_cast<std::size_t>(s), add_input,
+               [&](Index n) { after_row(item, n); });
+    });
   }
 
   // Kernel: out = attention(x) (+ x when add_input) for one (seq, hidden) item; after_row(n) runs for each

@@ -21,12 +21,14 @@ struct Access {
     object.initialize_from(generator);
   }
 
-  FNET_DETAIL_ACCESS_HOOK(check_parameters)  // (owner, ParameterPath): names relative to the caller
-  FNET_DETAIL_ACCESS_HOOK(check_tensors)     // a layer's input / output / sequence checks
-  FNET_DETAIL_ACCESS_HOOK(scratch_size)      // scratch elements a kernel needs
-  FNET_DETAIL_ACCESS_HOOK(mix_item)          // a mixing sublayer's per-item kernel
-  FNET_DETAIL_ACCESS_HOOK(forward_rows)      // Dense on rows with pitches, one GEMM
-  FNET_DETAIL_ACCESS_HOOK(accumulate_rows)   // Dense's product added onto caller rows
+  FNET_DETAIL_ACCESS_HOOK(check_parameters)    // (owner, ParameterPath): names relative to the caller
+  FNET_DETAIL_ACCESS_HOOK(check_tensors)       // a layer's input / output / sequence checks
+  FNET_DETAIL_ACCESS_HOOK(scratch_size)        // scratch elements a kernel needs
+  FNET_DETAIL_ACCESS_HOOK(mix_item)            // a mixing sublayer's per-item kernel, on the calling thread
+  FNET_DETAIL_ACCESS_HOOK(mix_batch)           // a mixing sublayer's kernel over a batch, on fnet's threads
+  FNET_DETAIL_ACCESS_HOOK(batch_scratch_size)  // scratch elements mix_batch needs
+  FNET_DETAIL_ACCESS_HOOK(forward_rows)        // Dense on rows with pitches, one GEMM
+  FNET_DETAIL_ACCESS_HOOK(accumulate_rows)     // Dense's product added onto caller rows
   FNET_DETAIL_ACCESS_HOOK(forward_token_rows)
   FNET_DETAIL_ACCESS_HOOK(forward_tokens)  // the feed-forward's grouped kernel with its after-rows step
   FNET_DETAIL_ACCESS_HOOK(forward_unchecked)
