@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 namespace fnet::detail {
@@ -16,31 +17,100 @@ namespace fnet::detail {
 template <class Scalar>
 using Accumulator = std::conditional_t<(sizeof(Scalar) < sizeof(double)), double, Scalar>;
 
-// out = LayerNorm(a + b) over one row of n features (b may be null: plain LayerNorm). Biased variance,
-// two passes around the mean. out may be a or b (each element is read before it is written). A training
-// forward passes mean_out and inverse_std_out to keep the row's statistics for the backward pass.
+// The row kernels below work in blocks of this many elements: each block is read into a local buffer, worked
+// on with elementwise loops over the block, and written back, loops the compiler vectorises whether or not
+// out is one of the inputs. The LayerNorm statistics are kept in as many independent partial sums (element
+// j in lane j % lanes), reduced in a fixed order at the end, so that their bits depend on the row alone.
+inline constexpr Eigen::Index row_block = 64;
+
+// Sums of d = x - shift and of d^2 over a row x = a + b (b unused when with_b is false: x = a) in lanes,
+// the lanes then reduced pairwise in a fixed order. With b, x is also written to out, so out may be a or b.
+// The last block is padded with shift itself, which adds exact zeros.
+template <bool with_b, class Scalar, class Lane>
+void shifted_sums(const Scalar* a, const Scalar* b, Scalar* out, Eigen::Index n, Scalar shift, Lane& sum_out,
+                  Lane& squares_out) {
+  constexpr Eigen::Index lanes = row_block;
+  Lane sum[lanes] = {}, squares[lanes] = {};
+  const Lane lane_shift = static_cast<Lane>(shift);
+  Scalar x[lanes];
+  for (Eigen::Index j = 0; j < n; j += lanes) {
+    const Eigen::Index count = std::min(lanes, n - j);
+    if (count == lanes) {
+      for (Eigen::Index k = 0; k < lanes; ++k)
+        x[k] = with_b ? static_cast<Scalar>(a[j + k] + b[j + k]) : a[j + k];
+    } else {
+      for (Eigen::Index k = 0; k < count; ++k)
+        x[k] = with_b ? static_cast<Scalar>(a[j + k] + b[j + k]) : a[j + k];
+      for (Eigen::Index k = count; k < lanes; ++k) x[k] = shift;
+    }
+    for (Eigen::Index k = 0; k < lanes; ++k) {
+      const Lane d = static_cast<Lane>(x[k]) - lane_shift;
+      sum[k] += d;
+      squares[k] += d * d;
+    }
+    if (with_b)
+      for (Eigen::Index k = 0; k < count; ++k) out[j + k] = x[k];
+  }
+  for (Eigen::Index width = lanes / 2; width > 0; width /= 2)
+    for (Eigen::Index k = 0; k < width; ++k) {
+      sum[k] += sum[k + width];
+      squares[k] += squares[k + width];
+    }
+  sum_out = sum[0];
+  squares_out = squares[0];
+}
+
+// out = LayerNorm(a + b) over one row of n features (b may be null: plain LayerNorm). Biased variance, eps
+// inside the square root. out may be a or b. A training forward passes mean_out and inverse_std_out to keep
+// the statistics of s = a + b for the backward pass.
+//
+// One read of a and b: the first pass writes s to out (when b is given) and sums d = s - s[0] and d^2 in
+// lanes of Accumulator (float lanes would be faster but lose about four decimal digits of the variance on
+// a 768-wide row); the second normalises s, now in L1, as (s - s[0]) - mean(d), so a large mean costs no
+// digits there either. Shifting by an element of the row keeps a large mean from cancelling the variance
+// away: var = mean(d^2) - mean(d)^2 loses about log2(1 + mean(d)^2 / var) bits. When s[0] is so far from
+// the mean in units of the spread (an outlier first element) that more bits would be lost than
+// Accumulator has beyond Scalar's, the sums are taken once more around the mean just found, from the row
+// in L1.
 template <class Scalar>
 void add_layer_norm_row(const Scalar* a, const Scalar* b, Scalar* out, Eigen::Index n, const Scalar* gamma,
                         const Scalar* beta, double eps, Accumulator<Scalar>* mean_out = nullptr,
                         Accumulator<Scalar>* inverse_std_out = nullptr) {
   using Acc = Accumulator<Scalar>;
-  const auto value = [&](Eigen::Index j) {
-    return b != nullptr ? static_cast<Acc>(a[j] + b[j]) : static_cast<Acc>(a[j]);
-  };
-  Acc sum = 0;
-  for (Eigen::Index j = 0; j < n; ++j) sum += value(j);
-  const Acc mean = sum / static_cast<Acc>(n);
-  Acc squares = 0;
-  for (Eigen::Index j = 0; j < n; ++j) {
-    const Acc centred = value(j) - mean;
-    squares += centred * centred;
+  if (n <= 0) return;
+  const Scalar* s = b != nullptr ? out : a;  // where s = a + b is once the first pass is done
+  Scalar shift = b != nullptr ? static_cast<Scalar>(a[0] + b[0]) : a[0];
+  Acc sum = 0, squares = 0;
+  if (b != nullptr)
+    shifted_sums<true>(a, b, out, n, shift, sum, squares);
+  else
+    shifted_sums<false>(a, b, out, n, shift, sum, squares);
+  const Acc count = static_cast<Acc>(n);
+  Acc mean_d = sum / count;
+  Acc variance = std::max(Acc(0), squares / count - mean_d * mean_d);
+  // The ratio mean(d)^2 / var up to which the bits lost still leave the variance exact to Scalar's
+  // precision with 16 bits to spare (at least 1: a shift within one standard deviation of the mean).
+  constexpr int spare_bits = std::numeric_limits<Acc>::digits - std::numeric_limits<Scalar>::digits - 16;
+  constexpr Acc allowed_ratio = static_cast<Acc>(1ull << (spare_bits > 1 ? spare_bits : 1)) - 1;
+  if (mean_d * mean_d > allowed_ratio * variance) {
+    shift = static_cast<Scalar>(static_cast<Acc>(shift) + mean_d);
+    shifted_sums<false>(s, s, static_cast<Scalar*>(nullptr), n, shift, sum, squares);
+    mean_d = sum / count;
+    variance = std::max(Acc(0), squares / count - mean_d * mean_d);
   }
-  const Acc inverse_std = Acc(1) / std::sqrt(squares / static_cast<Acc>(n) + static_cast<Acc>(eps));
-  if (mean_out != nullptr) *mean_out = mean;
+  const Acc acc_shift = static_cast<Acc>(shift);
+  const Acc inverse_std = Acc(1) / std::sqrt(variance + static_cast<Acc>(eps));
+  if (mean_out != nullptr) *mean_out = acc_shift + mean_d;
   if (inverse_std_out != nullptr) *inverse_std_out = inverse_std;
-  for (Eigen::Index j = 0; j < n; ++j)
-    out[j] = static_cast<Scalar>((value(j) - mean) * inverse_std * static_cast<Acc>(gamma[j]) +
-                                 static_cast<Acc>(beta[j]));
+  Scalar y[row_block];
+  for (Eigen::Index j = 0; j < n; j += row_block) {
+    const Eigen::Index width = std::min(row_block, n - j);
+    for (Eigen::Index k = 0; k < width; ++k)
+      y[k] = static_cast<Scalar>(((static_cast<Acc>(s[j + k]) - acc_shift) - mean_d) * inverse_std *
+                                     static_cast<Acc>(gamma[j + k]) +
+                                 static_cast<Acc>(beta[j + k]));
+    for (Eigen::Index k = 0; k < width; ++k) out[j + k] = y[k];
+  }
 }
 
 // The input gradient of y = LayerNorm(s) for one row, from its statistics: with x^ = (s - mean) / std and
