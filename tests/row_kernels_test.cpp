@@ -191,7 +191,8 @@ class LayerNormRowTest : public ::testing::Test {
   // Output error allowed, in eps(Scalar) relative to max(1, |y|). Statistics in double make a float row
   // exact up to the output's own rounding (half an ulp); a double row gets a few roundings of its own
   // (measured: at most 0.49 for float, under 2 for double, over every row here). A variance summed in float
-  // lanes measured 1.94 eps in float; a shift far from the mean or no shift at all costs many more.
+  // lanes measured 1.94 eps in float; a shift far from the mean without the second pass around the mean costs
+  // many more (a double row with an outlier first element).
   static constexpr long double output_bound = std::is_same_v<Scalar, float> ? 1.0L : 4.0L;
   // The statistics' error allowed, in eps(Scalar): float rows keep 16 bits beyond float's in double.
   static constexpr long double statistics_bound = std::is_same_v<Scalar, float> ? 1.0L / 1024 : 4.0L;
@@ -308,6 +309,47 @@ TYPED_TEST(LayerNormRowTest, ConstantRowsGiveBeta) {
         EXPECT_EQ(mean, static_cast<Acc>(residual ? constant + Scalar(0.5) : constant));
         EXPECT_EQ(inverse_std, Acc(1) / std::sqrt(static_cast<Acc>(TestFixture::eps)));
       }
+}
+
+// The input gradient of LayerNorm from the row's statistics, against the same formula in long double on the
+// same hard rows, in place (ds over dy) as the training backward runs it.
+TYPED_TEST(LayerNormRowTest, BackwardMatchesLongDouble) {
+  using Scalar = TypeParam;
+  using Acc = typename TestFixture::Acc;
+  const long double unit = std::numeric_limits<Scalar>::epsilon();
+  for (const RowKind kind : {RowKind::centred, RowKind::mean_1e4, RowKind::mean_1e6, RowKind::first_plus_1e3,
+                             RowKind::first_50_spreads_up})
+    for (const long n : TestFixture::sizes) {
+      const auto s = hard_row<Scalar>(kind, n, static_cast<std::uint64_t>(23 + n));
+      const auto dy = uniform_row<Scalar>(n, 0.1, 1.0, static_cast<std::uint64_t>(29 + n));
+      const auto gamma = TestFixture::gamma(n);
+      const auto statistics = reference_layer_norm(s, gamma, TestFixture::beta(n), 1e-12L);
+      const auto mean = static_cast<Acc>(statistics.mean);
+      const auto inverse_std = static_cast<Acc>(statistics.inverse_std);
+
+      std::vector<long double> g(static_cast<std::size_t>(n)), xhat(static_cast<std::size_t>(n));
+      long double sum_g = 0, sum_g_xhat = 0;
+      for (std::size_t j = 0; j < g.size(); ++j) {
+        g[j] = static_cast<long double>(dy[j]) * gamma[j];
+        xhat[j] = (s[j] - static_cast<long double>(mean)) * inverse_std;
+        sum_g += g[j];
+        sum_g_xhat += g[j] * xhat[j];
+      }
+      const long double mean_g = sum_g / n, mean_g_xhat = sum_g_xhat / n;
+
+      std::vector<Scalar> ds = dy;
+      fnet::detail::layer_norm_backward_row(s.data(), ds.data(), ds.data(), n, gamma.data(), mean,
+                                            inverse_std);
+      for (std::size_t j = 0; j < ds.size(); ++j) {
+        const long double expected = inverse_std * (g[j] - mean_g - xhat[j] * mean_g_xhat);
+        // Relative to the terms' size: the difference may cancel, and the terms are rounded to Scalar.
+        const long double size =
+            inverse_std * (std::fabs(g[j]) + std::fabs(mean_g) + std::fabs(xhat[j] * mean_g_xhat));
+        ASSERT_LE(std::fabs(ds[j] - expected), 2 * unit * size)
+            << name_of(kind) << ", n = " << n << ", element " << j << ": got " << static_cast<double>(ds[j])
+            << ", expected " << static_cast<double>(expected);
+      }
+    }
 }
 
 }  // namespace

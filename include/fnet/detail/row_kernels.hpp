@@ -22,6 +22,14 @@ using Accumulator = std::conditional_t<(sizeof(Scalar) < sizeof(double)), double
 // vectorises (a single running sum could not be reordered), with bits that depend on the row alone.
 inline constexpr Eigen::Index layer_norm_lanes = 64;
 
+// The total of the lanes, added pairwise in a fixed order (the lanes are overwritten).
+template <class Lane>
+Lane reduce_lanes(Lane (&lanes)[layer_norm_lanes]) {
+  for (Eigen::Index width = layer_norm_lanes / 2; width > 0; width /= 2)
+    for (Eigen::Index k = 0; k < width; ++k) lanes[k] += lanes[k + width];
+  return lanes[0];
+}
+
 // Sums of d = x - shift and of d^2 over a row x = a + b (b unused when with_b is false: x = a) in lanes,
 // the lanes then reduced pairwise in a fixed order. With b, x is also written to out; each element is read
 // before it is written, so out may be a or b.
@@ -41,13 +49,8 @@ void shifted_sums(const Scalar* a, const Scalar* b, Scalar* out, Eigen::Index n,
       squares[k] += d * d;
     }
   }
-  for (Eigen::Index width = lanes / 2; width > 0; width /= 2)
-    for (Eigen::Index k = 0; k < width; ++k) {
-      sum[k] += sum[k + width];
-      squares[k] += squares[k + width];
-    }
-  sum_out = sum[0];
-  squares_out = squares[0];
+  sum_out = reduce_lanes(sum);
+  squares_out = reduce_lanes(squares);
 }
 
 // out = LayerNorm(a + b) over one row of n features (b may be null: plain LayerNorm). Biased variance, eps
@@ -101,19 +104,24 @@ void add_layer_norm_row(const Scalar* a, const Scalar* b, Scalar* out, Eigen::In
 }
 
 // The input gradient of y = LayerNorm(s) for one row, from its statistics: with x^ = (s - mean) / std and
-// g = dy * gamma, ds = (g - mean(g) - x^ mean(g x^)) / std. ds may be dy (each dy is read before ds is
-// written... in two passes: the means first).
+// g = dy * gamma, ds = (g - mean(g) - x^ mean(g x^)) / std. Two passes: the means first, summed in lanes
+// like the forward statistics, then ds; ds may be dy (each dy is read before ds is written).
 template <class Scalar>
 void layer_norm_backward_row(const Scalar* s, const Scalar* dy, Scalar* ds, Eigen::Index n,
                              const Scalar* gamma, Accumulator<Scalar> mean, Accumulator<Scalar> inverse_std) {
   using Acc = Accumulator<Scalar>;
-  Acc sum_g = 0, sum_g_xhat = 0;
-  for (Eigen::Index j = 0; j < n; ++j) {
-    const Acc g = static_cast<Acc>(dy[j]) * static_cast<Acc>(gamma[j]);
-    sum_g += g;
-    sum_g_xhat += g * (static_cast<Acc>(s[j]) - mean) * inverse_std;
+  constexpr Eigen::Index lanes = layer_norm_lanes;
+  Acc sums_g[lanes] = {}, sums_g_xhat[lanes] = {};
+  for (Eigen::Index j = 0; j < n; j += lanes) {
+    const Eigen::Index count = std::min(lanes, n - j);
+    for (Eigen::Index k = 0; k < count; ++k) {
+      const Acc g = static_cast<Acc>(dy[j + k]) * static_cast<Acc>(gamma[j + k]);
+      sums_g[k] += g;
+      sums_g_xhat[k] += g * (static_cast<Acc>(s[j + k]) - mean) * inverse_std;
+    }
   }
-  const Acc mean_g = sum_g / static_cast<Acc>(n), mean_g_xhat = sum_g_xhat / static_cast<Acc>(n);
+  const Acc mean_g = reduce_lanes(sums_g) / static_cast<Acc>(n);
+  const Acc mean_g_xhat = reduce_lanes(sums_g_xhat) / static_cast<Acc>(n);
   for (Eigen::Index j = 0; j < n; ++j) {
     const Acc xhat = (static_cast<Acc>(s[j]) - mean) * inverse_std;
     const Acc g = static_cast<Acc>(dy[j]) * static_cast<Acc>(gamma[j]);
