@@ -13,7 +13,7 @@
 namespace fnet::detail {
 
 // LayerNorm statistics are accumulated in at least double: float sums over thousands of features lose
-// digits, and with the two-pass variance a large mean does not cancel the variance away.
+// digits, and double leaves a float row's shifted one-pass variance (below) bits to spare.
 template <class Scalar>
 using Accumulator = std::conditional_t<(sizeof(Scalar) < sizeof(double)), double, Scalar>;
 
