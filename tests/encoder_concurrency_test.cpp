@@ -112,6 +112,24 @@ TEST(Concurrency, SharedMixingWithBuiltinBackend) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
+// One long item split across the intra-op threads, its sequence transform split rows x columns: callers on
+// a fresh object race to build the shared twiddle table, and every result equals the single-threaded one.
+TEST(Concurrency, OneLongSequenceAcrossThreads) {
+  const auto x = random_tensor<float>(1, 4100, 6, 5);
+  const auto expected = fnet::FourierMixing<float, fnet::fft::Builtin>().forward(x);
+  const fnet::FourierMixing<float, fnet::fft::Builtin> fresh;
+  ThreadSetting setting(2);
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      for (int round = 0; round < 2; ++round)
+        if (!identical(fresh.forward(x), expected)) mismatches.fetch_add(1);
+    });
+  for (auto& caller : callers) caller.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
 TEST(ThreadPool, ConcurrentCallersEachGetEveryChunkOnce) {
   constexpr std::size_t kChunks = 97;
   std::vector<std::thread> callers;
