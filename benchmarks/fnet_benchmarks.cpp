@@ -35,7 +35,6 @@
 #include <fnet/baseline/multi_head_attention.hpp>
 #include <fnet/baseline/transformer_encoder_layer.hpp>
 #include <fnet/detail/access.hpp>
-#include <fnet/detail/parallel.hpp>
 #include <fnet/encoder_layer.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/fft/dft_matrix.hpp>
@@ -288,13 +287,13 @@ void run_benchmark(benchmark::State& state, const std::string& kind, long seq, l
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 // Bytes the attention benchmark holds at once at (seq, hidden), from the code it runs: one item's scratch
-// (MultiHeadAttention's scratch_size: the Q|K|V rows, the context and one head's seq x seq probabilities) at
-// batch 1 and one thread, the weights and biases, and the benchmark's input and output tensors.
+// (MultiHeadAttention's batch_scratch_size: the Q|K|V rows, the context and one head's seq x seq
+// probabilities) at batch 1 and one thread, the weights and biases, and the benchmark's input and output
+// tensors.
 double attention_benchmark_bytes(long seq, long hidden) {
   const fnet::baseline::MultiHeadAttention<Scalar> attention(static_cast<std::size_t>(hidden));
-  const std::size_t scratch = fnet::detail::Access::scratch_size(attention, static_cast<Eigen::Index>(seq),
-                                                                 static_cast<Eigen::Index>(hidden)) *
-                              fnet::detail::slot_count(1, 1);
+  const std::size_t scratch = fnet::detail::Access::batch_scratch_size(
+      attention, 1, static_cast<Eigen::Index>(seq), static_cast<Eigen::Index>(hidden), 1);
   const double h = static_cast<double>(hidden), s = static_cast<double>(seq);
   const double weights = 4.0 * h * h + 4.0 * h;  // qkv [3H, H] + output [H, H], their biases
   const double tensors = 2.0 * s * h;            // input and output

@@ -270,12 +270,12 @@ class FourierMixing {
     const auto items = static_cast<std::size_t>(batch);
     const Eigen::Index item_size = seq * hidden;
     if (items_in_parallel(items, threads)) {
-      const std::size_t slot = scratch_size(seq, hidden);
-      detail::parallel_for(items, threads, [&](std::size_t item, int s) {
-        const Eigen::Index offset = static_cast<Eigen::Index>(item) * item_size;
-        mix_item_on(x + offset, seq, hidden, out + offset, scratch + slot * static_cast<std::size_t>(s),
-                    add_input, 1, [&](Eigen::Index n) { after_row(item, n); });
-      });
+      detail::for_each_item(items, threads, scratch, scratch_size(seq, hidden),
+                            [&](std::size_t item, Scalar* item_scratch) {
+                              const Eigen::Index offset = static_cast<Eigen::Index>(item) * item_size;
+                              mix_item_on(x + offset, seq, hidden, out + offset, item_scratch, add_input, 1,
+                                          [&](Eigen::Index n) { after_row(item, n); });
+                            });
       return;
     }
     for (std::size_t item = 0; item < items; ++item) {
@@ -332,37 +332,33 @@ class FourierMixing {
     const auto block_width = [&](Eigen::Index column) {
       return std::min(kColumnBlock, shape.pairs - column);
     };
-    if (!shape.split()) {
-      detail::parallel_for(column_blocks, threads, [&](std::size_t chunk, int) {
-        const Eigen::Index column = block_at(chunk);
-        transform_columns(column, block_width(column), shape.length, shape.pairs);
-      });
-    } else {
+    // Down each group's contiguous rows (unsplit: one group, every row); split, the twiddle
+    // exp(-2 pi i j1 k2 / length) on row k2 of group j1, then the transforms across the groups.
+    std::shared_ptr<const detail::SequenceSplit<Scalar>> split;
+    if (shape.split()) {
       const auto length = static_cast<std::size_t>(shape.length);
-      const std::shared_ptr<const detail::SequenceSplit<Scalar>> split =
-          splits_->get(length, [&] { return detail::SequenceSplit<Scalar>::make(length); });
-      // Down each group (contiguous rows), then the twiddle exp(-2 pi i j1 k2 / length) on row k2 of group
-      // j1.
-      detail::parallel_for(static_cast<std::size_t>(shape.outer) * column_blocks, threads,
-                           [&](std::size_t chunk, int) {
-                             const auto j1 = static_cast<Eigen::Index>(chunk / column_blocks);
-                             const Eigen::Index column = block_at(chunk), width = block_width(column);
-                             transform_columns(j1 * shape.group + column, width, shape.inner, shape.pairs);
-                             const Complex* twiddle = split->twiddles.data() + j1 * shape.inner;
-                             for (Eigen::Index k2 = 0; k2 < shape.inner; ++k2) {
-                               Complex* row = spectrum + j1 * shape.group + k2 * shape.pairs + column;
-                               const Complex w = twiddle[k2];
-                               for (Eigen::Index c = 0; c < width; ++c) row[c] *= w;
-                             }
-                           });
-      // Across the groups, row k2 of each.
+      split = splits_->get(length, [&] { return detail::SequenceSplit<Scalar>::make(length); });
+    }
+    detail::parallel_for(static_cast<std::size_t>(shape.outer) * column_blocks, threads,
+                         [&](std::size_t chunk, int) {
+                           const auto j1 = static_cast<Eigen::Index>(chunk / column_blocks);
+                           const Eigen::Index column = block_at(chunk), width = block_width(column);
+                           transform_columns(j1 * shape.group + column, width, shape.inner, shape.pairs);
+                           if (!split) return;
+                           const Complex* twiddle = split->twiddles.data() + j1 * shape.inner;
+                           for (Eigen::Index k2 = 0; k2 < shape.inner; ++k2) {
+                             Complex* row = spectrum + j1 * shape.group + k2 * shape.pairs + column;
+                             const Complex w = twiddle[k2];
+                             for (Eigen::Index c = 0; c < width; ++c) row[c] *= w;
+                           }
+                         });
+    if (split)
       detail::parallel_for(
           static_cast<std::size_t>(shape.inner) * column_blocks, threads, [&](std::size_t chunk, int) {
             const auto k2 = static_cast<Eigen::Index>(chunk / column_blocks);
             const Eigen::Index column = block_at(chunk);
             transform_columns(k2 * shape.pairs + column, block_width(column), shape.outer, shape.group);
           });
-    }
 
     const auto unpack_chunks =
         detail::ceil_div(static_cast<std::size_t>(seq), static_cast<std::size_t>(kUnpackRows));

@@ -252,12 +252,12 @@ class MultiHeadAttention {
   template <class AfterRow>
   void mix_batch(const Scalar* x, Scalar* out, Index batch, Index seq, Index hidden, bool add_input,
                  Scalar* scratch, int threads, AfterRow&& after_row) const {
-    const std::size_t slot = scratch_size(seq, hidden);
-    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int s) {
-      const Index offset = static_cast<Index>(item) * seq * hidden;
-      mix_item(x + offset, seq, hidden, out + offset, scratch + slot * static_cast<std::size_t>(s), add_input,
-               [&](Index n) { after_row(item, n); });
-    });
+    detail::for_each_item(static_cast<std::size_t>(batch), threads, scratch, scratch_size(seq, hidden),
+                          [&](std::size_t item, Scalar* item_scratch) {
+                            const Index offset = static_cast<Index>(item) * seq * hidden;
+                            mix_item(x + offset, seq, hidden, out + offset, item_scratch, add_input,
+                                     [&](Index n) { after_row(item, n); });
+                          });
   }
 
   // Kernel: out = attention(x) (+ x when add_input) for one (seq, hidden) item; after_row(n) runs for each
@@ -392,36 +392,36 @@ class MultiHeadAttention {
     const auto slot = detail::aligned_count<Scalar>(static_cast<std::size_t>(seq * seq));
     Scalar* scratch =
         buffers.mixing.reserve(slot * detail::slot_count(static_cast<std::size_t>(batch), threads));
-    detail::parallel_for(static_cast<std::size_t>(batch), threads, [&](std::size_t item, int t) {
-      Scalar* d_p = scratch + slot * static_cast<std::size_t>(t);
-      const Index offset = static_cast<Index>(item) * seq;
-      for (Index h = 0; h < heads; ++h) {
-        const Scalar* query = q_k_v + offset * pitch + h * dim;
-        const Scalar* key = query + hidden;
-        const Scalar* value = query + 2 * hidden;
-        const Scalar* p = probabilities + (static_cast<Index>(item) * heads + h) * seq * seq;
-        const Scalar* d_c = d_context + offset * hidden + h * dim;
-        Scalar* d_query = d_q_k_v + offset * pitch + h * dim;
-        Scalar* d_key = d_query + hidden;
-        Scalar* d_value = d_query + 2 * hidden;
-        detail::gemm<Scalar>(seq, dim, seq, Scalar(1), p, seq, Operand::transposed, d_c, hidden,
-                             Operand::plain, Scalar(0), d_value, pitch);
-        detail::gemm<Scalar>(seq, seq, dim, Scalar(1), d_c, hidden, Operand::plain, value, pitch,
-                             Operand::transposed, Scalar(0), d_p, seq);
-        for (Index n = 0; n < seq; ++n) {
-          const Scalar* p_row = p + n * seq;
-          Scalar* d_row = d_p + n * seq;
-          Acc dot = 0;
-          for (Index m = 0; m < seq; ++m) dot += static_cast<Acc>(p_row[m]) * static_cast<Acc>(d_row[m]);
-          const auto shift = static_cast<Scalar>(dot);
-          for (Index m = 0; m < seq; ++m) d_row[m] = scale * p_row[m] * (d_row[m] - shift);
-        }
-        detail::gemm<Scalar>(seq, dim, seq, Scalar(1), d_p, seq, Operand::plain, key, pitch, Operand::plain,
-                             Scalar(0), d_query, pitch);
-        detail::gemm<Scalar>(seq, dim, seq, Scalar(1), d_p, seq, Operand::transposed, query, pitch,
-                             Operand::plain, Scalar(0), d_key, pitch);
-      }
-    });
+    detail::for_each_item(
+        static_cast<std::size_t>(batch), threads, scratch, slot, [&](std::size_t item, Scalar* d_p) {
+          const Index offset = static_cast<Index>(item) * seq;
+          for (Index h = 0; h < heads; ++h) {
+            const Scalar* query = q_k_v + offset * pitch + h * dim;
+            const Scalar* key = query + hidden;
+            const Scalar* value = query + 2 * hidden;
+            const Scalar* p = probabilities + (static_cast<Index>(item) * heads + h) * seq * seq;
+            const Scalar* d_c = d_context + offset * hidden + h * dim;
+            Scalar* d_query = d_q_k_v + offset * pitch + h * dim;
+            Scalar* d_key = d_query + hidden;
+            Scalar* d_value = d_query + 2 * hidden;
+            detail::gemm<Scalar>(seq, dim, seq, Scalar(1), p, seq, Operand::transposed, d_c, hidden,
+                                 Operand::plain, Scalar(0), d_value, pitch);
+            detail::gemm<Scalar>(seq, seq, dim, Scalar(1), d_c, hidden, Operand::plain, value, pitch,
+                                 Operand::transposed, Scalar(0), d_p, seq);
+            for (Index n = 0; n < seq; ++n) {
+              const Scalar* p_row = p + n * seq;
+              Scalar* d_row = d_p + n * seq;
+              Acc dot = 0;
+              for (Index m = 0; m < seq; ++m) dot += static_cast<Acc>(p_row[m]) * static_cast<Acc>(d_row[m]);
+              const auto shift = static_cast<Scalar>(dot);
+              for (Index m = 0; m < seq; ++m) d_row[m] = scale * p_row[m] * (d_row[m] - shift);
+            }
+            detail::gemm<Scalar>(seq, dim, seq, Scalar(1), d_p, seq, Operand::plain, key, pitch,
+                                 Operand::plain, Scalar(0), d_query, pitch);
+            detail::gemm<Scalar>(seq, dim, seq, Scalar(1), d_p, seq, Operand::transposed, query, pitch,
+                                 Operand::plain, Scalar(0), d_key, pitch);
+          }
+        });
 
     // The stacked projection: each part's dW += dQ|dK|dV^T x and db += its column sums, placed where
     // parameters() lists the part; then dx = (ds +) dQKV W_qkv.

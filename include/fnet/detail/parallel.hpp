@@ -30,6 +30,16 @@ inline std::size_t slot_count(std::size_t chunks, int threads) {
   return std::max<std::size_t>(1, std::min(chunks, static_cast<std::size_t>(std::max(threads, 1))));
 }
 
+// body(item, item_scratch) for each of `items` items on up to `threads` threads, where item_scratch is the
+// `slot` elements of `scratch` that belong to the participant running the item (slot_count(items, threads)
+// slots in all).
+template <class Scalar, class Body>
+void for_each_item(std::size_t items, int threads, Scalar* scratch, std::size_t slot, Body&& body) {
+  parallel_for(items, threads, [&](std::size_t item, int participant) {
+    body(item, scratch + slot * static_cast<std::size_t>(participant));
+  });
+}
+
 // body(first_row, row_count) over [0, rows) in blocks of kTokenRowBlock rows, on up to `threads` threads.
 template <class Body>
 void for_each_row_block(std::size_t rows, int threads, Body&& body) {
