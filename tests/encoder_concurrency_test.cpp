@@ -96,20 +96,26 @@ TEST(Concurrency, SharedEncoderDouble) {
   run_shared_encoder_test<double>();
 }
 
+// How many of `rounds` calls of `matches` on each of `callers` threads at once returned false.
+template <class Matches>
+int mismatches_from_callers(int callers, int rounds, Matches&& matches) {
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < callers; ++t)
+    threads.emplace_back([&] {
+      for (int round = 0; round < rounds; ++round)
+        if (!matches()) mismatches.fetch_add(1);
+    });
+  for (auto& thread : threads) thread.join();
+  return mismatches.load();
+}
+
 TEST(Concurrency, SharedMixingWithBuiltinBackend) {
   const fnet::FourierMixing<float, fnet::fft::Builtin> mixing;
   const auto x = random_tensor<float>(3, 100, 60, 4);
   const auto expected = mixing.forward(x);
   ThreadSetting setting(2);
-  std::atomic<int> mismatches{0};
-  std::vector<std::thread> callers;
-  for (int t = 0; t < 6; ++t)
-    callers.emplace_back([&] {
-      for (int round = 0; round < 3; ++round)
-        if (!identical(mixing.forward(x), expected)) mismatches.fetch_add(1);
-    });
-  for (auto& caller : callers) caller.join();
-  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(mismatches_from_callers(6, 3, [&] { return identical(mixing.forward(x), expected); }), 0);
 }
 
 // One long item split across the intra-op threads, its sequence transform split rows x columns: callers on
@@ -119,15 +125,7 @@ TEST(Concurrency, OneLongSequenceAcrossThreads) {
   const auto expected = fnet::FourierMixing<float, fnet::fft::Builtin>().forward(x);
   const fnet::FourierMixing<float, fnet::fft::Builtin> fresh;
   ThreadSetting setting(2);
-  std::atomic<int> mismatches{0};
-  std::vector<std::thread> callers;
-  for (int t = 0; t < 4; ++t)
-    callers.emplace_back([&] {
-      for (int round = 0; round < 2; ++round)
-        if (!identical(fresh.forward(x), expected)) mismatches.fetch_add(1);
-    });
-  for (auto& caller : callers) caller.join();
-  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(mismatches_from_callers(4, 2, [&] { return identical(fresh.forward(x), expected); }), 0);
 }
 
 TEST(ThreadPool, ConcurrentCallersEachGetEveryChunkOnce) {

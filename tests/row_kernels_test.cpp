@@ -118,6 +118,8 @@ TYPED_TEST(RowKernelsTest, ActivationBackwardMatchesTheDerivativeEverywhere) {
 // float); an outlier as the first element (the shift of a one-pass variance), +1e3 above a centred row or
 // 50 spreads above the mean.
 enum class RowKind { centred, mean_1e4, mean_1e6, first_plus_1e3, first_50_spreads_up };
+constexpr RowKind kEveryRowKind[] = {RowKind::centred, RowKind::mean_1e4, RowKind::mean_1e6,
+                                     RowKind::first_plus_1e3, RowKind::first_50_spreads_up};
 
 std::string name_of(RowKind kind) {
   switch (kind) {
@@ -219,8 +221,7 @@ TYPED_TEST(LayerNormRowTest, MatchesLongDoubleOnHardRows) {
   using Scalar = TypeParam;
   using Acc = typename TestFixture::Acc;
   const long double unit = std::numeric_limits<Scalar>::epsilon();
-  for (const RowKind kind : {RowKind::centred, RowKind::mean_1e4, RowKind::mean_1e6, RowKind::first_plus_1e3,
-                             RowKind::first_50_spreads_up})
+  for (const RowKind kind : kEveryRowKind)
     for (const long n : TestFixture::sizes)
       for (const bool residual : {false, true}) {
         const auto a = hard_row<Scalar>(kind, n, static_cast<std::uint64_t>(11 + n));
@@ -317,8 +318,7 @@ TYPED_TEST(LayerNormRowTest, BackwardMatchesLongDouble) {
   using Scalar = TypeParam;
   using Acc = typename TestFixture::Acc;
   const long double unit = std::numeric_limits<Scalar>::epsilon();
-  for (const RowKind kind : {RowKind::centred, RowKind::mean_1e4, RowKind::mean_1e6, RowKind::first_plus_1e3,
-                             RowKind::first_50_spreads_up})
+  for (const RowKind kind : kEveryRowKind)
     for (const long n : TestFixture::sizes) {
       const auto s = hard_row<Scalar>(kind, n, static_cast<std::uint64_t>(23 + n));
       const auto dy = uniform_row<Scalar>(n, 0.1, 1.0, static_cast<std::uint64_t>(29 + n));
