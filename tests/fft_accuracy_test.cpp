@@ -413,6 +413,9 @@ TEST(DefaultBackend, IsFftwWhenTheBuildHasItElseBuiltin) {
   static_assert(!fnet::fft::is_backend_v<fnet::fft::DftMatrix, long double>);
   static_assert(fnet::fft::is_backend_v<fnet::fft::Builtin, float>);
   static_assert(fnet::fft::is_backend_v<fnet::fft::Builtin, double>);
+  static_assert(!fnet::fft::is_backend_v<fnet::fft::Builtin, long double>);
+  static_assert(!fnet::fft::is_backend_v<fnet::fft::Default, long double>);
+  static_assert(!fnet::fft::is_backend_v<fnet::fft::Default, int>);
 }
 
 // The contract's trait counts every member, cache_size() (returning a count) included.

@@ -71,6 +71,13 @@ struct ComplexBatch {
 
 namespace detail {
 
+/// float or double, the scalars the shipped backends transform. Their entry points are member templates
+/// constrained with this, not float and double overloads: an overload's body is compiled by every program
+/// that includes the header, a template's only for the scalars the program transforms (the DFT matrices'
+/// Eigen GEMMs in float and double alone cost seconds per translation unit).
+template <class T>
+using if_transform_scalar = std::enable_if_t<std::is_same_v<T, float> || std::is_same_v<T, double>, int>;
+
 // Largest element offset reached by `count` runs of `length` elements with the given steps.
 inline std::ptrdiff_t last_offset(std::size_t length, std::size_t count, std::ptrdiff_t stride,
                                   std::ptrdiff_t distance) {

@@ -49,14 +49,16 @@ class DftMatrix {
 
   std::size_t max_length() const { return max_length_; }
 
-  void forward_real(const RealToComplexBatch<float>& batch) const { run_forward_real(batch); }
-  void forward_real(const RealToComplexBatch<double>& batch) const { run_forward_real(batch); }
-  void inverse_real(const ComplexToRealBatch<float>& batch) const { run_inverse_real(batch); }
-  void inverse_real(const ComplexToRealBatch<double>& batch) const { run_inverse_real(batch); }
-  void transform(const ComplexBatch<float>& batch, Direction direction) const {
-    run_transform(batch, direction);
+  template <class T, detail::if_transform_scalar<T> = 0>
+  void forward_real(const RealToComplexBatch<T>& batch) const {
+    run_forward_real(batch);
   }
-  void transform(const ComplexBatch<double>& batch, Direction direction) const {
+  template <class T, detail::if_transform_scalar<T> = 0>
+  void inverse_real(const ComplexToRealBatch<T>& batch) const {
+    run_inverse_real(batch);
+  }
+  template <class T, detail::if_transform_scalar<T> = 0>
+  void transform(const ComplexBatch<T>& batch, Direction direction) const {
     run_transform(batch, direction);
   }
 
