@@ -14,6 +14,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -41,10 +42,10 @@ struct Batch {
 
 // Ids avoid pad_token_id (3) unless asked: its row gets no gradient from the lookup, as nn.Embedding's
 // padding_idx, which finite differences cannot see.
-Batch make_batch(const fnet::FNetConfig& config, std::uint64_t seed, bool with_pad = false) {
+Batch make_batch(const fnet::FNetConfig& config, std::uint64_t seed, bool with_pad = false, long b = 2) {
   std::mt19937_64 random(seed);
   Batch batch;
-  const long b = 2, s = 6;
+  const long s = 6;
   batch.ids.resize(b, s);
   batch.types.resize(b, s);
   batch.labels.token_labels.resize(b, s);
@@ -287,6 +288,68 @@ TEST(TrainModelLoss, TheSameBitsForEveryThreadCount) {
   }
 }
 
+// Rows [first, first + count) of a batch.
+Batch rows_of(const Batch& batch, long first, long count) {
+  Batch part;
+  part.ids = batch.ids.middleRows(first, count);
+  part.types = batch.types.middleRows(first, count);
+  part.labels.token_labels = batch.labels.token_labels.middleRows(first, count);
+  const auto slice = [&](const auto& values) {
+    return std::decay_t<decltype(values)>(values.begin() + first, values.begin() + first + count);
+  };
+  part.labels.sequence_labels = slice(batch.labels.sequence_labels);
+  part.labels.regression_targets = slice(batch.labels.regression_targets);
+  return part;
+}
+
+// A batch cut into shards (as data-parallel ranks or micro-batches see it), each forward told the whole
+// batch's loss counts: the shards' losses and accumulated gradients are the whole batch's, for every head,
+// with shards of different sizes and label counts, one of them predicting nothing at all.
+TEST(TrainModelLoss, ShardsOfAWholeBatchAddUpToIt) {
+  for (const HeadCase& head : kHeads) {
+    SCOPED_TRACE(head.name);
+    const auto config = small_config(fnet::Activation::gelu, head.num_labels);
+    Model model(config, head.heads);
+    fnet_test::randomize(model.parameters(), 130);
+    Batch whole = make_batch(config, 131, false, 5);
+    if (head.heads.pretraining)
+      for (auto& label : whole.labels.sequence_labels) label %= 2;
+    whole.labels.token_labels.row(1).setConstant(fnet::default_ignore_index);
+    whole.labels.sequence_labels[1] = fnet::default_ignore_index;
+    typename Model::TrainingCache cache;
+    fnet::Workspace<double> workspace;
+    fnet::Gradients<double> expected(model.parameters());
+    const double whole_loss = model.forward(whole.ids, whole.types, whole.labels, cache, workspace);
+    model.backward(cache, expected, workspace);
+    const fnet::LossCounts whole_counts = model.loss_counts(whole.labels);
+
+    for (const std::vector<long>& cuts : {std::vector<long>{0, 2, 5}, std::vector<long>{0, 1, 2, 5}}) {
+      std::vector<Batch> shards;
+      fnet::LossCounts counts;
+      for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
+        shards.push_back(rows_of(whole, cuts[i], cuts[i + 1] - cuts[i]));
+        counts += model.loss_counts(shards.back().labels);
+      }
+      EXPECT_EQ(counts.masked_lm, whole_counts.masked_lm);
+      EXPECT_EQ(counts.next_sentence, whole_counts.next_sentence);
+      EXPECT_EQ(counts.classification, whole_counts.classification);
+      fnet::TrainingOptions options;
+      options.shard = true;
+      options.whole_batch = counts;
+      fnet::Gradients<double> summed(model.parameters());
+      double loss = 0;
+      for (const Batch& shard : shards) {
+        loss += model.forward(shard.ids, shard.types, shard.labels, cache, workspace, options);
+        model.backward(cache, summed, workspace);
+      }
+      EXPECT_NEAR(loss, whole_loss, 1e-13 * std::fabs(whole_loss)) << cuts.size() - 1 << " shards";
+      for (std::size_t i = 0; i < summed.buffer_size(); ++i)
+        ASSERT_NEAR(summed.data()[i], expected.data()[i], 1e-13 * (1e-3 + std::fabs(expected.data()[i])))
+            << "element " << i << ", " << cuts.size() - 1 << " shards";
+    }
+  }
+}
+
 TEST(TrainModelLoss, BadLabelsAreRefusedNamingTheField) {
   const auto config = small_config(fnet::Activation::gelu);
   Model pretraining(config, {true, fnet::Classifier::none});
@@ -316,6 +379,16 @@ TEST(TrainModelLoss, BadLabelsAreRefusedNamingTheField) {
   EXPECT_NE(message(regression, wrong).find("regression_targets"), std::string::npos);
   Model bare(config);
   EXPECT_NE(message(bare, batch).find("no head"), std::string::npos);
+  fnet::TrainingOptions options;
+  options.shard = true;
+  options.whole_batch = pretraining.loss_counts(batch.labels);
+  options.whole_batch.next_sentence -= 1;  // fewer than this batch alone counts
+  try {
+    pretraining.forward(batch.ids, batch.types, batch.labels, cache, workspace, options);
+    ADD_FAILURE() << "a whole batch smaller than its shard was accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("whole_batch.next_sentence"), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace

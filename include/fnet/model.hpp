@@ -22,6 +22,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -229,6 +230,7 @@ class Model {
     check_call(ids, token_types);
     check_labels(ids, labels);
     detail::Access::check_options(encoder, options);
+    if (options.shard) check_whole_batch(options.whole_batch, loss_counts(labels));
     cache.ready_ = false;
     forward_train(ids, token_types, labels, cache, workspace, options, num_threads());
     cache.ready_ = true;
@@ -252,6 +254,31 @@ class Model {
     gradients.check_layout(owner.c_str(), parameter_count(), gradient_size());
     cache.ready_ = false;
     backward_train(cache, gradients.data(), workspace, static_cast<Scalar>(loss_scale), num_threads());
+  }
+
+  /// The labels each of this model's loss terms averages over in `labels` (terms of heads it lacks count 0):
+  /// what a shard contributes to TrainingOptions::whole_batch. Reads only the fields its heads read.
+  LossCounts loss_counts(const TrainingLabels& labels) const {
+    const auto predicted = [](const std::int64_t* first, std::size_t count) {
+      return static_cast<std::size_t>(std::count_if(
+          first, first + count, [](std::int64_t label) { return label != default_ignore_index; }));
+    };
+    const auto tokens = [&] {
+      return predicted(labels.token_labels.data(), static_cast<std::size_t>(labels.token_labels.size()));
+    };
+    const auto sequences = [&] {
+      return predicted(labels.sequence_labels.data(), labels.sequence_labels.size());
+    };
+    LossCounts counts;
+    if (pretraining) {
+      counts.masked_lm = tokens();
+      counts.next_sentence = sequences();
+    }
+    if (classifier)
+      counts.classification = classifier->kind() == Classifier::token ? tokens()
+                              : config_.num_labels == 1               ? labels.regression_targets.size()
+                                                                      : sequences();
+    return counts;
   }
 
   /// Every parameter under its Hugging Face name (without the "fnet." prefix task models add).
@@ -301,6 +328,20 @@ class Model {
     if (pretraining) total += detail::Access::gradient_size(*pretraining);
     if (classifier) total += detail::Access::gradient_size(*classifier);
     return total;
+  }
+
+  void check_whole_batch(const LossCounts& whole, const LossCounts& here) const {
+    static const std::string owner = std::string(name()) + "::forward (training)";
+    const auto check = [&](const char* field, std::size_t whole_count, std::size_t here_count) {
+      if (whole_count < here_count)
+        throw std::invalid_argument(owner + ": options.whole_batch." + field + " is " +
+                                    std::to_string(whole_count) + ", fewer than this batch's own " +
+                                    std::to_string(here_count) +
+                                    " (it counts the whole batch, this shard included)");
+    };
+    check("masked_lm", whole.masked_lm, here.masked_lm);
+    check("next_sentence", whole.next_sentence, here.next_sentence);
+    check("classification", whole.classification, here.classification);
   }
 
   void check_labels(const TokenIds& ids, const TrainingLabels& labels) const {
@@ -358,6 +399,21 @@ class Model {
     cache.options_ = options;
     const double nan = std::numeric_limits<double>::quiet_NaN();
     cache.masked_lm_loss_ = cache.next_sentence_loss_ = cache.classification_loss_ = nan;
+    // A loss term (its gradient written for `scale` times it): this batch's mean, or for a shard of a whole
+    // batch this shard's sum over the whole batch's count (a shard with no labels adds 0; a whole batch with
+    // none is NaN, as a whole batch's own mean is).
+    const LossCounts* whole = options.shard ? &options.whole_batch : nullptr;
+    const LossCounts here = whole ? loss_counts(labels) : LossCounts{};
+    const auto shard_term = [&](std::size_t here_count, const std::size_t* whole_count, auto&& mean_loss) {
+      if (whole_count == nullptr) return mean_loss(1.0);
+      if (*whole_count == 0) {
+        mean_loss(0.0);
+        return nan;
+      }
+      const double share = static_cast<double>(here_count) / static_cast<double>(*whole_count);
+      const double mean = mean_loss(share);
+      return here_count == 0 ? 0.0 : mean * share;
+    };
 
     Scalar* x = cache.hidden_.reserve(tokens * hidden);
     detail::Access::forward_train(embeddings, ids, token_types, x, cache.embeddings_, threads);
@@ -372,14 +428,20 @@ class Model {
       Scalar* logits = cache.logits_.reserve(tokens * vocab);
       detail::Access::prediction_logits_train(*pretraining, x, tokens, embeddings.word_embeddings, logits,
                                               cache.heads_, threads);
-      cache.masked_lm_loss_ = cross_entropy(RowsView<const Scalar>(logits, tokens, vocab),
-                                            LabelsView(labels.token_labels), LossGradient<Scalar>{logits});
+      cache.masked_lm_loss_ =
+          shard_term(here.masked_lm, whole ? &whole->masked_lm : nullptr, [&](double scale) {
+            return cross_entropy(RowsView<const Scalar>(logits, tokens, vocab),
+                                 LabelsView(labels.token_labels), LossGradient<Scalar>{logits, 0, scale});
+          });
       Scalar* relationship = cache.relationship_.reserve(static_cast<std::size_t>(batch) * 2);
       detail::Access::forward_rows(pretraining->seq_relationship, pooled, batch, h, relationship,
                                    Eigen::Index{2});
       cache.next_sentence_loss_ =
-          cross_entropy(RowsView<const Scalar>(relationship, static_cast<std::size_t>(batch), 2),
-                        LabelsView(labels.sequence_labels), LossGradient<Scalar>{relationship});
+          shard_term(here.next_sentence, whole ? &whole->next_sentence : nullptr, [&](double scale) {
+            return cross_entropy(RowsView<const Scalar>(relationship, static_cast<std::size_t>(batch), 2),
+                                 LabelsView(labels.sequence_labels),
+                                 LossGradient<Scalar>{relationship, 0, scale});
+          });
       loss += cache.masked_lm_loss_ + cache.next_sentence_loss_;
     }
     if (classifier) {
@@ -392,16 +454,19 @@ class Model {
       detail::Access::forward_rows(classifier->dense, input, static_cast<Eigen::Index>(rows), h, logits,
                                    static_cast<Eigen::Index>(num_labels));
       const RowsView<const Scalar> view(logits, rows, num_labels);
-      if (!per_token && num_labels == 1) {
-        Scalar* targets = cache.targets_.reserve(rows);
-        for (std::size_t b = 0; b < rows; ++b) targets[b] = static_cast<Scalar>(labels.regression_targets[b]);
-        cache.classification_loss_ =
-            mse_loss(view, RowsView<const Scalar>(targets, rows, 1), LossGradient<Scalar>{logits});
-      } else {
-        cache.classification_loss_ = cross_entropy(
-            view, per_token ? LabelsView(labels.token_labels) : LabelsView(labels.sequence_labels),
-            LossGradient<Scalar>{logits});
-      }
+      const bool regression = !per_token && num_labels == 1;
+      Scalar* targets = regression ? cache.targets_.reserve(rows) : nullptr;
+      for (std::size_t b = 0; regression && b < rows; ++b)
+        targets[b] = static_cast<Scalar>(labels.regression_targets[b]);
+      cache.classification_loss_ =
+          shard_term(here.classification, whole ? &whole->classification : nullptr, [&](double scale) {
+            if (regression)
+              return mse_loss(view, RowsView<const Scalar>(targets, rows, 1),
+                              LossGradient<Scalar>{logits, 0, scale});
+            return cross_entropy(
+                view, per_token ? LabelsView(labels.token_labels) : LabelsView(labels.sequence_labels),
+                LossGradient<Scalar>{logits, 0, scale});
+          });
       loss += cache.classification_loss_;
     }
     cache.loss_ = loss;

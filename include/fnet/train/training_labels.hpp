@@ -3,6 +3,7 @@
 
 #include <fnet/token_ids.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -21,6 +22,22 @@ struct TrainingLabels {
   TokenIds token_labels;                      ///< (batch, seq)
   std::vector<std::int64_t> sequence_labels;  ///< (batch)
   std::vector<double> regression_targets;     ///< (batch)
+};
+
+/// How many labels each loss term of a model averages over: the labels it predicts (not -100), or the
+/// regression targets. A model's loss_counts(labels) gives a batch's; the counts of a batch split into shards
+/// are the sums of the shards' counts. See TrainingOptions::whole_batch.
+struct LossCounts {
+  std::size_t masked_lm = 0;       ///< pre-training: token_labels
+  std::size_t next_sentence = 0;   ///< pre-training: sequence_labels
+  std::size_t classification = 0;  ///< the classifier's labels, or its regression targets
+
+  LossCounts& operator+=(const LossCounts& other) {
+    masked_lm += other.masked_lm;
+    next_sentence += other.next_sentence;
+    classification += other.classification;
+    return *this;
+  }
 };
 
 }  // namespace fnet

@@ -1,6 +1,8 @@
 // TrainingOptions: how one training forward runs (dropout and its masks, activation checkpointing).
 #pragma once
 
+#include <fnet/train/training_labels.hpp>
+
 #include <cstdint>
 #include <vector>
 
@@ -22,6 +24,14 @@ struct TrainingOptions {
   /// Per encoder layer: true keeps only the layer's input and recomputes the layer in the backward pass
   /// (activation checkpointing). Empty: no layer.
   std::vector<bool> checkpointed;
+  /// True when the forward sees one shard of a larger batch (a rank of data-parallel training, a micro-batch
+  /// of gradient accumulation) whose loss counts are whole_batch: the sum of its shards' Model::loss_counts.
+  /// Each loss term is then this shard's sum over its labels divided by the whole batch's count, not the
+  /// shard's own, so the shards' losses and gradients add up to those of the whole batch as one forward
+  /// computes them (to rounding). (Two fields, not a std::optional: g++ 12 warns that a disengaged optional
+  /// member "may be used uninitialized" in callers' code.)
+  bool shard = false;
+  LossCounts whole_batch;
 };
 
 }  // namespace fnet
