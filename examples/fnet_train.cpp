@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "ranks.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -69,6 +70,7 @@ constexpr const char* usage =
 
 using fnet_cli::parse_integer;
 using fnet_cli::parse_number;
+using fnet_cli::Ranks;
 using fnet_cli::UsageError;
 
 enum class Task { sequence_classification, token_classification, pretraining };
@@ -487,8 +489,10 @@ struct Evaluation {
   double accuracy = 0;  // pre-training: masked-LM accuracy
 };
 
+// Batches are dealt to the ranks in turn (batch b to rank b % size) and the sums added over them.
 template <class Model>
-Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::size_t batch_size) {
+Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::size_t batch_size,
+                    const Ranks& ranks) {
   fnet::FNetOutput<float> out;
   fnet::Workspace<float> workspace;
   fnet::TokenIds ids, types;
@@ -499,7 +503,9 @@ Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::siz
   // are left out.
   double loss_sum = 0, correct = 0, counted = 0;
   std::size_t examples = 0;
-  for (std::size_t first = 0; first < data.size(); first += batch_size) {
+  const auto stride = batch_size * static_cast<std::size_t>(ranks.size());
+  for (std::size_t first = batch_size * static_cast<std::size_t>(ranks.rank()); first < data.size();
+       first += stride) {
     const std::size_t count = std::min(batch_size, data.size() - first);
     gather(data, order, first, count, ids, types, labels);
     model.forward(ids, types, out, workspace);
@@ -543,6 +549,10 @@ Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::siz
       examples += count;
     }
   }
+  loss_sum = ranks.sum(loss_sum);
+  correct = ranks.sum(correct);
+  counted = ranks.sum(counted);
+  examples = static_cast<std::size_t>(ranks.sum(static_cast<double>(examples)));
   Evaluation result;
   result.loss =
       examples ? loss_sum / static_cast<double>(examples) : std::numeric_limits<double>::quiet_NaN();
@@ -565,9 +575,15 @@ void save_state(const Model& model, const fnet::AdamW<float>& optimizer, const s
 // Trains a Model (fnet::FNetModel over some FFT backend, or fnet::baseline::TransformerModel) made from
 // `config` (the model directory's config.json as read); `mixing` names its token mixing for the summary
 // ("fftw backend", "attention").
+//
+// Under mpirun every rank runs this: each takes its shard of every batch (Ranks::shard), the shards'
+// gradients are summed into the whole batch's before clipping and the optimiser step (so every rank holds the
+// same weights and optimiser state), and rank 0 alone prints and writes files. A failure on any rank during a
+// step or a save stops every rank with one message naming the rank and the step.
 template <class Model>
-void train(const Options& options, fnet::FNetConfig config, const std::string& mixing) {
+void train(const Options& options, fnet::FNetConfig config, const std::string& mixing, const Ranks& ranks) {
   const auto started = std::chrono::steady_clock::now();
+  const bool lead = ranks.rank() == 0;
 
   // The model's configuration and heads, and where its weights come from.
   fnet::FNetHeads heads;
@@ -639,7 +655,7 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
   std::vector<std::string> initialized;
   Model model =
       fnet::io::load_for_training_as<Model>(weights_from, config, heads, options.seed, &initialized);
-  if (!initialized.empty() && !resume_from)
+  if (lead && !initialized.empty() && !resume_from)
     std::fprintf(stderr, "fnet-train: %zu tensors are not in '%s' and start as a new model's (%s%s)\n",
                  initialized.size(), options.model.c_str(), initialized.front().c_str(),
                  initialized.size() > 1 ? ", ..." : "");
@@ -675,21 +691,34 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
     if (std::isfinite(progress.best_eval_loss)) state["best_eval_loss"] = progress.best_eval_loss;
     return state;
   };
+  // Rank 0 writes; every rank waits for the outcome, so a failed write stops them all.
+  const auto lead_writes = [&](std::int64_t step, auto&& write) {
+    ranks.run_agreed([&] {
+      if (!lead) return;
+      try {
+        write();
+      } catch (const std::exception& error) {
+        throw std::runtime_error("saving after update " + std::to_string(step) + ": " + error.what());
+      }
+    });
+  };
   std::optional<Evaluation> last_eval;
   const auto run_eval = [&](std::int64_t step) {
     if (!eval_data) return;
-    const Evaluation result = evaluate(model, *eval_data, options.task, options.batch_size);
+    const Evaluation result = evaluate(model, *eval_data, options.task, options.batch_size, ranks);
     last_eval = result;
     const double epoch = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
-    if (std::isnan(result.accuracy))  // regression: no classes to be right about
+    if (lead && std::isnan(result.accuracy))  // regression: no classes to be right about
       std::fprintf(stderr, "fnet-train: epoch %.2f  eval loss %.6f\n", epoch, result.loss);
-    else
+    else if (lead)
       std::fprintf(stderr, "fnet-train: epoch %.2f  eval loss %.6f  accuracy %.4f\n", epoch, result.loss,
                    result.accuracy);
     if (result.loss < progress.best_eval_loss) {
       progress.best_eval_loss = result.loss;
-      fs::create_directories(options.output_dir);
-      fnet::io::save_pretrained(model, (fs::path(options.output_dir) / "best").string());
+      lead_writes(step, [&] {
+        fs::create_directories(options.output_dir);
+        fnet::io::save_pretrained(model, (fs::path(options.output_dir) / "best").string());
+      });
     }
   };
 
@@ -705,27 +734,41 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
       order_epoch = epoch;
     }
     const auto first = static_cast<std::size_t>(step % steps_per_epoch) * options.batch_size;
-    gather(train_data, order, first, std::min(options.batch_size, train_data.size() - first), ids, types,
-           labels);
+    const auto shard = ranks.shard(std::min(options.batch_size, train_data.size() - first));
+    gather(train_data, order, first + shard.first, shard.count, ids, types, labels);
 
     gradients.zero();
-    training.step = static_cast<std::uint64_t>(step);
-    const double loss = model.forward(ids, types, labels, cache, workspace, training);
-    if (!std::isfinite(loss))
-      throw std::runtime_error("the loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") +
-                               " at step " + std::to_string(step + 1) + " of " + std::to_string(total_steps) +
-                               " (a lower --lr, or labels that leave nothing to predict?)");
-    model.backward(cache, gradients, workspace);
+    // Each rank's shard is weighed by the whole batch's label counts, so the summed gradient is the batch's.
+    training.shard = ranks.size() > 1;
+    if (training.shard) training.whole_batch = ranks.sum(model.loss_counts(labels));
+    // Dropout masks follow (seed, step, element): ranks draw from steps of their own.
+    training.step = static_cast<std::uint64_t>(step) * static_cast<std::uint64_t>(ranks.size()) +
+                    static_cast<std::uint64_t>(ranks.rank());
+    double loss = 0;
+    ranks.run_agreed([&] {
+      if (shard.count == 0) return;  // a global batch smaller than the rank count leaves some ranks idle
+      loss = model.forward(ids, types, labels, cache, workspace, training);
+      if (!std::isfinite(loss))
+        throw std::runtime_error("the loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") +
+                                 " at step " + std::to_string(step + 1) + " of " +
+                                 std::to_string(total_steps) +
+                                 " (a lower --lr, or labels that leave nothing to predict?)");
+      model.backward(cache, gradients, workspace);
+    });
+    ranks.sum(gradients);
+    loss = ranks.sum(loss);
     const double norm = options.max_grad_norm > 0 ? fnet::clip_grad_norm(gradients, options.max_grad_norm)
                                                   : fnet::gradient_norm(gradients);
-    if (!std::isfinite(norm))
-      throw std::runtime_error("the gradient norm is not finite at step " + std::to_string(step + 1) +
-                               " of " + std::to_string(total_steps));
+    ranks.run_agreed([&] {  // the same on every rank: agreed, so it is reported once
+      if (!std::isfinite(norm))
+        throw std::runtime_error("the gradient norm is not finite at step " + std::to_string(step + 1) +
+                                 " of " + std::to_string(total_steps));
+    });
     const double learning_rate = schedule.learning_rate(step);
     optimizer.step(learning_rate);
 
     const std::int64_t done = step + 1;
-    if (done % log_every == 0 || done == total_steps || step == first_step) {
+    if (lead && (done % log_every == 0 || done == total_steps || step == first_step)) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_started).count();
       const double tokens =
@@ -739,13 +782,22 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
     }
     if (done % steps_per_epoch == 0 && done != total_steps) run_eval(done);
     if (options.save_steps > 0 && done % options.save_steps == 0 && done != total_steps) {
-      const auto previous = latest_checkpoint(options.output_dir);
-      const std::string directory =
-          (fs::path(options.output_dir) / ("checkpoint-" + std::to_string(done))).string();
-      save_state(model, optimizer, directory, state_json(done));
-      if (previous && *previous != directory) fs::remove_all(*previous);  // only the newest is kept
+      lead_writes(done, [&] {
+        const auto previous = latest_checkpoint(options.output_dir);
+        const std::string name = "checkpoint-" + std::to_string(done);
+        const fs::path directory = fs::path(options.output_dir) / name;
+        // Written whole into a staging directory, then renamed: a run stopped at any moment leaves complete
+        // checkpoint-K directories only (and perhaps a staging one, which the next save replaces).
+        const fs::path staging = fs::path(options.output_dir) / (".partial-" + name);
+        fs::remove_all(staging);
+        save_state(model, optimizer, staging.string(), state_json(done));
+        fs::remove_all(directory);
+        fs::rename(staging, directory);
+        if (previous && fs::path(*previous) != directory) fs::remove_all(*previous);  // only the newest is kept
+      });
     }
     if (options.stop_after && done == *options.stop_after) {
+      if (!lead) return;
       const auto saved = latest_checkpoint(options.output_dir);
       std::printf("fnet-train: stopped after update %lld of %lld (--stop-after); %s\n",
                   static_cast<long long>(done), static_cast<long long>(total_steps),
@@ -756,39 +808,43 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
   const double train_runtime =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_started).count();
   run_eval(total_steps);
-  save_state(model, optimizer, options.output_dir, state_json(total_steps));
-  // Trainer's end-of-training metrics (with the last evaluation's), apart from the reproducible state.
-  nlohmann::json results = {
-      {"train_runtime", train_runtime},
-      {"train_steps_per_second",
-       static_cast<double>(total_steps - first_step) / std::max(train_runtime, 1e-9)},
-      {"train_samples_per_second",
-       static_cast<double>((total_steps - first_step) * static_cast<std::int64_t>(options.batch_size)) /
-           std::max(train_runtime, 1e-9)}};
-  if (last_eval) {
-    results["eval_loss"] = last_eval->loss;
-    if (!std::isnan(last_eval->accuracy)) results["eval_accuracy"] = last_eval->accuracy;
-  }
-  fnet::io::write_file_atomically((fs::path(options.output_dir) / "train_results.json").string(),
-                                  results.dump(2) + "\n");
-  const auto previous = latest_checkpoint(options.output_dir);
-  if (previous) fs::remove_all(*previous);  // the final state supersedes it
+  lead_writes(total_steps, [&] {
+    save_state(model, optimizer, options.output_dir, state_json(total_steps));
+    // Trainer's end-of-training metrics (with the last evaluation's), apart from the reproducible state.
+    nlohmann::json results = {
+        {"train_runtime", train_runtime},
+        {"train_steps_per_second",
+         static_cast<double>(total_steps - first_step) / std::max(train_runtime, 1e-9)},
+        {"train_samples_per_second",
+         static_cast<double>((total_steps - first_step) * static_cast<std::int64_t>(options.batch_size)) /
+             std::max(train_runtime, 1e-9)}};
+    if (last_eval) {
+      results["eval_loss"] = last_eval->loss;
+      if (!std::isnan(last_eval->accuracy)) results["eval_accuracy"] = last_eval->accuracy;
+    }
+    fnet::io::write_file_atomically((fs::path(options.output_dir) / "train_results.json").string(),
+                                    results.dump(2) + "\n");
+    const auto previous = latest_checkpoint(options.output_dir);
+    if (previous) fs::remove_all(*previous);  // the final state supersedes it
+  });
+  if (!lead) return;
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf(
-      "fnet-train: %s, %lld steps of batch %zu on %zu examples (%s, %d thread(s)) in %s; saved to "
+      "fnet-train: %s, %lld steps of batch %zu on %zu examples (%s, %s%d thread(s)) in %s; saved to "
       "%s\n",
       task_name(options.task), static_cast<long long>(total_steps - first_step), options.batch_size,
-      train_data.size(), mixing.c_str(), fnet::num_threads(), duration_text(seconds).c_str(),
-      options.output_dir.c_str());
+      train_data.size(), mixing.c_str(),
+      ranks.size() > 1 ? (std::to_string(ranks.size()) + " ranks x ").c_str() : "", fnet::num_threads(),
+      duration_text(seconds).c_str(), options.output_dir.c_str());
 }
 
-int run_main(int argc, char** argv) {
+int run_main(int argc, char** argv, const Ranks& ranks) {
   const Options options = parse_options(argc, argv);
   fnet::set_num_threads(options.threads);
   const fnet::FNetConfig config = fnet::io::read_config((fs::path(options.model) / "config.json").string());
   fnet_cli::with_model(config, options.backend, "fnet-train", [&](auto model, const std::string& mixing) {
-    train<typename decltype(model)::type>(options, config, mixing);
+    train<typename decltype(model)::type>(options, config, mixing, ranks);
   });
   return 0;
 }
@@ -796,5 +852,6 @@ int run_main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return fnet_cli::run("fnet-train", usage, [&] { return run_main(argc, argv); });
+  return fnet_cli::run_ranked("fnet-train", usage, argc, argv,
+                              [&](const Ranks& ranks) { return run_main(argc, argv, ranks); });
 }
