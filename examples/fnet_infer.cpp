@@ -18,6 +18,7 @@
 #endif
 
 #include "cli.hpp"
+#include "ranks.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -39,6 +40,7 @@ constexpr const char* usage =
     " [--pad-to N]) --output-dir OUT [--backend fftw|builtin|dft] [--threads N (default: every hardware "
     "thread)]";
 
+using fnet_cli::Ranks;
 using fnet_cli::UsageError;
 
 struct Options {
@@ -115,50 +117,94 @@ class PendingOutputs {
   std::string summary_;
 };
 
-template <class Tensor>
-std::vector<float> as_floats(const Tensor& tensor) {
-  return std::vector<float>(tensor.data(), tensor.data() + tensor.size());
-}
-
+// Under mpirun each rank runs its shard of the batch's rows (Ranks::shard) and rank 0 gathers the outputs and
+// writes them: the same files, rows in the same order, as one process writes.
 template <class Model>
 void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds& token_types,
-         const std::string& mixing) {
+         const std::string& mixing, const Ranks& ranks) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  const auto model = fnet::io::load_pretrained_as<Model>(options.model);
+  std::optional<Model> model;
+  ranks.run_agreed([&] { model.emplace(fnet::io::load_pretrained_as<Model>(options.model)); });
   const auto loaded = clock::now();
-  const auto out = model.forward(ids, token_types);
-  const auto finished = clock::now();
   const auto batch = static_cast<std::size_t>(ids.rows()), seq = static_cast<std::size_t>(ids.cols());
-  const std::size_t hidden = model.config().hidden_size;
+  const auto shard = ranks.shard(batch);
+  fnet::FNetOutput<float> out;
+  ranks.run_agreed([&] {
+    if (shard.count == 0) return;  // fewer rows than ranks
+    const auto first = static_cast<Eigen::Index>(shard.first), rows = static_cast<Eigen::Index>(shard.count);
+    fnet::Workspace<float> workspace;
+    model->forward(
+        ids.middleRows(first, rows),
+        token_types.size() ? fnet::TokenIds(token_types.middleRows(first, rows)) : fnet::TokenIds(), out,
+        workspace);
+  });
+  const auto computed = clock::now();  // every rank's forward: run_agreed waits for all of them
+  const fnet::FNetConfig& config = model->config();
+  const std::size_t hidden = config.hidden_size;
 
-  std::filesystem::create_directories(options.output_dir);
-  PendingOutputs outputs(options.output_dir);
-  outputs.add("last_hidden_state.npy", out.last_hidden_state.data(), {batch, seq, hidden});
-  outputs.add("pooler_output.npy", out.pooler_output.data(), {batch, hidden});
-  if (out.prediction_logits)
-    outputs.add("prediction_logits.npy", out.prediction_logits->data(),
-                {batch, seq, model.config().vocab_size});
-  if (out.seq_relationship_logits)
-    outputs.add("seq_relationship_logits.npy", out.seq_relationship_logits->data(), {batch, 2});
-  if (out.sequence_logits)
-    outputs.add("logits.npy", out.sequence_logits->data(), {batch, model.config().num_labels});
-  if (out.token_logits)
-    outputs.add("logits.npy", out.token_logits->data(), {batch, seq, model.config().num_labels});
-  outputs.commit();
+  // Each output as (name, this rank's rows, the shape of one row), in the order they are written.
+  struct Output {
+    const char* name;
+    const float* rows;
+    std::vector<std::size_t> row_shape;
+  };
+  const auto data = [&](const auto& tensor) { return shard.count ? tensor.data() : nullptr; };
+  std::vector<Output> listed = {{"last_hidden_state.npy", data(out.last_hidden_state), {seq, hidden}},
+                                {"pooler_output.npy", data(out.pooler_output), {hidden}}};
+  if (model->pretraining) {
+    listed.push_back({"prediction_logits.npy",
+                      shard.count ? out.prediction_logits->data() : nullptr,
+                      {seq, config.vocab_size}});
+    listed.push_back(
+        {"seq_relationship_logits.npy", shard.count ? out.seq_relationship_logits->data() : nullptr, {2}});
+  }
+  if (model->classifier && model->classifier->kind() == fnet::Classifier::sequence)
+    listed.push_back(
+        {"logits.npy", shard.count ? out.sequence_logits->data() : nullptr, {config.num_labels}});
+  if (model->classifier && model->classifier->kind() == fnet::Classifier::token)
+    listed.push_back(
+        {"logits.npy", shard.count ? out.token_logits->data() : nullptr, {seq, config.num_labels}});
+
+  const bool lead = ranks.rank() == 0;
+  std::string summary;
+  ranks.run_agreed([&] {
+    std::optional<PendingOutputs> outputs;
+    if (lead) {
+      std::filesystem::create_directories(options.output_dir);
+      outputs.emplace(options.output_dir);
+    }
+    std::vector<float> whole;
+    for (const Output& output : listed) {
+      std::size_t row_elements = 1;
+      for (const std::size_t extent : output.row_shape) row_elements *= extent;
+      whole.resize(lead ? batch * row_elements : 0);
+      ranks.gather_rows(output.rows, shard.count, row_elements, lead ? whole.data() : nullptr);
+      if (!lead) continue;
+      std::vector<std::size_t> shape = {batch};
+      shape.insert(shape.end(), output.row_shape.begin(), output.row_shape.end());
+      outputs->add(output.name, whole.data(), shape);
+    }
+    if (lead) {
+      outputs->commit();
+      summary = outputs->summary();
+    }
+  });
+  if (!lead) return;
 
   // A summary on stdout (errors go to stderr alone): what ran, how long it took, what was written.
   const double load_ms = std::chrono::duration<double, std::milli>(loaded - start).count();
-  const double forward_ms = std::chrono::duration<double, std::milli>(finished - loaded).count();
-  std::printf("fnet-infer: %s (hidden %zu, %zu layers, vocab %zu), %s, %d thread(s)\n", options.model.c_str(),
-              hidden, model.config().num_hidden_layers, model.config().vocab_size, mixing.c_str(),
+  const double forward_ms = std::chrono::duration<double, std::milli>(computed - loaded).count();
+  std::printf("fnet-infer: %s (hidden %zu, %zu layers, vocab %zu), %s, %s%d thread(s)\n",
+              options.model.c_str(), hidden, config.num_hidden_layers, config.vocab_size, mixing.c_str(),
+              ranks.size() > 1 ? (std::to_string(ranks.size()) + " ranks x ").c_str() : "",
               fnet::num_threads());
   std::printf("  batch %zu x seq %zu: load %.1f ms, forward %.1f ms (%.0f tokens/s)\n", batch, seq, load_ms,
               forward_ms, static_cast<double>(batch * seq) / (forward_ms / 1000.0));
-  std::printf("  wrote %s\n", outputs.summary().c_str());
+  std::printf("  wrote %s\n", summary.c_str());
 }
 
-int run_main(int argc, char** argv) {
+int run_main(int argc, char** argv, const Ranks& ranks) {
   const Options options = parse_options(argc, argv);
   fnet::set_num_threads(options.threads);
 
@@ -197,7 +243,7 @@ int run_main(int argc, char** argv) {
   const auto config = fnet::io::read_config((std::filesystem::path(options.model) / "config.json").string());
   if (config.use_tpu_fourier_optimizations && backend.empty()) backend = "dft";
   fnet_cli::with_model(config, backend, "fnet-infer", [&](auto model, const std::string& mixing) {
-    run<typename decltype(model)::type>(options, ids, token_types, mixing);
+    run<typename decltype(model)::type>(options, ids, token_types, mixing, ranks);
   });
   return 0;
 }
@@ -205,5 +251,6 @@ int run_main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return fnet_cli::run("fnet-infer", usage, [&] { return run_main(argc, argv); });
+  return fnet_cli::run_ranked("fnet-infer", usage, argc, argv,
+                              [&](const Ranks& ranks) { return run_main(argc, argv, ranks); });
 }

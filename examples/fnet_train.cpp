@@ -725,6 +725,7 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
   const std::int64_t first_step = progress.global_step;
   const std::int64_t log_every = std::max<std::int64_t>(1, total_steps / 20);
   const auto loop_started = std::chrono::steady_clock::now();
+  double gradient_sum_seconds = 0;  // in the ranks' gradient sum, waiting for the slowest rank included
   std::vector<std::size_t> order;
   std::int64_t order_epoch = -1;
   for (std::int64_t step = first_step; step < total_steps; ++step) {
@@ -755,7 +756,9 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
                                  " (a lower --lr, or labels that leave nothing to predict?)");
       model.backward(cache, gradients, workspace);
     });
+    const auto summing = std::chrono::steady_clock::now();
     ranks.sum(gradients);
+    gradient_sum_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - summing).count();
     loss = ranks.sum(loss);
     const double norm = options.max_grad_norm > 0 ? fnet::clip_grad_norm(gradients, options.max_grad_norm)
                                                   : fnet::gradient_norm(gradients);
@@ -793,7 +796,8 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
         save_state(model, optimizer, staging.string(), state_json(done));
         fs::remove_all(directory);
         fs::rename(staging, directory);
-        if (previous && fs::path(*previous) != directory) fs::remove_all(*previous);  // only the newest is kept
+        if (previous && fs::path(*previous) != directory)
+          fs::remove_all(*previous);  // only the newest is kept
       });
     }
     if (options.stop_after && done == *options.stop_after) {
@@ -818,6 +822,10 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
         {"train_samples_per_second",
          static_cast<double>((total_steps - first_step) * static_cast<std::int64_t>(options.batch_size)) /
              std::max(train_runtime, 1e-9)}};
+    if (ranks.size() > 1) {
+      results["ranks"] = ranks.size();
+      results["gradient_sum_seconds"] = gradient_sum_seconds;
+    }
     if (last_eval) {
       results["eval_loss"] = last_eval->loss;
       if (!std::isnan(last_eval->accuracy)) results["eval_accuracy"] = last_eval->accuracy;

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -148,6 +149,34 @@ class DataParallel {
   double sum(double value) const {
     sum(&value, 1);
     return value;
+  }
+
+  /// Rank 0 receives every rank's `rows` rows of `row_elements` values each (its shard of a batch, in rank
+  /// order: shard()'s rows) into `whole`, which must hold the sum of the ranks' rows; other ranks pass
+  /// nullptr. Throws std::invalid_argument when a row holds more elements than MPI can count (2^31 - 1).
+  template <class Scalar>
+  void gather_rows(const Scalar* part, std::size_t rows, std::size_t row_elements, Scalar* whole) const {
+    static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>, "float or double");
+    if (row_elements > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
+        rows > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw std::invalid_argument("fnet::DataParallel::gather_rows: " + std::to_string(rows) + " rows of " +
+                                  std::to_string(row_elements) + " elements exceed MPI's int counts");
+    if (size_ == 1) {
+      std::copy_n(part, rows * row_elements, whole);
+      return;
+    }
+    MPI_Datatype row;
+    check(MPI_Type_contiguous(static_cast<int>(row_elements), datatype<Scalar>(), &row),
+          "MPI_Type_contiguous");
+    check(MPI_Type_commit(&row), "MPI_Type_commit");
+    int count = static_cast<int>(rows);
+    std::vector<int> counts(rank_ == 0 ? static_cast<std::size_t>(size_) : 0), offsets(counts.size());
+    int code = MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, communicator_);
+    for (std::size_t r = 1; r < offsets.size(); ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
+    if (code == MPI_SUCCESS)
+      code = MPI_Gatherv(part, count, row, whole, counts.data(), offsets.data(), row, 0, communicator_);
+    MPI_Type_free(&row);
+    check(code, "MPI_Gatherv");
   }
 
   /// The loss counts of the whole batch from each rank's shard's (what TrainingOptions::whole_batch wants).

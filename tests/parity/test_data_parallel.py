@@ -4,11 +4,14 @@ state of one process with batch B, to float rounding (bound below), for every ta
 size and label count; 2-rank runs are reproducible to the byte; a failure on one rank stops both with one
 message naming the rank and the step and writes nothing; a rank killed mid-run leaves only complete
 checkpoints, and --resume continues from the newest on another rank count, ending where an uninterrupted run
-ends.
+ends. fnet-infer over 2 and 3 ranks writes the files one process writes: the same bytes with a CBLAS GEMM
+(OpenBLAS rounds a row the same wherever it sits in a block), within a few float roundings with Eigen's GEMM
+(whose edge kernels sum a row in another order).
 
-    test_data_parallel.py --fnet-train PATH --mpirun PATH [unittest args]
+    test_data_parallel.py --fnet-train PATH --fnet-infer PATH --gemm blas|eigen --mpirun PATH
+                          [--mpirun-flags="FLAGS"] [unittest args]
 
-The mpirun is Open MPI's: it is given --oversubscribe (more ranks than free cores) and --allow-run-as-root.
+FLAGS go to mpirun before the program (Open MPI's: "--oversubscribe --allow-run-as-root").
 """
 import glob
 import os
@@ -28,7 +31,10 @@ import fnet_reference as ref  # noqa: E402
 from test_train_cli import FINAL_FILES, random_ids, sequence_config, write_npy_data  # noqa: E402
 
 FNET_TRAIN = None
+FNET_INFER = None
+GEMM = None
 MPIRUN = None
+MPIRUN_FLAGS = []
 
 # Two ranks sum their shards' gradients in another order than one process sums the batch's: every tensor of
 # the trained model and of the optimiser state must agree to within this fraction of its largest magnitude.
@@ -102,10 +108,10 @@ class DataParallelTest(unittest.TestCase):
         shutil.rmtree(path, ignore_errors=True)
         return path
 
-    def train(self, args, ranks=1, check=True, popen=None):
-        command = [FNET_TRAIN] + args + ["--threads", "1"]
+    def train(self, args, ranks=1, check=True, popen=None, program=None):
+        command = [program or FNET_TRAIN] + args + ["--threads", "1"]
         if ranks > 1:
-            command = [MPIRUN, "-np", str(ranks), "--oversubscribe", "--allow-run-as-root"] + command
+            command = [MPIRUN, "-np", str(ranks)] + MPIRUN_FLAGS + command
         if popen:
             return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -183,6 +189,31 @@ class DataParallelTest(unittest.TestCase):
         self.train(args + ["--output-dir", out, "--resume"])
         self.assertLessEqual(worst_difference(whole, out), BOUND)
 
+    def test_inference_over_ranks_writes_what_one_process_writes(self):
+        ids = np.random.default_rng(31).integers(5, 20, (5, 9)).astype(np.int64)
+        ids_path = os.path.join(self.work, "infer-ids.npy")
+        np.save(ids_path, ids)
+        args = ["--model", self.pre_model, "--input-ids", ids_path]
+        one = self.out("infer-1")
+        self.train(args + ["--output-dir", one], program=FNET_INFER)
+        names = sorted(os.listdir(one))
+        self.assertEqual(len(names), 4, names)
+        for ranks in (2, 3):  # 3 + 2 and 2 + 2 + 1 rows
+            with self.subTest(ranks=ranks):
+                out = self.out(f"infer-{ranks}")
+                result = self.train(args + ["--output-dir", out], ranks=ranks, program=FNET_INFER)
+                self.assertIn(f"{ranks} ranks x 1 thread(s)", result.stdout)
+                self.assertEqual(sorted(os.listdir(out)), names)
+                for name in names:
+                    a, b = os.path.join(one, name), os.path.join(out, name)
+                    if GEMM == "blas":
+                        with open(a, "rb") as fa, open(b, "rb") as fb:
+                            self.assertEqual(fa.read(), fb.read(), name)
+                    else:
+                        x, y = np.load(a), np.load(b)
+                        self.assertEqual(x.shape, y.shape, name)
+                        self.assertLessEqual(float(np.max(np.abs(x - y))), 1e-6 * float(np.max(np.abs(x))), name)
+
 
 def rank_process(program, rank):
     """The pid of the process running `program` as MPI rank `rank` (Open MPI's OMPI_COMM_WORLD_RANK)."""
@@ -203,9 +234,13 @@ def rank_process(program, rank):
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
-    for flag in ("--fnet-train", "--mpirun"):
+    for argument in list(arguments):
+        if argument.startswith("--mpirun-flags="):
+            MPIRUN_FLAGS = argument.split("=", 1)[1].split()
+            arguments.remove(argument)
+    for flag in ("--fnet-train", "--fnet-infer", "--gemm", "--mpirun"):
         index = arguments.index(flag)
-        value = os.path.abspath(arguments[index + 1]) if flag == "--fnet-train" else arguments[index + 1]
+        value = os.path.abspath(arguments[index + 1]) if flag.startswith("--fnet-") else arguments[index + 1]
         globals()[flag[2:].replace("-", "_").upper()] = value
         del arguments[index:index + 2]
     unittest.main(argv=[sys.argv[0]] + arguments)
