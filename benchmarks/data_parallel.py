@@ -49,6 +49,15 @@ def run(command, env=None):
     return result
 
 
+def machine():
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.machine()
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def parameter_count(cfg):
     h, i, v, p, t, layers = (cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"],
                              cfg["max_position_embeddings"], cfg["type_vocab_size"], cfg["num_hidden_layers"])
@@ -124,7 +133,7 @@ def main():
                 + 2 * (nodes - 1) * LINK_LATENCY)
         projection.append(dict(nodes=nodes, compute_seconds=compute, all_reduce_seconds=ring,
                                step_seconds=compute + ring, all_reduce_share=ring / (compute + ring)))
-    result = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    result = dict(machine=machine(),
                   seq=seq, global_batch=batch, parameters=parameters, measured=measured, speedup=speedup,
                   gradient_sum_share=share, projection=projection,
                   network=dict(link_gbit_per_second=LINK_BYTES_PER_SECOND * 8 / 1e9,
@@ -140,7 +149,8 @@ def main():
         "# Data-parallel training over MPI ranks",
         "",
         "Written by `benchmarks/data_parallel.py` (one run; fnet-train, release-native build, OpenBLAS environment",
-        "overrides unset for the benchmark command): FNet-Base pre-training (masked-LM + next sentence),",
+        "overrides unset for the benchmark command) on " + result["machine"] + ": FNet-Base pre-training",
+        "(masked-LM + next sentence),",
         f"seq {seq}, global batch {batch}, one thread per rank, {parameters / 1e6:.1f} M parameters",
         f"({gradient_bytes / 2**20:.0f} MiB of float gradients summed per step).",
         "",

@@ -9,6 +9,8 @@
 // Writes float32 last_hidden_state.npy (B,S,H) and pooler_output.npy (B,H); prediction_logits.npy (B,S,V) and
 // seq_relationship_logits.npy (B,2) with pre-training heads; logits.npy with a classifier. Outputs appear
 // only when everything succeeded: they are written to temporary files and renamed at the end.
+// Built with FNet::mpi, `mpirun -np K fnet-infer ...` splits the batch's rows over K ranks and rank 0 writes
+// the same files.
 #include <fnet/io/atomic_file.hpp>
 #include <fnet/io/npy.hpp>
 #include <fnet/io/pretrained.hpp>

@@ -18,6 +18,10 @@
 // OUT/checkpoint-K, from which --resume continues. --stop-after K ends the run after update K without the
 // final save, leaving OUT as a run interrupted there would (the newest OUT/checkpoint-J, J <= K, of
 // --save-steps): what --resume is tested with.
+//
+// Built with FNet::mpi, `mpirun -np K fnet-train ...` trains on K ranks with the same flags: --batch-size is
+// the global batch, each rank takes its shard, the gradients are summed before clipping and the optimiser
+// step, and rank 0 prints and writes (see train()).
 #include <fnet/io/atomic_file.hpp>
 #include <fnet/io/config.hpp>
 #include <fnet/io/npy.hpp>
