@@ -743,12 +743,12 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
     gather(train_data, order, first + shard.first, shard.count, ids, types, labels);
 
     gradients.zero();
-    // Each rank's shard is weighed by the whole batch's label counts, so the summed gradient is the batch's.
+    // Each rank's shard is weighed by the whole batch's label counts and drops what the whole batch's rows
+    // would, so the summed gradient is the batch's: the same run for any number of ranks.
     training.shard = ranks.size() > 1;
     if (training.shard) training.whole_batch = ranks.sum(model.loss_counts(labels));
-    // Dropout masks follow (seed, step, element): ranks draw from steps of their own.
-    training.step = static_cast<std::uint64_t>(step) * static_cast<std::uint64_t>(ranks.size()) +
-                    static_cast<std::uint64_t>(ranks.rank());
+    training.first_sequence = shard.first;
+    training.step = static_cast<std::uint64_t>(step);
     double loss = 0;
     ranks.run_agreed([&] {
       if (shard.count == 0) return;  // a global batch smaller than the rank count leaves some ranks idle

@@ -303,8 +303,9 @@ Batch rows_of(const Batch& batch, long first, long count) {
 }
 
 // A batch cut into shards (as data-parallel ranks or micro-batches see it), each forward told the whole
-// batch's loss counts: the shards' losses and accumulated gradients are the whole batch's, for every head,
-// with shards of different sizes and label counts, one of them predicting nothing at all.
+// batch's loss counts and its first sequence: the shards' losses and accumulated gradients are the whole
+// batch's, for every head, with shards of different sizes and label counts, one of them predicting nothing
+// at all; with dropout on (the shards drop what the whole batch drops), one layer recomputed.
 TEST(TrainModelLoss, ShardsOfAWholeBatchAddUpToIt) {
   for (const HeadCase& head : kHeads) {
     SCOPED_TRACE(head.name);
@@ -319,7 +320,13 @@ TEST(TrainModelLoss, ShardsOfAWholeBatchAddUpToIt) {
     typename Model::TrainingCache cache;
     fnet::Workspace<double> workspace;
     fnet::Gradients<double> expected(model.parameters());
-    const double whole_loss = model.forward(whole.ids, whole.types, whole.labels, cache, workspace);
+    fnet::TrainingOptions whole_options;
+    whole_options.dropout = 0.3;
+    whole_options.seed = 132;
+    whole_options.step = 5;
+    whole_options.checkpointed = {false, true};
+    const double whole_loss =
+        model.forward(whole.ids, whole.types, whole.labels, cache, workspace, whole_options);
     model.backward(cache, expected, workspace);
     const fnet::LossCounts whole_counts = model.loss_counts(whole.labels);
 
@@ -333,12 +340,14 @@ TEST(TrainModelLoss, ShardsOfAWholeBatchAddUpToIt) {
       EXPECT_EQ(counts.masked_lm, whole_counts.masked_lm);
       EXPECT_EQ(counts.next_sentence, whole_counts.next_sentence);
       EXPECT_EQ(counts.classification, whole_counts.classification);
-      fnet::TrainingOptions options;
+      fnet::TrainingOptions options = whole_options;
       options.shard = true;
       options.whole_batch = counts;
       fnet::Gradients<double> summed(model.parameters());
       double loss = 0;
-      for (const Batch& shard : shards) {
+      for (std::size_t i = 0; i < shards.size(); ++i) {
+        const Batch& shard = shards[i];
+        options.first_sequence = static_cast<std::uint64_t>(cuts[i]);
         loss += model.forward(shard.ids, shard.types, shard.labels, cache, workspace, options);
         model.backward(cache, summed, workspace);
       }

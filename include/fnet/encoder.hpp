@@ -63,6 +63,7 @@ class Encoder {
     typename Layer::Cache recompute_;  // one layer's cache, refilled for each checkpointed layer
     Dropout dropout_{0.0};             // the forward's dropout, for recomputed layers
     std::uint64_t step_ = 0;
+    std::uint64_t first_index_ = 0;  // the mask element of the first activation (a shard's offset)
     std::size_t tokens_ = 0;
   };
 
@@ -199,6 +200,7 @@ class Encoder {
     if (!options.checkpointed.empty()) cache.checkpointed_ = options.checkpointed;
     cache.dropout_ = dropout;
     cache.step_ = options.step;
+    cache.first_index_ = options.first_element(static_cast<std::uint64_t>(seq) * config_.hidden_size);
     cache.tokens_ = tokens;
     const Scalar* input = x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -206,10 +208,10 @@ class Encoder {
         Scalar* kept = cache.inputs_[i].reserve(tokens * config_.hidden_size);
         std::copy_n(input, tokens * config_.hidden_size, kept);
         detail::Access::forward_train(layers_[i], kept, out, batch, seq, cache.recompute_, workspace, threads,
-                                      dropout, options.step, site(i));
+                                      dropout, options.step, site(i), cache.first_index_);
       } else {
         detail::Access::forward_train(layers_[i], input, out, batch, seq, cache.layers_[i], workspace,
-                                      threads, dropout, options.step, site(i));
+                                      threads, dropout, options.step, site(i), cache.first_index_);
       }
       input = out;
     }
@@ -229,7 +231,7 @@ class Encoder {
             detail::Access::buffers(workspace).activations.reserve(cache.tokens_ * config_.hidden_size);
         detail::Access::forward_train(layers_[i], cache.inputs_[i].data(), scratch, batch, seq,
                                       cache.recompute_, workspace, threads, cache.dropout_, cache.step_,
-                                      site(i));
+                                      site(i), cache.first_index_);
         layer_cache = &cache.recompute_;
       }
       detail::Access::backward_rows(layers_[i], *layer_cache, batch, seq, upstream, dx,

@@ -73,6 +73,7 @@ class EncoderLayer {
     Dropout dropout_{0.0};  // on the feed-forward's output, recomputed in the backward pass
     std::uint64_t step_ = 0;
     std::uint32_t site_ = 0;
+    std::uint64_t first_index_ = 0;
     std::size_t tokens_ = 0;
   };
 
@@ -207,10 +208,11 @@ class EncoderLayer {
   }
 
   // Kernel: the training forward of (batch, seq) items of x into out (out may be x), with `dropout` on the
-  // feed-forward's output (mask site `site` of pass `step`), as Hugging Face's FNetOutput.
+  // feed-forward's output (mask site `site` of pass `step`, x's first element at mask element first_index),
+  // as Hugging Face's FNetOutput.
   void forward_train(const Scalar* x, Scalar* out, Eigen::Index batch, Eigen::Index seq, Cache& cache,
                      Workspace<Scalar>& workspace, int threads, const Dropout& dropout = Dropout(0.0),
-                     std::uint64_t step = 0, std::uint32_t site = 0) const {
+                     std::uint64_t step = 0, std::uint32_t site = 0, std::uint64_t first_index = 0) const {
     const auto hidden = static_cast<Eigen::Index>(config_.hidden_size);
     const auto tokens = static_cast<std::size_t>(batch * seq);
     const std::size_t elements = tokens * config_.hidden_size;
@@ -223,6 +225,7 @@ class EncoderLayer {
     cache.dropout_ = dropout;
     cache.step_ = step;
     cache.site_ = site;
+    cache.first_index_ = first_index;
 
     detail::Access::forward_train(mixing, x, mixed, batch, seq, hidden, cache.mixing_, workspace,
                                   threads);  // s1 = x + mixing(x)
@@ -230,7 +233,7 @@ class EncoderLayer {
                                  cache.mixed_statistics_.inverse_std(), threads);
     detail::Access::forward_train(feed_forward, normed, tokens, summed, cache.feed_forward_, workspace,
                                   threads);
-    dropout.forward(summed, summed, elements, step, site);
+    dropout.forward(summed, summed, elements, step, site, first_index);
     detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
       const auto begin = static_cast<Eigen::Index>(first) * hidden,
                  end = begin + static_cast<Eigen::Index>(count) * hidden;
@@ -257,7 +260,7 @@ class EncoderLayer {
     const auto& summed = cache.summed_statistics_;
     detail::Access::backward_rows(output_layer_norm, cache.summed_.data(), tokens, summed.mean(),
                                   summed.inverse_std(), dy, d_sum, output_norm_gradient, threads);
-    cache.dropout_.backward(d_sum, d_normed, elements, cache.step_, cache.site_);
+    cache.dropout_.backward(d_sum, d_normed, elements, cache.step_, cache.site_, cache.first_index_);
     detail::Access::backward_rows(feed_forward, cache.normed_.data(), tokens, cache.feed_forward_, d_normed,
                                   d_normed, feed_forward_gradient, workspace, threads);
     detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {

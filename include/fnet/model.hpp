@@ -230,9 +230,10 @@ class Model {
     check_call(ids, token_types);
     check_labels(ids, labels);
     detail::Access::check_options(encoder, options);
-    if (options.shard) check_whole_batch(options.whole_batch, loss_counts(labels));
+    const LossCounts counts = options.shard ? loss_counts(labels) : LossCounts{};
+    if (options.shard) check_whole_batch(options.whole_batch, counts);
     cache.ready_ = false;
-    forward_train(ids, token_types, labels, cache, workspace, options, num_threads());
+    forward_train(ids, token_types, labels, counts, cache, workspace, options, num_threads());
     cache.ready_ = true;
     return cache.loss_;
   }
@@ -386,9 +387,10 @@ class Model {
   }
 
   // The model's training forward; the heads' losses leave their gradients (scale 1) in place of their logits.
+  // `here` is loss_counts(labels) for a shard (options.shard), unused otherwise.
   void forward_train(const TokenIds& ids, const TokenIds& token_types, const TrainingLabels& labels,
-                     TrainingCache& cache, Workspace<Scalar>& workspace, const TrainingOptions& options,
-                     int threads) const {
+                     const LossCounts& here, TrainingCache& cache, Workspace<Scalar>& workspace,
+                     const TrainingOptions& options, int threads) const {
     const Eigen::Index batch = ids.rows(), seq = ids.cols();
     const auto tokens = static_cast<std::size_t>(ids.size());
     const std::size_t hidden = config_.hidden_size;
@@ -403,7 +405,6 @@ class Model {
     // batch this shard's sum over the whole batch's count (a shard with no labels adds 0; a whole batch with
     // none is NaN, as a whole batch's own mean is).
     const LossCounts* whole = options.shard ? &options.whole_batch : nullptr;
-    const LossCounts here = whole ? loss_counts(labels) : LossCounts{};
     const auto shard_term = [&](std::size_t here_count, const std::size_t* whole_count, auto&& mean_loss) {
       if (whole_count == nullptr) return mean_loss(1.0);
       if (*whole_count == 0) {
@@ -417,7 +418,8 @@ class Model {
 
     Scalar* x = cache.hidden_.reserve(tokens * hidden);
     detail::Access::forward_train(embeddings, ids, token_types, x, cache.embeddings_, threads);
-    dropout.forward(x, x, tokens * hidden, options.step, 0);
+    const std::uint64_t first_token_element = options.first_element(static_cast<std::uint64_t>(seq) * hidden);
+    dropout.forward(x, x, tokens * hidden, options.step, 0, first_token_element);
     detail::Access::forward_train(encoder, x, x, batch, seq, cache.encoder_, workspace, options, threads);
     Scalar* pooled = cache.pooled_.reserve(static_cast<std::size_t>(batch) * hidden);
     detail::Access::forward_unchecked(pooler, x, batch, seq, pooled);
@@ -449,7 +451,8 @@ class Model {
       const std::size_t rows = per_token ? tokens : static_cast<std::size_t>(batch);
       const std::size_t num_labels = config_.num_labels;
       Scalar* input = cache.classifier_input_.reserve(rows * hidden);
-      dropout.forward(per_token ? x : pooled, input, rows * hidden, options.step, classifier_site());
+      dropout.forward(per_token ? x : pooled, input, rows * hidden, options.step, classifier_site(),
+                      per_token ? first_token_element : options.first_element(hidden));
       Scalar* logits = cache.classifier_logits_.reserve(rows * num_labels);
       detail::Access::forward_rows(classifier->dense, input, static_cast<Eigen::Index>(rows), h, logits,
                                    static_cast<Eigen::Index>(num_labels));
@@ -482,6 +485,7 @@ class Model {
     const auto h = static_cast<Eigen::Index>(hidden);
     const TrainingOptions& options = cache.options_;
     const Dropout dropout(options.dropout, options.seed);
+    const std::uint64_t first_token_element = options.first_element(static_cast<std::uint64_t>(seq) * hidden);
     const Scalar* x = cache.hidden_.data();
     const Scalar* pooled = cache.pooled_.data();
     Scalar* d_hidden = cache.d_hidden_.reserve(tokens * hidden);
@@ -509,7 +513,8 @@ class Model {
       Scalar* d_input = cache.classifier_input_.data();  // after its weight gradient has read it
       detail::Access::backward_rows(classifier->dense, cache.classifier_input_.data(), h, d_logits,
                                     num_labels, rows, d_input, h, false, d_classifier, threads);
-      dropout.backward(d_input, d_input, rows * hidden, options.step, classifier_site());
+      dropout.backward(d_input, d_input, rows * hidden, options.step, classifier_site(),
+                       per_token ? first_token_element : options.first_element(hidden));
       Scalar* target = per_token ? d_hidden : d_pooled;
       for (std::size_t i = 0; i < rows * hidden; ++i) target[i] += d_input[i];
     }
@@ -530,7 +535,7 @@ class Model {
                                   threads);
     detail::Access::backward_rows(encoder, cache.encoder_, batch, seq, d_hidden, d_hidden, d_encoder,
                                   workspace, threads);
-    dropout.backward(d_hidden, d_hidden, tokens * hidden, options.step, 0);
+    dropout.backward(d_hidden, d_hidden, tokens * hidden, options.step, 0, first_token_element);
     detail::Access::backward_rows(embeddings, ids, cache.token_types_, cache.embeddings_, d_hidden,
                                   d_embeddings, workspace, threads);
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fnet-train over MPI ranks (mpirun -np 2): two ranks with a global batch B end at the weights and optimiser
-state of one process with batch B, to float rounding (bound below), for every task and for shards of unequal
-size and label count; 2-rank runs are reproducible to the byte; a failure on one rank stops both with one
+state of one process with batch B, to float rounding (bound below), for every task, for shards of unequal
+size and label count, with dropout on and off (each rank drops what one process drops on its rows); 2-rank runs are reproducible to the byte; a failure on one rank stops both with one
 message naming the rank and the step and writes nothing; a rank killed mid-run leaves only complete
 checkpoints, and --resume continues from the newest on another rank count, ending where an uninterrupted run
 ends. fnet-infer over 2 and 3 ranks writes the files one process writes: the same bytes with a CBLAS GEMM
@@ -121,15 +121,15 @@ class DataParallelTest(unittest.TestCase):
 
     def test_two_ranks_train_as_one_process(self):
         cases = [
-            ("pretraining", self.pre_model, self.pre_train, "4", []),
-            ("token-classification", self.pre_model, self.token_train, "4", ["--num-labels", "4"]),
+            ("pretraining", self.pre_model, self.pre_train, "4", "0.1", []),
+            ("token-classification", self.pre_model, self.token_train, "4", "0", ["--num-labels", "4"]),
             # 10 examples in batches of 3: shards of 2 and 1 rows, and a last batch of 1 (rank 1 idle).
-            ("sequence-classification", self.seq_model, self.seq_train, "3", []),
+            ("sequence-classification", self.seq_model, self.seq_train, "3", "0.1", []),
         ]
-        for task, model, data, batch, extra in cases:
+        for task, model, data, batch, dropout, extra in cases:
             with self.subTest(task=task):
                 args = ["--model", model, "--task", task, "--train", data, "--batch-size", batch, "--steps", "6",
-                        "--dropout", "0", "--lr", "1e-3", "--warmup-steps", "2"] + extra
+                        "--dropout", dropout, "--lr", "1e-3", "--warmup-steps", "2"] + extra
                 one, two, half = self.out("one-" + task), self.out("two-" + task), self.out("half-" + task)
                 self.train(args + ["--output-dir", one])
                 self.train(args + ["--output-dir", two], ranks=2)
@@ -163,7 +163,7 @@ class DataParallelTest(unittest.TestCase):
 
     def test_a_killed_rank_leaves_complete_checkpoints_and_resume_takes_another_rank_count(self):
         args = ["--model", self.big_model, "--task", "pretraining", "--train", self.big_train, "--batch-size", "4",
-                "--steps", "60", "--dropout", "0", "--lr", "1e-4", "--save-steps", "2"]
+                "--steps", "60", "--dropout", "0.1", "--lr", "1e-4", "--save-steps", "2"]
         whole = self.out("kill-whole")
         self.train(args + ["--output-dir", whole])
         out = self.out("kill")

@@ -157,18 +157,20 @@ class Dropout {
   }
 
   /// The training forward over a whole tensor of `count` elements: out = x * mask, on fnet::num_threads()
-  /// threads. out may be x (in place) and must not overlap it otherwise.
+  /// threads. out may be x (in place) and must not overlap it otherwise. With first_index, x is the part of a
+  /// larger tensor that starts at that element (a shard of a batch): its mask is that part of the larger
+  /// tensor's.
   template <class Scalar>
-  void forward(const Scalar* x, Scalar* out, std::size_t count, std::uint64_t step,
-               std::uint32_t site) const {
-    run("fnet::Dropout::forward", x, out, count, step, site);
+  void forward(const Scalar* x, Scalar* out, std::size_t count, std::uint64_t step, std::uint32_t site,
+               std::uint64_t first_index = 0) const {
+    run("fnet::Dropout::forward", x, out, count, step, site, first_index);
   }
 
-  /// The backward pass: dx = dy * mask, the mask recomputed from (step, site). dx may be dy.
+  /// The backward pass: dx = dy * mask, the mask recomputed from (step, site, first_index). dx may be dy.
   template <class Scalar>
-  void backward(const Scalar* dy, Scalar* dx, std::size_t count, std::uint64_t step,
-                std::uint32_t site) const {
-    run("fnet::Dropout::backward", dy, dx, count, step, site);
+  void backward(const Scalar* dy, Scalar* dx, std::size_t count, std::uint64_t step, std::uint32_t site,
+                std::uint64_t first_index = 0) const {
+    run("fnet::Dropout::backward", dy, dx, count, step, site, first_index);
   }
 
   /// In place over a (batch, seq, hidden) tensor.
@@ -213,15 +215,15 @@ class Dropout {
 
   template <class Scalar>
   void run(const char* owner, const Scalar* x, Scalar* out, std::size_t count, std::uint64_t step,
-           std::uint32_t site) const {
+           std::uint32_t site, std::uint64_t first_index) const {
     check_buffers(owner, x, out, count);
-    check_range(owner, 0, count);
-    detail::parallel_for(detail::ceil_div(count, detail::kDropoutChunk), num_threads(),
-                         [&](std::size_t chunk, int) {
-                           const std::size_t first = chunk * detail::kDropoutChunk;
-                           apply_unchecked(x + first, out + first,
-                                           std::min(count - first, detail::kDropoutChunk), first, step, site);
-                         });
+    check_range(owner, first_index, count);
+    detail::parallel_for(
+        detail::ceil_div(count, detail::kDropoutChunk), num_threads(), [&](std::size_t chunk, int) {
+          const std::size_t first = chunk * detail::kDropoutChunk;
+          apply_unchecked(x + first, out + first, std::min(count - first, detail::kDropoutChunk),
+                          first_index + first, step, site);
+        });
   }
 
   template <class Scalar>

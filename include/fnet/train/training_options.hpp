@@ -32,6 +32,15 @@ struct TrainingOptions {
   /// member "may be used uninitialized" in callers' code.)
   bool shard = false;
   LossCounts whole_batch;
+  /// With shard: where this shard's first sequence sits in the whole batch. Dropout masks are then the whole
+  /// batch's at these rows, so the shards drop exactly what one forward of the whole batch drops.
+  std::uint64_t first_sequence = 0;
+
+  /// The dropout mask element of this batch's first element, in a tensor of `per_sequence` elements per
+  /// sequence: its place in the whole batch's tensor for a shard, 0 for a whole batch.
+  std::uint64_t first_element(std::uint64_t per_sequence) const {
+    return shard ? first_sequence * per_sequence : 0;
+  }
 };
 
 }  // namespace fnet
