@@ -2,7 +2,7 @@
 # One entry point for a fresh Debian 12 machine: installs what is missing, then builds and runs.
 #   bash setup.sh demo    native Release build, the demo (an FNet-Base encoder on a batch), then fnet-infer
 #                         on the bundled small checkpoint
-#   bash setup.sh test    every test: g++/C++17 (dev), clang++/C++20 (dev-clang) and optimised g++ -O3
+#   bash setup.sh test    every test: g++/C++17 Debug (dev) and optimised g++ -O3
 #                         -march=native (release-test) builds with ctest
 #   bash setup.sh bench   Release build with -march=native, then the benchmark suite and its plots
 set -euo pipefail
@@ -56,7 +56,6 @@ case "${1:-}" in
   test)
     ensure_packages "${build_packages[@]}" "${test_packages[@]}"
     run_workflow dev
-    run_workflow dev-clang
     run_workflow release-test
     ;;
   bench)
