@@ -69,14 +69,16 @@ class MpiSession {
 /// gradients so every rank steps its optimiser with the same bits; agree() turns a failure on any rank into
 /// the same RankFailure on every rank instead of a hang in the next collective call.
 ///
-/// With TrainingOptions::shard and whole_batch set to the sum() of the shards' Model::loss_counts, the summed
-/// gradient is the whole batch's gradient, so K ranks with a global batch B train as one process with batch
-/// B does, to rounding (the sums run in another order). Every collective call here gives every rank the same
+/// With TrainingOptions::shard, first_sequence (the shard's first row) and whole_batch (the sum() of the
+/// shards' Model::loss_counts), the summed gradient is the whole batch's gradient, dropout included, so K
+/// ranks with a global batch B train as one process with batch B does, to rounding (the sums run in another
+/// order). Every collective call here gives every rank the same
 /// bits, and for a fixed rank count the same bits on every run.
 ///
 ///     fnet::DataParallel ranks;                                // MPI_COMM_WORLD
 ///     const auto [first, count] = ranks.shard(global_batch);   // this rank's rows
-///     ... forward (options.shard = true, options.whole_batch = ranks.sum(model.loss_counts(labels)))
+///     ... forward (options.shard = true, options.first_sequence = first,
+///                  options.whole_batch = ranks.sum(model.loss_counts(labels)))
 ///     ... backward into gradients
 ///     ranks.sum(gradients);                                    // the whole batch's gradient, on every rank
 ///     optimizer.step(lr);
@@ -132,17 +134,19 @@ class DataParallel {
     static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>, "float or double");
     if (size_ == 1 || count == 0) return;
     const auto k = static_cast<std::size_t>(size_);
-    // Whole buckets first, each a multiple of size() elements; the tail (fewer than size() per rank, plus
-    // what does not divide) goes through a padded copy.
+    // Whole buckets, then the rest rounded down to a multiple of size() in place; the last few elements
+    // (fewer than size()) go through a padded copy.
     const std::size_t bucket = std::max<std::size_t>(kBucketElements / k, 1) * k;
     std::size_t done = 0;
     for (; count - done >= bucket; done += bucket) reduce_scatter_gather(values + done, bucket);
-    const std::size_t rest = count - done;
-    if (rest == 0) return;
-    std::vector<Scalar> padded((rest + k - 1) / k * k, Scalar(0));
-    std::copy_n(values + done, rest, padded.data());
-    reduce_scatter_gather(padded.data(), padded.size());
-    std::copy_n(padded.data(), rest, values + done);
+    const std::size_t divisible = (count - done) / k * k;
+    if (divisible > 0) reduce_scatter_gather(values + done, divisible);
+    done += divisible;
+    if (done == count) return;
+    std::vector<Scalar> padded(k, Scalar(0));
+    std::copy(values + done, values + count, padded.data());
+    reduce_scatter_gather(padded.data(), k);
+    std::copy_n(padded.data(), count - done, values + done);
   }
 
   /// The sum of a value over the ranks, the same on every rank.

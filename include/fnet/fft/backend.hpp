@@ -71,10 +71,7 @@ struct ComplexBatch {
 
 namespace detail {
 
-/// float or double, the scalars the shipped backends transform. Their entry points are member templates
-/// constrained with this, not float and double overloads: an overload's body is compiled by every program
-/// that includes the header, a template's only for the scalars the program transforms (the DFT matrices'
-/// Eigen GEMMs in float and double alone cost seconds per translation unit).
+// float or double, the scalars the shipped backends transform (see TransformEntryPoints).
 template <class T>
 using if_transform_scalar = std::enable_if_t<std::is_same_v<T, float> || std::is_same_v<T, double>, int>;
 
@@ -188,6 +185,35 @@ struct provides_for<
                 decltype(std::declval<const B&>().clear()), decltype(std::declval<const B&>().cache_size()),
                 decltype(B::name)>>
     : std::is_convertible<decltype(std::declval<const B&>().cache_size()), std::size_t> {};
+
+}  // namespace detail
+
+namespace detail {
+
+// The contract's three entry points of a shipped backend, for float and double, forwarding to its private
+// run_forward_real, run_inverse_real and run_transform (the backend befriends this base). They are member
+// templates, not float and double overloads: an overload's body is compiled by every program that includes
+// the header, a template's only for the scalars the program transforms (the DFT matrices' Eigen GEMMs in
+// float and double alone cost seconds per translation unit).
+template <class Backend>
+class TransformEntryPoints {
+ public:
+  template <class T, if_transform_scalar<T> = 0>
+  void forward_real(const RealToComplexBatch<T>& batch) const {
+    backend().run_forward_real(batch);
+  }
+  template <class T, if_transform_scalar<T> = 0>
+  void inverse_real(const ComplexToRealBatch<T>& batch) const {
+    backend().run_inverse_real(batch);
+  }
+  template <class T, if_transform_scalar<T> = 0>
+  void transform(const ComplexBatch<T>& batch, Direction direction) const {
+    backend().run_transform(batch, direction);
+  }
+
+ private:
+  const Backend& backend() const { return static_cast<const Backend&>(*this); }
+};
 
 }  // namespace detail
 

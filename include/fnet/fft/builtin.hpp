@@ -34,24 +34,11 @@ namespace fnet::fft {
  *   batch.output = bins.data();
  *   fft.forward_real(batch);  // bins[k] = sum_j row[j] exp(-2 pi i j k / 768)
  */
-class Builtin {
+class Builtin : public detail::TransformEntryPoints<Builtin> {
  public:
   static constexpr const char* name = "builtin";
 
   Builtin() : cache_(std::make_shared<detail::BuiltinPlanCache>()) {}
-
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void forward_real(const RealToComplexBatch<T>& batch) const {
-    run_forward_real(batch);
-  }
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void inverse_real(const ComplexToRealBatch<T>& batch) const {
-    run_inverse_real(batch);
-  }
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void transform(const ComplexBatch<T>& batch, Direction direction) const {
-    run_transform(batch, direction);
-  }
 
   /// Drops every cached plan of this object and its copies. Not concurrently with a transform.
   void clear() const { cache_->clear(); }
@@ -60,6 +47,8 @@ class Builtin {
   std::size_t cache_size() const { return cache_->size(); }
 
  private:
+  friend class detail::TransformEntryPoints<Builtin>;
+
   template <class T>
   void run_forward_real(const RealToComplexBatch<T>& batch) const {
     check(batch);

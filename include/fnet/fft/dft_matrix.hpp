@@ -37,7 +37,7 @@ namespace fnet::fft {
  * The entries come from angles reduced exactly in integers (2π (jk mod n)/n, folded to [0, π/4]), evaluated
  * in long double and rounded once into T.
  */
-class DftMatrix {
+class DftMatrix : public detail::TransformEntryPoints<DftMatrix> {
  public:
   static constexpr const char* name = "dft";
   /// 8192: 512 MiB of tables in double, 256 MiB in float.
@@ -48,19 +48,6 @@ class DftMatrix {
       : cache_(std::make_shared<detail::DftTableCache>()), max_length_(max_length) {}
 
   std::size_t max_length() const { return max_length_; }
-
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void forward_real(const RealToComplexBatch<T>& batch) const {
-    run_forward_real(batch);
-  }
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void inverse_real(const ComplexToRealBatch<T>& batch) const {
-    run_inverse_real(batch);
-  }
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void transform(const ComplexBatch<T>& batch, Direction direction) const {
-    run_transform(batch, direction);
-  }
 
   /// Frees the tables of every length, for this object and its copies. Not concurrently with a transform.
   void clear() const { cache_->clear(); }
@@ -77,6 +64,8 @@ class DftMatrix {
   }
 
  private:
+  friend class detail::TransformEntryPoints<DftMatrix>;
+
   template <class T>
   using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   template <class T>

@@ -40,7 +40,7 @@ namespace fnet::fft {
  * Other code in the same process that creates FFTW plans directly (not through this class) must not do so
  * while this class plans: FFTW offers no lock of its own.
  */
-class Fftw {
+class Fftw : public detail::TransformEntryPoints<Fftw> {
  public:
   /// How hard FFTW searches for a fast plan: FFTW_ESTIMATE, FFTW_MEASURE, FFTW_PATIENT, FFTW_EXHAUSTIVE.
   /// Anything above estimate times candidate plans on the first call of each layout (seconds for patient).
@@ -52,19 +52,6 @@ class Fftw {
   explicit Fftw(Rigour rigour) : cache_(std::make_shared<detail::FftwPlanCache>()), rigour_(rigour) {}
 
   Rigour rigour() const { return rigour_; }
-
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void forward_real(const RealToComplexBatch<T>& batch) const {
-    run_forward_real(batch);
-  }
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void inverse_real(const ComplexToRealBatch<T>& batch) const {
-    run_inverse_real(batch);
-  }
-  template <class T, detail::if_transform_scalar<T> = 0>
-  void transform(const ComplexBatch<T>& batch, Direction direction) const {
-    run_transform(batch, direction);
-  }
 
   /// Drops every cached plan of this object and its copies. Not concurrently with a transform.
   void clear() const { cache_->clear(); }
@@ -134,6 +121,8 @@ class Fftw {
   }
 
  private:
+  friend class detail::TransformEntryPoints<Fftw>;
+
   unsigned rigour_flags() const {
     switch (rigour_) {
       case Rigour::measure:
