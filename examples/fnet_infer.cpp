@@ -180,12 +180,17 @@ void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds
     for (const Output& output : listed) {
       std::size_t row_elements = 1;
       for (const std::size_t extent : output.row_shape) row_elements *= extent;
-      whole.resize(lead ? batch * row_elements : 0);
-      ranks.gather_rows(output.rows, shard.count, row_elements, lead ? whole.data() : nullptr);
+      // One process already holds every row: only several ranks gather into a copy.
+      const float* rows = output.rows;
+      if (ranks.size() > 1) {
+        whole.resize(lead ? batch * row_elements : 0);
+        ranks.gather_rows(output.rows, shard.count, row_elements, lead ? whole.data() : nullptr);
+        rows = whole.data();
+      }
       if (!lead) continue;
       std::vector<std::size_t> shape = {batch};
       shape.insert(shape.end(), output.row_shape.begin(), output.row_shape.end());
-      outputs->add(output.name, whole.data(), shape);
+      outputs->add(output.name, rows, shape);
     }
     if (lead) {
       outputs->commit();
