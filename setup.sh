@@ -10,9 +10,10 @@ cd "$(dirname "$0")"
 
 build_packages=(cmake ninja-build g++ pkg-config libeigen3-dev libfftw3-dev libbenchmark-dev)
 test_packages=(clang libclang-rt-14-dev libgtest-dev nlohmann-json3-dev libsentencepiece-dev sentencepiece
-  python3-sentencepiece python3-torch python3-numpy libopenblas-dev libopenmpi-dev openmpi-bin)
-demo_packages=(nlohmann-json3-dev libopenblas-dev)
-bench_packages=(gnuplot-nox fonts-dejavu-core python3 libopenblas-dev libopenblas0-pthread python3-torch)
+  python3-sentencepiece python3-torch python3-numpy libopenblas-dev libopenmpi-dev openmpi-bin libdnnl-dev)
+demo_packages=(nlohmann-json3-dev libopenblas-dev libdnnl-dev)
+bench_packages=(gnuplot-nox fonts-dejavu-core python3 libopenblas-dev libopenblas0-pthread python3-torch
+  libdnnl-dev)
 
 ensure_packages() {
   local missing=()

@@ -1,7 +1,7 @@
 // fnet-demo: build an FNet encoder with seeded weights, run it on a batch, report what it did and how fast.
 //
 //   fnet-demo [--config base|large] [--layers L] [--batch B] [--seq S] [--threads T] [--runs R]
-//             [--backend fftw|builtin|dft] [--seed N]
+//             [--backend fftw|builtin|dft] [--seed N] [--compute-type float32|bfloat16|int8]
 #include <fnet/encoder.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/fnet.hpp>
@@ -27,6 +27,7 @@ struct Options {
   long runs = 3;
   std::string backend = "default";
   long seed = 42;
+  fnet::ComputeType compute_type = fnet::ComputeType::float32;
 };
 
 long parse_count(const std::string& flag, const char* text) {
@@ -45,8 +46,9 @@ Options parse(int argc, char** argv) {
       std::puts(
           "usage: fnet-demo [--config base|large] [--layers L] [--batch B] [--seq S] [--threads T] [--runs "
           "R]\n"
-          "                 [--backend fftw|builtin|dft] [--seed N]\n"
-          "--threads defaults to every hardware thread of this machine.");
+          "                 [--backend fftw|builtin|dft] [--seed N] [--compute-type float32|bfloat16|int8]\n"
+          "--threads defaults to every hardware thread of this machine; the reduced compute types need a\n"
+          "build with oneDNN (FNET_WITH_DNNL).");
       std::exit(0);
     }
     if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
@@ -67,6 +69,8 @@ Options parse(int argc, char** argv) {
       options.backend = value;
     else if (flag == "--seed")
       options.seed = parse_count(flag, value);
+    else if (flag == "--compute-type")
+      options.compute_type = fnet::parse_compute_type(value);
     else
       throw std::invalid_argument("unknown option " + flag + " (see --help)");
   }
@@ -86,6 +90,10 @@ int run(const Options& options, const char* backend_name) {
   encoder.initialize(static_cast<std::uint64_t>(options.seed));
   std::size_t parameter_count = 0;
   for (const auto& p : encoder.parameters()) parameter_count += p.size();
+  encoder.prepack(options.compute_type);  // the dense weights in the form their compute type reads, once
+  std::size_t dense_bytes = 0;
+  for (std::size_t i = 0; i < encoder.num_layers(); ++i)
+    dense_bytes += encoder.layer(i).feed_forward.parameter_bytes();
 
   const auto hidden = static_cast<Eigen::Index>(config.hidden_size);
   fnet::Tensor3<float> input(options.batch, options.seq, hidden);
@@ -101,6 +109,13 @@ int run(const Options& options, const char* backend_name) {
   std::printf("input: batch %ld x seq %ld x hidden %ld (float), FFT backend %s, GEMM %s, %ld thread(s)\n",
               options.batch, options.seq, static_cast<long>(hidden), backend_name, fnet::gemm_backend_name,
               options.threads);
+  std::printf("compute type %s (%s): feed-forward weights %.1f MiB\n", fnet::to_string(options.compute_type),
+#if defined(FNET_HAS_DNNL)
+              "prepacked by oneDNN",
+#else
+              "the GEMM backend above",
+#endif
+              static_cast<double>(dense_bytes) / (1 << 20));
 
   using clock = std::chrono::steady_clock;
   auto start = clock::now();

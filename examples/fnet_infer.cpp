@@ -3,6 +3,8 @@
 //
 //   fnet-infer --model DIR --input-ids IDS.npy [--token-type-ids TT.npy] --output-dir OUT
 //              [--backend fftw|builtin|dft] [--threads N]    (N defaults to every hardware thread)
+//              [--compute-type float32|bfloat16|int8]        (the dense products' type; the reduced types
+//                                                            need a build with oneDNN)
 //   fnet-infer --model DIR --text "..." [--text-pair "..."] [--pad-to N] --output-dir OUT ...   (with
 //   SentencePiece)
 //
@@ -40,7 +42,7 @@ constexpr const char* usage =
     "usage: fnet-infer --model DIR (--input-ids IDS.npy [--token-type-ids TT.npy] | --text TEXT [--text-pair "
     "TEXT]"
     " [--pad-to N]) --output-dir OUT [--backend fftw|builtin|dft] [--threads N (default: every hardware "
-    "thread)]";
+    "thread)] [--compute-type float32|bfloat16|int8 (default float32)]";
 
 using fnet_cli::Ranks;
 using fnet_cli::UsageError;
@@ -53,7 +55,8 @@ struct Options {
   std::optional<std::string> text;
   std::optional<std::string> text_pair;
   std::optional<std::size_t> pad_to;
-  std::string backend;                     // empty: the default for the checkpoint
+  std::string backend;  // empty: the default for the checkpoint
+  fnet::ComputeType compute_type = fnet::ComputeType::float32;
   int threads = fnet::hardware_threads();  // as PyTorch; --threads 1 for one
 };
 
@@ -63,9 +66,10 @@ std::size_t parse_count(const std::string& flag, const std::string& value, std::
 
 Options parse_options(int argc, char** argv) {
   Options options;
-  auto seen = fnet_cli::parse_flags(argc, argv,
-                                    {"--model", "--input-ids", "--token-type-ids", "--output-dir",
-                                     "--backend", "--threads", "--text", "--text-pair", "--pad-to"});
+  auto seen =
+      fnet_cli::parse_flags(argc, argv,
+                            {"--model", "--input-ids", "--token-type-ids", "--output-dir", "--backend",
+                             "--threads", "--text", "--text-pair", "--pad-to", "--compute-type"});
   const auto take = [&](const char* flag) { return seen.count(flag) ? seen[flag] : std::string(); };
   options.model = take("--model");
   options.input_ids = take("--input-ids");
@@ -75,6 +79,14 @@ Options parse_options(int argc, char** argv) {
   if (seen.count("--text")) options.text = seen["--text"];
   if (seen.count("--text-pair")) options.text_pair = seen["--text-pair"];
   if (seen.count("--pad-to")) options.pad_to = parse_count("--pad-to", seen["--pad-to"], 1u << 20);
+  if (seen.count("--compute-type")) {
+    const std::string& name = seen["--compute-type"];
+    if (name != "float32" && name != "bfloat16" && name != "int8")
+      throw UsageError("--compute-type must be float32, bfloat16 or int8, got '" + name + "'");
+    options.compute_type = fnet::parse_compute_type(name);
+    if (!fnet::compute_type_available(options.compute_type))
+      throw UsageError("--compute-type " + name + " needs a fnet-infer built with oneDNN (FNET_WITH_DNNL)");
+  }
   if (seen.count("--threads"))
     options.threads = static_cast<int>(parse_count("--threads", seen["--threads"], fnet::max_num_threads));
 
@@ -127,7 +139,8 @@ void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   std::optional<Model> model;
-  ranks.run_agreed([&] { model.emplace(fnet::io::load_pretrained_as<Model>(options.model)); });
+  ranks.run_agreed(
+      [&] { model.emplace(fnet::io::load_for_inference_as<Model>(options.model, options.compute_type)); });
   const auto loaded = clock::now();
   const auto batch = static_cast<std::size_t>(ids.rows()), seq = static_cast<std::size_t>(ids.cols());
   const auto shard = ranks.shard(batch);

@@ -1,6 +1,7 @@
 // One shared encoder, many threads calling forward at once (with and without intra-op threads): every result
 // equals the single-threaded one. Also the worker pool under concurrent, nested and failing jobs.
 // Runs under ThreadSanitizer.
+#include <fnet/compute_type.hpp>
 #include <fnet/detail/thread_pool.hpp>
 #include <fnet/encoder.hpp>
 #include <fnet/fft/builtin.hpp>
@@ -94,6 +95,31 @@ TEST(Concurrency, SharedEncoderFloat) {
 }
 TEST(Concurrency, SharedEncoderDouble) {
   run_shared_encoder_test<double>();
+}
+
+// A prepacked encoder (every compute type this build has) shared the same way: oneDNN's primitives are made
+// on first use by whichever caller comes first, and run from many threads at once.
+TEST(Concurrency, SharedPrepackedEncoder) {
+  auto config = fnet::EncoderConfig::fnet_base();
+  config.hidden_size = 48;
+  config.intermediate_size = 96;
+  config.num_hidden_layers = 2;
+  for (auto type : {fnet::ComputeType::float32, fnet::ComputeType::bfloat16, fnet::ComputeType::int8}) {
+    if (!fnet::compute_type_available(type)) continue;
+    fnet::FNetEncoder<float> encoder(config);
+    encoder.initialize(2025);
+    encoder.prepack(type);
+    const std::vector<fnet::Tensor3<float>> inputs = {random_tensor<float>(1, 37, 48, 1),
+                                                      random_tensor<float>(2, 70, 48, 2)};
+    // Expected results from a separately prepacked copy, so the shared encoder starts with no primitives.
+    fnet::FNetEncoder<float> reference(config);
+    reference.initialize(2025);
+    reference.prepack(type);
+    std::vector<fnet::Tensor3<float>> expected;
+    for (const auto& x : inputs) expected.push_back(reference.forward(x));
+    hammer(encoder, inputs, expected, 1);
+    hammer(encoder, inputs, expected, 2);
+  }
 }
 
 // How many of `rounds` calls of `matches` on each of `callers` threads at once returned false.

@@ -1,9 +1,11 @@
 // Dense: a linear layer y = x W^T + b over token rows, the one dense layer every part of the model uses.
 #pragma once
 
+#include <fnet/compute_type.hpp>
 #include <fnet/detail/access.hpp>
 #include <fnet/detail/checks.hpp>
 #include <fnet/detail/gemm.hpp>
+#include <fnet/detail/packed_weight.hpp>
 #include <fnet/detail/parallel.hpp>
 #include <fnet/detail/random.hpp>
 #include <fnet/detail/row_kernels.hpp>
@@ -17,6 +19,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,6 +33,10 @@ namespace fnet {
 ///     fnet::Dense<float> dense(768, 3072);       // in, out; zero weight and bias
 ///     dense.initialize(42);                       // N(0, 0.02) weight, zero bias, or load them
 ///     fnet::Tensor3<float> y = dense.forward(x);  // x: (batch, seq, 768) -> y: (batch, seq, 3072)
+///
+/// For inference, prepack() moves the weight into the form its compute type runs in (oneDNN's blocked
+/// layout, bfloat16 or int8 with FNET_WITH_DNNL): `weight` is then empty and only forward() is available,
+/// until unpack() gives the float weight back.
 template <class Scalar>
 class Dense {
  public:
@@ -46,11 +53,53 @@ class Dense {
     bias = Vector::Zero(static_cast<Eigen::Index>(out_));
   }
 
-  Matrix weight;  ///< [out_features, in_features], "weight" in checkpoints
+  Matrix weight;  ///< [out_features, in_features], "weight" in checkpoints; empty while prepacked
   Vector bias;    ///< [out_features], "bias"
 
   std::size_t in_features() const { return in_; }
   std::size_t out_features() const { return out_; }
+
+  /// Prepares the layer for inference in `type` (see fnet::ComputeType): the weight is converted once into
+  /// the packed form that type's GEMMs read, and `weight` is emptied, so the layer holds that form alone
+  /// (bfloat16: half the bytes, int8: a quarter). forward() then runs in `type`; training, parameters() and
+  /// changing the weight need unpack() first. Prepacking again for the same type does nothing. Throws
+  /// std::invalid_argument, leaving the layer as it was, when this build cannot run `type` (the reduced types
+  /// need FNET_WITH_DNNL and a float layer), when the layer is prepacked for another type, or when the
+  /// weight's shape no longer matches the sizes.
+  void prepack(ComputeType type = ComputeType::float32) {
+    constexpr const char* owner = "fnet::Dense::prepack";
+    detail::check_compute_type<Scalar>(owner, type);
+    if (packed_ != nullptr) {
+      if (packed_->type() == type) return;
+      throw std::invalid_argument(std::string(owner) + ": the layer is prepacked for " +
+                                  to_string(packed_->type()) + "; unpack() it before prepacking for " +
+                                  to_string(type));
+    }
+    check_parameters(owner, {});
+    packed_ = std::make_shared<const detail::PackedWeight<Scalar>>(weight, type);
+    weight = Matrix();
+  }
+
+  /// Gives the weight back as a float matrix after prepack(): exactly for float32; for bfloat16 and int8 the
+  /// values the layer computed with (rounded, or dequantized). Does nothing when the layer is not prepacked.
+  void unpack() {
+    if (packed_ == nullptr) return;
+    weight = packed_->unpacked();
+    packed_.reset();
+  }
+
+  /// Whether prepack() holds the weight (then `weight` is empty).
+  bool prepacked() const { return packed_ != nullptr; }
+
+  /// The type forward() computes in: float32 unless prepacked for another.
+  ComputeType compute_type() const { return packed_ != nullptr ? packed_->type() : ComputeType::float32; }
+
+  /// Bytes the weight and bias occupy as stored (prepacked or not).
+  std::size_t parameter_bytes() const {
+    const std::size_t weight_bytes =
+        packed_ != nullptr ? packed_->bytes() : static_cast<std::size_t>(weight.size()) * sizeof(Scalar);
+    return weight_bytes + static_cast<std::size_t>(bias.size()) * sizeof(Scalar);
+  }
 
   /// Weight N(0, 0.02) from `seed`, bias zero, as the reference initialises a Linear layer.
   void initialize(std::uint64_t seed) {
@@ -109,6 +158,7 @@ class Dense {
   }
 
   /// ("weight", [out, in]) and ("bias", [out]) with their current shapes.
+  /// Throws std::invalid_argument when the layer is prepacked (its weight is not a float matrix then).
   std::vector<NamedParameter<Scalar>> parameters() { return list<Scalar>(*this); }
   std::vector<NamedParameter<const Scalar>> parameters() const { return list<const Scalar>(*this); }
 
@@ -119,12 +169,28 @@ class Dense {
   friend struct detail::Access;
 
   void check_parameters(const char* owner, const detail::ParameterPath& path) const {
-    detail::check_matrix_shape(owner, path, "weight", weight, static_cast<Eigen::Index>(out_),
-                               static_cast<Eigen::Index>(in_));
+    if (packed_ != nullptr) {
+      if (weight.size() != 0)
+        throw std::invalid_argument(std::string(owner) + ": " + path.str() +
+                                    "weight was assigned after prepack(); call unpack() before changing it");
+    } else {
+      detail::check_matrix_shape(owner, path, "weight", weight, static_cast<Eigen::Index>(out_),
+                                 static_cast<Eigen::Index>(in_));
+    }
     detail::check_vector_shape(owner, path, "bias", bias, static_cast<Eigen::Index>(out_));
   }
 
+  // Training and the parameter list need the float weight.
+  void require_float_weight(const char* what) const {
+    if (packed_ != nullptr)
+      throw std::invalid_argument(std::string("fnet::Dense: ") + what +
+                                  " needs the float weight, but the layer is "
+                                  "prepacked for " +
+                                  to_string(packed_->type()) + " inference; call unpack() first");
+  }
+
   void initialize_from(detail::NormalGenerator& generator) {
+    packed_.reset();
     weight.resize(static_cast<Eigen::Index>(out_), static_cast<Eigen::Index>(in_));
     generator.fill(weight.data(), static_cast<std::size_t>(weight.size()));
     bias = Vector::Zero(static_cast<Eigen::Index>(out_));
@@ -138,12 +204,34 @@ class Dense {
                     Eigen::Index count = -1) const {
     const auto in = static_cast<Eigen::Index>(in_);
     if (count < 0) count = static_cast<Eigen::Index>(out_) - first;
+    if (packed_ != nullptr) {
+      // A prepacked GEMM computes whole rows: every caller of a prepacked layer asks for all its outputs (the
+      // feed-forward switches to row blocks, see FeedForward::forward_prepacked_tokens).
+      if (first != 0 || count != static_cast<Eigen::Index>(out_))
+        throw std::logic_error("fnet::Dense: a prepacked layer computes all its outputs at once");
+      packed_->run(x, rows, x_stride, y, y_stride, add_bias ? bias.data() : nullptr, nullptr);
+      return;
+    }
     if (add_bias) {
       for (Eigen::Index r = 0; r < rows; ++r)
         std::copy_n(bias.data() + first, count, y + r * y_stride + first);
     }
     detail::gemm<Scalar>(rows, count, in, Scalar(1), x, x_stride, weight.data() + first * in, in,
                          detail::Operand::transposed, add_bias ? Scalar(1) : Scalar(0), y + first, y_stride);
+  }
+
+  // Kernel: y = act(x W^T + b) for `rows` rows (pitches x_stride, y_stride) on the calling thread; a
+  // prepacked layer fuses the bias and activation into its GEMM where its compute type can.
+  void forward_activated_rows(const Scalar* x, Eigen::Index rows, Eigen::Index x_stride, Scalar* y,
+                              Eigen::Index y_stride, Activation activation) const {
+    if (packed_ != nullptr) {
+      packed_->run(x, rows, x_stride, y, y_stride, bias.data(), &activation);
+      return;
+    }
+    forward_rows(x, rows, x_stride, y, y_stride, /*add_bias=*/false);
+    for (Eigen::Index r = 0; r < rows; ++r)
+      detail::bias_activation_rows(y + r * y_stride, 1, static_cast<Eigen::Index>(out_), bias.data(),
+                                   activation);
   }
 
   // Elements of this layer's slice of a Gradients buffer (its parameters, each padded as Gradients pads).
@@ -157,6 +245,7 @@ class Dense {
   void backward_rows(const Scalar* x, Eigen::Index x_stride, const Scalar* dy, Eigen::Index dy_stride,
                      std::size_t rows, Scalar* dx, Eigen::Index dx_stride, bool accumulate_dx,
                      Scalar* gradient, int threads) const {
+    require_float_weight("backward");
     weight_gradient_rows(x, x_stride, dy, dy_stride, rows, static_cast<Eigen::Index>(out_), gradient,
                          gradient + detail::aligned_count<Scalar>(in_ * out_), threads);
     if (dx != nullptr) input_gradient_rows(dy, dy_stride, rows, dx, dx_stride, accumulate_dx, threads);
@@ -168,6 +257,7 @@ class Dense {
   void weight_gradient_rows(const Scalar* x, Eigen::Index x_stride, const Scalar* dy, Eigen::Index dy_stride,
                             std::size_t rows, Eigen::Index outputs, Scalar* dweight, Scalar* dbias,
                             int threads) const {
+    require_float_weight("backward");
     using detail::Operand;
     using Acc = detail::Accumulator<Scalar>;
     const auto in = static_cast<Eigen::Index>(in_);
@@ -187,6 +277,7 @@ class Dense {
   // Kernel: dx = dy W, or dx += dy W with accumulate_dx, for `rows` rows (pitches dy_stride, dx_stride).
   void input_gradient_rows(const Scalar* dy, Eigen::Index dy_stride, std::size_t rows, Scalar* dx,
                            Eigen::Index dx_stride, bool accumulate_dx, int threads) const {
+    require_float_weight("backward");
     const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
     const auto count = static_cast<Eigen::Index>(rows);
     detail::for_each_column_block(in, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
@@ -203,6 +294,15 @@ class Dense {
   // Kernel: y += x W^T (no bias), for callers that fold a residual or the bias into y first. No checks.
   void accumulate_rows(const Scalar* x, Eigen::Index rows, Eigen::Index x_stride, Scalar* y,
                        Eigen::Index y_stride) const {
+    if (packed_ != nullptr) {
+      thread_local detail::AlignedBuffer<Scalar> product;
+      const auto out = static_cast<Eigen::Index>(out_);
+      Scalar* p = product.reserve(static_cast<std::size_t>(rows * out));
+      packed_->run(x, rows, x_stride, p, out, nullptr, nullptr);
+      for (Eigen::Index r = 0; r < rows; ++r)
+        for (Eigen::Index j = 0; j < out; ++j) y[r * y_stride + j] += p[r * out + j];
+      return;
+    }
     detail::gemm_accumulate_xwt<Scalar>(rows, static_cast<Eigen::Index>(out_), static_cast<Eigen::Index>(in_),
                                         x, x_stride, weight.data(), static_cast<Eigen::Index>(in_), y,
                                         y_stride);
@@ -212,6 +312,7 @@ class Dense {
   // `threads` threads, each block one GEMM over every row (so the weight block is packed once): the
   // training passes' form, where all rows exist at once.
   void forward_columns(const Scalar* x, std::size_t rows, Scalar* y, bool add_bias, int threads) const {
+    require_float_weight("the training forward");
     const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
     detail::for_each_column_block(out, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
       forward_rows(x, static_cast<Eigen::Index>(rows), in, y, out, add_bias, first, width);
@@ -221,6 +322,7 @@ class Dense {
   // Kernel: y += x W^T (no bias) for `rows` contiguous rows, in forward_columns' fixed column blocks: for
   // callers that write a residual and the bias into y first.
   void accumulate_columns(const Scalar* x, std::size_t rows, Scalar* y, int threads) const {
+    require_float_weight("the training forward");
     const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
     detail::for_each_column_block(out, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
       detail::gemm<Scalar>(static_cast<Eigen::Index>(rows), width, in, Scalar(1), x, in,
@@ -240,6 +342,7 @@ class Dense {
 
   template <class T, class Self>
   static std::vector<NamedParameter<T>> list(Self& self) {
+    self.require_float_weight("parameters()");
     return {{"weight",
              self.weight.data(),
              {static_cast<std::size_t>(self.weight.rows()), static_cast<std::size_t>(self.weight.cols())}},
@@ -248,6 +351,7 @@ class Dense {
 
   std::size_t in_;
   std::size_t out_;
+  std::shared_ptr<const detail::PackedWeight<Scalar>> packed_;  // set by prepack(); shared by copies
 };
 
 }  // namespace fnet

@@ -80,6 +80,22 @@ class Encoder {
   const EncoderConfig& config() const { return config_; }
   std::size_t num_layers() const { return layers_.size(); }
 
+  /// Prepares every layer's dense layers for inference in `type` (see Dense::prepack: the weights move into
+  /// the packed form, training needs unpack() first). Throws std::invalid_argument, changing nothing, when
+  /// this build cannot run `type`.
+  ///
+  ///     encoder.prepack(fnet::ComputeType::bfloat16);   // after loading or initialising the weights
+  void prepack(ComputeType type = ComputeType::float32) {
+    detail::check_compute_type<Scalar>("fnet::Encoder::prepack", type);
+    for (auto& layer : layers_) layer.prepack(type);
+  }
+  /// Gives every prepacked layer its float weights back.
+  void unpack() {
+    for (auto& layer : layers_) layer.unpack();
+  }
+  /// The type the dense products compute in (float32 unless prepacked for another).
+  ComputeType compute_type() const { return layers_.front().compute_type(); }
+
   /// Layer i; throws std::invalid_argument when i >= num_layers().
   Layer& layer(std::size_t i) { return layers_[checked(i)]; }
   const Layer& layer(std::size_t i) const { return layers_[checked(i)]; }

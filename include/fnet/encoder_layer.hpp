@@ -95,6 +95,14 @@ class EncoderLayer {
 
   const EncoderConfig& config() const { return config_; }
 
+  /// Prepares the feed-forward's dense layers for inference in `type` (see Dense::prepack). An attention
+  /// mixing's projections stay in float32.
+  void prepack(ComputeType type = ComputeType::float32) { feed_forward.prepack(type); }
+  /// Gives the prepacked layers their float weights back.
+  void unpack() { feed_forward.unpack(); }
+  /// The type the feed-forward computes in.
+  ComputeType compute_type() const { return feed_forward.intermediate.compute_type(); }
+
   /// Dense weights N(0, initializer_range) from `seed` (the mixing's, then the feed-forward's); biases zero;
   /// LayerNorms ones/zeros.
   void initialize(std::uint64_t seed) {

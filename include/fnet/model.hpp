@@ -68,9 +68,10 @@ struct FNetOutput {
 /// With use_tpu_fourier_optimizations (and max_position_embeddings <= 4096), as the reference, the mixing
 /// uses the leading seq x seq block of the tpu_short_seq_length-point DFT matrix, and longer sequences are
 /// refused (see fnet::FourierMixing).
-template <class Scalar, class Mixing>
+template <class ScalarType, class Mixing>
 class Model {
  public:
+  using Scalar = ScalarType;
   using Matrix = typename FNetOutput<Scalar>::Matrix;
   /// This model's token mixing: what the configuration's `mixing` must name.
   static constexpr MixingKind mixing_kind = Mixing::kind;
@@ -141,6 +142,31 @@ class Model {
 
   const FNetConfig& config() const { return config_; }
   const FNetHeads& heads() const { return heads_; }
+
+  /// Prepares every dense layer (embedding projection, encoder feed-forwards, pooler, heads) for inference in
+  /// `type` (see fnet::ComputeType and Dense::prepack): the weights move into the packed form once, and
+  /// training, parameters() and saving need unpack() first. Embedding tables, LayerNorms, the tied decoder
+  /// (the word table) and an attention mixing's projections stay in float. Throws std::invalid_argument,
+  /// changing nothing, when this build cannot run `type`.
+  ///
+  ///     auto model = fnet::io::load_pretrained<float>("fnet-base");
+  ///     model.prepack(fnet::ComputeType::int8);
+  void prepack(ComputeType type = ComputeType::float32) {
+    detail::check_compute_type<Scalar>(name(), type);
+    check_parameters();
+    for_each_dense([type](auto& dense) { dense.prepack(type); });
+    encoder.prepack(type);
+  }
+
+  /// Gives every prepacked layer its float weights back (exact after float32; the rounded or dequantized
+  /// values after bfloat16 or int8).
+  void unpack() {
+    for_each_dense([](auto& dense) { dense.unpack(); });
+    encoder.unpack();
+  }
+
+  /// The type the encoder's dense products compute in (float32 unless prepacked for another).
+  ComputeType compute_type() const { return encoder.compute_type(); }
 
   /// Every parameter from one N(0, initializer_range) stream seeded with `seed`, in this order: the word,
   /// position and token-type tables and the embedding projection, the encoder layers (each: its
@@ -305,6 +331,18 @@ class Model {
   // "fnet::FNetModel" or "fnet::baseline::TransformerModel", for messages.
   static const char* name() {
     return mixing_kind == MixingKind::fourier ? "fnet::FNetModel" : "fnet::baseline::TransformerModel";
+  }
+
+  // f(layer) for every dense layer outside the encoder.
+  template <class Function>
+  void for_each_dense(Function&& f) {
+    f(embeddings.projection);
+    f(pooler.dense);
+    if (pretraining) {
+      f(pretraining->transform);
+      f(pretraining->seq_relationship);
+    }
+    if (classifier) f(classifier->dense);
   }
 
   static void check_config(const FNetConfig& config) {

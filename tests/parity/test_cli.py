@@ -122,6 +122,13 @@ class CliTest(unittest.TestCase):
         self.expect_failure(["--input-ids", self.ids, "--backend", "cuda"], "--backend", "cuda")
         self.expect_failure(["--input-ids", self.ids, "--threads", "0"], "--threads", "'0'")
         self.expect_failure(["--input-ids", self.ids, "--threads", "two"], "--threads")
+        self.expect_failure(["--input-ids", self.ids, "--compute-type", "float16"], "--compute-type", "'float16'")
+        # A build without oneDNN names what the reduced types need; with it they run (test_compute_types.py).
+        result = self.run_infer("--model", self.model, "--input-ids", self.ids, "--output-dir",
+                                os.path.join(self.work, "reduced"), "--compute-type", "int8")
+        if result.returncode != 0:
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn("--compute-type int8 needs a fnet-infer built with oneDNN", result.stderr)
         result = self.run_infer("--model", self.model, "--output-dir", os.path.join(self.work, "o"), "--input-ids")
         self.assertEqual(result.returncode, 2)
         self.assertIn("--input-ids needs a value", result.stderr)

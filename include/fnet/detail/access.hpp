@@ -28,7 +28,8 @@ struct Access {
   FNET_DETAIL_ACCESS_HOOK(mix_batch)           // a mixing sublayer's kernel over a batch, on fnet's threads
   FNET_DETAIL_ACCESS_HOOK(batch_scratch_size)  // scratch elements mix_batch needs
   FNET_DETAIL_ACCESS_HOOK(forward_rows)        // Dense on rows with pitches, one GEMM
-  FNET_DETAIL_ACCESS_HOOK(accumulate_rows)     // Dense's product added onto caller rows
+  FNET_DETAIL_ACCESS_HOOK(forward_activated_rows)  // Dense + bias + activation on rows, one (fused) GEMM
+  FNET_DETAIL_ACCESS_HOOK(accumulate_rows)         // Dense's product added onto caller rows
   FNET_DETAIL_ACCESS_HOOK(forward_token_rows)
   FNET_DETAIL_ACCESS_HOOK(forward_tokens)  // the feed-forward's grouped kernel with its after-rows step
   FNET_DETAIL_ACCESS_HOOK(forward_unchecked)

@@ -2,6 +2,7 @@
 // (config.json + safetensors).
 #pragma once
 
+#include <fnet/compute_type.hpp>
 #include <fnet/io/checkpoint.hpp>
 #include <fnet/io/config.hpp>
 #include <fnet/io/error.hpp>
@@ -108,6 +109,33 @@ ModelType load_pretrained_as(const std::string& directory, const MixingArgs&... 
 template <class Scalar, class Backend = fft::Default>
 FNetModel<Scalar, Backend> load_pretrained(const std::string& directory, Backend backend = Backend()) {
   return load_pretrained_as<FNetModel<Scalar, Backend>>(directory, std::move(backend));
+}
+
+/// load_pretrained_as, then the model prepacked for inference in `type` (see fnet::ComputeType and
+/// Model::prepack). Throws std::invalid_argument, before reading any weight, when this build cannot run
+/// `type`.
+///
+///     auto model = fnet::io::load_for_inference_as<fnet::FNetModel<float>>("fnet-base",
+///                                                                         fnet::ComputeType::bfloat16);
+template <class ModelType, class... MixingArgs>
+ModelType load_for_inference_as(const std::string& directory, ComputeType type,
+                                const MixingArgs&... mixing_args) {
+  fnet::detail::check_compute_type<typename ModelType::Scalar>("fnet::io::load_for_inference", type);
+  ModelType model = load_pretrained_as<ModelType>(directory, mixing_args...);
+  model.prepack(type);
+  return model;
+}
+
+/// load_pretrained, then the model prepacked for inference in `type`: its dense layers hold only the packed
+/// weights (bfloat16 halves their memory, int8 quarters it). Throws as load_pretrained does, and
+/// std::invalid_argument when this build cannot run `type` (the reduced types need FNET_WITH_DNNL).
+///
+///     auto model = fnet::io::load_for_inference<float>("fnet-base", fnet::ComputeType::int8);
+///     auto out = model.forward(ids);
+template <class Scalar, class Backend = fft::Default>
+FNetModel<Scalar, Backend> load_for_inference(const std::string& directory, ComputeType type,
+                                              Backend backend = Backend()) {
+  return load_for_inference_as<FNetModel<Scalar, Backend>>(directory, type, std::move(backend));
 }
 
 /// load_for_training for a model of any mixing (see load_pretrained_as), made with `mixing_args`.
