@@ -158,20 +158,21 @@ inline std::uint16_t to_bfloat16(float value) {
 // (1 for an all-zero row); returns the scale. A row holding an infinity or NaN gets the scale NaN (and
 // zeros), so what it multiplies comes out NaN, as in float, never a quantized garbage value.
 inline float quantize_int8(const float* x, Eigen::Index count, std::int8_t* q) {
-  float largest = 0;
-  for (Eigen::Index k = 0; k < count; ++k) {
-    const float magnitude = std::abs(x[k]);
-    if (!(magnitude <= std::numeric_limits<float>::max())) {
-      std::fill_n(q, count, std::int8_t{0});
-      return std::numeric_limits<float>::quiet_NaN();
-    }
-    largest = std::max(largest, magnitude);
+  // The largest magnitude with Eigen's vectorised reduction (NaN propagated, so one check catches both
+  // kinds); then a loop the compiler vectorises: adding and subtracting 1.5 * 2^23 rounds to nearest, ties to
+  // even, for |v| <= 2^22, and every v here is within [-127.5, 127.5].
+  const float largest =
+      Eigen::Map<const Eigen::ArrayXf>(x, count).abs().template maxCoeff<Eigen::PropagateNaN>();
+  if (!(largest <= std::numeric_limits<float>::max())) {
+    std::fill_n(q, count, std::int8_t{0});
+    return std::numeric_limits<float>::quiet_NaN();
   }
   const float scale = largest > 0 ? largest / 127.0f : 1.0f;
   const float inverse = 1.0f / scale;
+  constexpr float kRound = 12582912.0f;
   for (Eigen::Index k = 0; k < count; ++k) {
-    const float v = std::nearbyint(x[k] * inverse);
-    q[k] = static_cast<std::int8_t>(std::clamp(v, -127.0f, 127.0f));
+    const float v = (x[k] * inverse + kRound) - kRound;
+    q[k] = static_cast<std::int8_t>(static_cast<int>(std::min(127.0f, std::max(-127.0f, v))));
   }
   return scale;
 }
@@ -286,10 +287,7 @@ class DnnlLinear {
     dnnl_check(dnnl_stream_wait(dnnl_thread_stream()), "matmul");
     if (type_ == ComputeType::int8) {
       // y holds acc * weight scale; the row's input scale, the bias and the activation follow.
-      for (Eigen::Index r = 0; r < rows; ++r) {
-        float* row = y + r * out_;
-        for (Eigen::Index n = 0; n < out_; ++n) row[n] *= scale[r];
-      }
+      for (Eigen::Index r = 0; r < rows; ++r) Eigen::Map<Eigen::ArrayXf>(y + r * out_, out_) *= scale[r];
       if (activation != nullptr && bias != nullptr)
         bias_activation_rows<float>(y, rows, out_, bias, *activation);
       else if (activation != nullptr)
