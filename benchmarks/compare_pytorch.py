@@ -89,6 +89,22 @@ FORMS = {
                       "the GEMMs run in oneDNN instead of the BLAS",
 }
 
+# Reduced-precision forms of the forward, each a float32 form above run another way; compared with fnet's
+# compute types (fnet_benchmarks' encoder/fnet_base/<seq>/<type>), not with float32.
+REDUCED_FORMS = {
+    "hf-bf16": ("bfloat16", "hf", "the `hf` form under `torch.autocast(\"cpu\", dtype=torch.bfloat16)` (its GEMMs and "
+                "LayerNorms in bfloat16 through oneDNN)"),
+    "gelu-tanh-bf16": ("bfloat16", "gelu-tanh", "the `gelu-tanh` form under the same autocast (the `inplace` "
+                       "form's in-place updates mix float32 and bfloat16 tensors, which autocast refuses)"),
+    "hf-int8": ("int8", "hf", "the `hf` form after `torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, "
+                "dtype=torch.qint8)` with `torch.backends.quantized.engine = \"onednn\"` (int8 weights, activations "
+                "quantized at run time)"),
+    "inplace-int8": ("int8", "inplace", "the `inplace` form after the same quantize_dynamic"),
+}
+COMPUTE_TYPES = ("float32", "bfloat16", "int8")
+# The documented error bounds of fnet's reduced types (fnet/compute_type.hpp), shown next to PyTorch's errors.
+TYPE_BOUNDS = {"bfloat16": 2e-2, "int8": 6e-2}
+
 TRAINING_FORMS = {
     "hf": "Hugging Face's FNetForSequenceClassification as it writes it: its modules and their forward "
           "(gelu_new from `torch.pow` and `torch.tanh`, mixing `torch.fft.fftn(x, dim=(1, 2)).real`, "
@@ -255,6 +271,31 @@ def build_forms(torch, names, seqs):
         on_onednn = torch.utils.mkldnn.to_mkldnn(copy.deepcopy(in_place)).eval()  # it converts in place
         forms["inplace-onednn"] = {seq: on_onednn for seq in seqs}
     return {name: forms[name] for name in names}
+
+
+def build_reduced_forms(torch, names, seqs, forms):
+    """{form: {seq: callable}} for REDUCED_FORMS `names`, from the float32 `forms` (which must hold their bases)."""
+    import copy
+    reduced = {}
+    for name in names:
+        kind, base, _ = REDUCED_FORMS[name]
+        if kind == "bfloat16":
+            def autocast(model):
+                def run(x):
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        return model(x)
+                return run
+            reduced[name] = {seq: autocast(forms[base][seq]) for seq in seqs}
+        else:
+            torch.backends.quantized.engine = "onednn"
+            quantized = {}
+            for seq in seqs:
+                model = forms[base][seq]
+                if id(model) not in quantized:
+                    quantized[id(model)] = torch.ao.quantization.quantize_dynamic(
+                        copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8).eval()
+            reduced[name] = {seq: quantized[id(forms[base][seq])] for seq in seqs}
+    return reduced
 
 
 def build_training_model(torch):
@@ -496,7 +537,12 @@ def worker(args):
         a, w, b = torch.randn(512, HIDDEN), torch.randn(INTERMEDIATE, HIDDEN), torch.zeros(INTERMEDIATE)
         seconds = time_call(lambda: torch.nn.functional.linear(a, w, b), 0.5)
         result["linear_gflops"] = 2 * 512 * HIDDEN * INTERMEDIATE / seconds / 1e9
-        forms = build_forms(torch, args.forms, args.seqs)
+        bases = sorted({REDUCED_FORMS[name][1] for name in args.reduced_forms} - set(args.forms))
+        forms = build_forms(torch, list(args.forms) + bases, args.seqs)
+        reduced = build_reduced_forms(torch, args.reduced_forms, args.seqs, forms)
+        for base in bases:
+            del forms[base]
+        result["reduced_differences"] = {}
         generator = torch.Generator().manual_seed(7)
         for seq in args.seqs:
             x = torch.rand(1, seq, HIDDEN, generator=generator) * 2 - 1
@@ -509,7 +555,10 @@ def worker(args):
                     raise SystemExit(f"compare_pytorch: PyTorch form '{name}' differs from '{REFERENCE_FORM}' by "
                                      f"{difference:.2e} (max |difference| / max |{REFERENCE_FORM}|) at seq {seq}, "
                                      f"more than {FORM_TOLERANCE:g}")
-            for name, by_seq in forms.items():
+            for name, by_seq in reduced.items():
+                difference = (by_seq[seq](x).float() - reference).abs().max().item() / max(1.0, scale)
+                result["reduced_differences"][f"{name}/{seq}"] = difference
+            for name, by_seq in list(forms.items()) + list(reduced.items()):
                 model = by_seq[seq]
                 result["times"][f"{name}/{seq}"] = time_call(lambda: model(x), args.min_time)
     json.dump(result, sys.stdout)
@@ -647,7 +696,7 @@ def run_pytorch(args, setting, training=False):
     command = [args.python, os.path.abspath(__file__), "--threads", str(torch_threads), "--min-time",
                str(args.min_time), "--seqs", *map(str, args.seqs)]
     command += ["--training-worker", "--training-forms", *args.training_forms] if training else \
-        ["--worker", "--forms", *args.forms]
+        ["--worker", "--forms", *args.forms, "--reduced-forms", *args.reduced_forms]
     stdout, cpu_share = run_measured(command, clean_environment(blas_threads, torch_threads, extra),
                                      f"PyTorch {'training' if training else 'forward'} ({setting[0]})")
     result = json.loads(stdout)
@@ -655,11 +704,17 @@ def run_pytorch(args, setting, training=False):
     return result
 
 
-def fnet_benchmark_names(seqs, threads, breakdown):
+def fnet_benchmark_names(seqs, threads, breakdown, compute_types=()):
     sizes = "(" + "|".join(str(s) for s in seqs) + ")"
+    types = "(" + "|".join(compute_types) + ")"
     if threads > 1:
-        return [f"encoder/fnet_base/{sizes}/threads:{threads}/real_time"]
+        names = [f"encoder/fnet_base/{sizes}/threads:{threads}/real_time"]
+        if compute_types:
+            names.append(f"encoder/fnet_base/{sizes}/{types}/threads:{threads}/real_time")
+        return names
     names = [f"encoder/fnet_base/{sizes}/real_time"]
+    if compute_types:
+        names.append(f"encoder/fnet_base/{sizes}/{types}/real_time")
     if breakdown:
         names += [f"sgemm/feed_forward/{sizes}", f"encoder_parts/(mixing_layernorm|bias_activation)/{sizes}"]
     return names
@@ -668,7 +723,7 @@ def fnet_benchmark_names(seqs, threads, breakdown):
 def run_fnet(args, threads):
     """{(kind, seq): seconds} from one fnet_benchmarks process, with kind encoder, sgemm, mixing_layernorm or
     bias_activation; sgemm also gives ('sgemm_gflops', seq)."""
-    pattern = "^(" + "|".join(fnet_benchmark_names(args.seqs, threads, args.breakdown)) + ")$"
+    pattern = "^(" + "|".join(fnet_benchmark_names(args.seqs, threads, args.breakdown, args.compute_types)) + ")$"
     command = [args.fnet_benchmarks, f"--benchmark_filter={pattern}", f"--benchmark_min_time={args.min_time}",
                "--benchmark_format=json"]
     # Threaded runs use fnet's own pool, and fnet runs the BLAS on its calling threads either way.
@@ -680,13 +735,16 @@ def run_fnet(args, threads):
             raise SystemExit(f"compare_pytorch: {bench['name']} failed: {bench.get('error_message', '?')}")
         parts = bench["name"].split("/")
         kind = "encoder" if parts[0] == "encoder" else ("sgemm" if parts[0] == "sgemm" else parts[1])
+        if kind == "encoder" and len(parts) > 3 and parts[3] in COMPUTE_TYPES:
+            kind = f"encoder_{parts[3]}"  # prepacked for a compute type
+            times[(f"weight_bytes_{parts[3]}", int(parts[2]))] = float(bench.get("weight_bytes", 0))
         seq = int(parts[2])
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[bench["time_unit"]]
         times[(kind, seq)] = bench["real_time"] * scale
         if kind == "sgemm" and "gflops" in bench:
             times[("sgemm_gflops", seq)] = float(bench["gflops"])
     kinds = ["encoder"] + (["sgemm", "mixing_layernorm", "bias_activation"] if threads == 1 and args.breakdown
-                           else [])
+                           else []) + [f"encoder_{t}" for t in args.compute_types]
     missing = [f"{kind}/{seq}" for kind in kinds for seq in args.seqs if (kind, seq) not in times]
     if missing:
         raise SystemExit(f"compare_pytorch: {args.fnet_benchmarks} did not report {', '.join(missing)} for "
@@ -905,7 +963,83 @@ def forward_report(args, all_threads, thread_counts, fnet_runs, torch_runs):
                 lines.append(f"| seq 512: mixing + LayerNorm + activations <= 5% of the forward | {100 * share:.1f}% | "
                              f"{'yes' if share <= 0.05 else '**no**'} |")
     lines.append("")
+    if args.compute_types:
+        lines += compute_type_report(args, thread_counts, fnet_runs, torch_runs)
     return lines, summary
+
+
+def compute_type_report(args, thread_counts, fnet_runs, torch_runs):
+    """fnet's compute types (prepacked float32, bfloat16, int8) against PyTorch's bfloat16 and int8 forms."""
+    lines = ["## Compute types: prepacked float32, bfloat16 and int8 (best process of each)", ""]
+    lines.append("- fnet: `encoder/fnet_base/<seq>/<type>`, the same encoder prepacked with `prepack(type)` (oneDNN "
+                 "matmuls on weights reordered once; bfloat16: bfloat16 weights and GEMM inputs, float32 "
+                 "accumulation; int8: per-channel int8 weights, inputs quantized per token at run time), against "
+                 "`encoder/fnet_base/<seq>` (today's float32 path: OpenBLAS, weights packed by every call).")
+    lines.append("- PyTorch: " + "; ".join(f"`{name}`: {REDUCED_FORMS[name][2]}" for name in args.reduced_forms)
+                 + ". Their largest error against the float32 `hf` form, max |form - hf| / max(1, max |hf|), "
+                 "is listed below next to fnet's documented bounds.")
+    lines.append("")
+    lines.append("| seq | threads | fnet float32, today (ms) | fnet float32 prepacked | fnet bfloat16 | fnet int8 | "
+                 "PyTorch float32 (best form) | PyTorch bfloat16 (best form) | PyTorch int8 (best form) |")
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    best = {}
+    for seq in args.seqs:
+        for threads in thread_counts:
+            ours = {kind: min(times[(kind, seq)] for times, _ in fnet_runs[threads])
+                    for kind in ["encoder"] + [f"encoder_{t}" for t in args.compute_types]}
+            theirs = {}
+            for kind, forms in (("float32", args.forms),
+                                ("bfloat16", [f for f in args.reduced_forms if REDUCED_FORMS[f][0] == "bfloat16"]),
+                                ("int8", [f for f in args.reduced_forms if REDUCED_FORMS[f][0] == "int8"])):
+                candidates = [(min(r["times"][f"{form}/{seq}"] for r in torch_runs[(threads, name)]), form)
+                              for name, _, _, _ in thread_settings(threads) for form in forms]
+                theirs[kind] = min(candidates) if candidates else (float("nan"), "-")
+            best[(seq, threads)] = (ours, theirs)
+            cells = [ms(ours["encoder"])] + [ms(ours[f"encoder_{t}"]) for t in args.compute_types]
+            cells += [f"{ms(theirs[k][0])} (`{theirs[k][1]}`)" for k in ("float32", "bfloat16", "int8")]
+            lines.append(f"| {seq} | {threads} | " + " | ".join(cells) + " |")
+    lines.append("")
+
+    lines.append("| PyTorch form | seq | largest error against float32 `hf` | fnet's bound for the type |")
+    lines.append("|---|---:|---:|---:|")
+    for name in args.reduced_forms:
+        for seq in args.seqs:
+            errors = [r["reduced_differences"][f"{name}/{seq}"] for runs in torch_runs.values() for r in runs]
+            lines.append(f"| `{name}` | {seq} | {max(errors):.1e} | {TYPE_BOUNDS[REDUCED_FORMS[name][0]]:g} |")
+    lines.append("")
+
+    lines += ["## Compute-type targets (one thread, best process against best process)", ""]
+    lines.append("| target | result in this run | met? |")
+    lines.append("|---|---|---|")
+
+    def row(text, value, wanted):
+        lines.append(f"| {text} | {value:.2f}x | {'yes' if value >= wanted else '**no**'} |")
+
+    for seq in args.seqs:
+        if (seq, 1) not in best:
+            continue
+        ours, theirs = best[(seq, 1)]
+        float32 = min(ours["encoder"], ours["encoder_float32"])  # our faster float32
+        if seq == 128:
+            row("seq 128: float32 prepacked >= 1.5x faster than PyTorch's fastest float32",
+                theirs["float32"][0] / ours["encoder_float32"], 1.5)
+        else:
+            row(f"seq {seq}: float32 prepacked no slower than today's float32", ours["encoder"] / ours["encoder_float32"],
+                1.0)
+        row(f"seq {seq}: bfloat16 >= 1.7x faster than our float32", float32 / ours["encoder_bfloat16"], 1.7)
+        row(f"seq {seq}: bfloat16 >= 1.5x faster than PyTorch's bfloat16", theirs["bfloat16"][0] / ours["encoder_bfloat16"],
+            1.5)
+        row(f"seq {seq}: int8 >= 2.5x faster than our float32", float32 / ours["encoder_int8"], 2.5)
+        row(f"seq {seq}: int8 >= 1.5x faster than PyTorch's int8", theirs["int8"][0] / ours["encoder_int8"], 1.5)
+    weights = {t: min(times[(f"weight_bytes_{t}", args.seqs[0])] for times, _ in fnet_runs[1])
+               for t in args.compute_types}
+    for t, wanted in (("bfloat16", 0.5), ("int8", 0.25)):
+        share = weights[t] / weights["float32"]
+        lines.append(f"| the encoder's dense weights in {t}: {wanted:g} of float32's bytes | {share:.3f} "
+                     f"({weights[t] / 2**20:.1f} of {weights['float32'] / 2**20:.1f} MiB) | "
+                     f"{'yes' if share <= wanted * 1.02 else '**no**'} |")
+    lines.append("")
+    return lines
 
 
 TRAINING_WHAT = {"forward": "forward", "fwd_bwd": "forward + backward", "step": "full step"}
@@ -1147,6 +1281,8 @@ def main():
     parser.add_argument("--processes", type=int, help="fresh processes per side and thread count (default 5)")
     parser.add_argument("--min-time", type=float, help="seconds per measurement (default 2)")
     parser.add_argument("--forms", nargs="+", choices=list(FORMS), help="PyTorch forward forms (default: all)")
+    parser.add_argument("--reduced-forms", nargs="*", choices=list(REDUCED_FORMS),
+                        help="PyTorch bfloat16 / int8 forward forms (default: all; none: skip the compute types)")
     parser.add_argument("--training-forms", nargs="+", choices=list(TRAINING_FORMS),
                         help="PyTorch training forms (default: all)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
@@ -1169,6 +1305,10 @@ def main():
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.reduced_forms is None:
+        args.reduced_forms = list(REDUCED_FORMS)
+    # fnet's compute types are timed when PyTorch's reduced forms are.
+    args.compute_types = list(COMPUTE_TYPES) if args.reduced_forms else []
     if args.forms is None:
         args.forms = list(FORMS)
     elif REFERENCE_FORM not in args.forms:

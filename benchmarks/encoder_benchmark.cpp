@@ -4,6 +4,10 @@
 // Names (batch 1, float, seeded weights, one thread unless the name says threads:N):
 //   encoder/fnet_base/<seq>[/threads:N]  12 layers, hidden 768, intermediate 3072, gelu_new; N is every
 //                                        hardware thread
+//   encoder/fnet_base/<seq>/<type>[/threads:N]  the same encoder prepacked for compute type float32,
+//                                        bfloat16 or int8 (fnet::ComputeType; the types this build has);
+//                                        counter weight_bytes: the prepacked dense weights' bytes
+//   sgemm/feed_forward/<seq>/<type>      the two feed-forward products as prepacked dense layers (no bias)
 //   sgemm/feed_forward/<seq>             the two feed-forward products of one layer as two whole GEMMs
 //                                        (seq x 3072 x 768, seq x 768 x 3072) on the configured GEMM backend,
 //                                        no chunking, no bias: the rate the encoder's feed-forward can reach
@@ -12,6 +16,8 @@
 //   encoder_parts/bias_activation/<seq>  12 layers' bias + gelu_new over the seq x 3072 activations
 // Counters: tokens_per_second; gflops = feed-forward FLOPs (4 seq hidden intermediate per layer) over the
 // time.
+#include <fnet/compute_type.hpp>
+#include <fnet/dense.hpp>
 #include <fnet/detail/access.hpp>
 #include <fnet/detail/gemm.hpp>
 #include <fnet/detail/row_kernels.hpp>
@@ -27,6 +33,7 @@
 #include <algorithm>
 #include <complex>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -56,15 +63,21 @@ void set_counters(benchmark::State& state, long seq, double flops_per_iteration)
       benchmark::Counter(flops_per_iteration * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void encoder_forward(benchmark::State& state, long seq, int threads) {
-  const fnet::FNetEncoder<Scalar>* encoder = [] {
-    static const auto* shared = [] {
-      auto* e = new fnet::FNetEncoder<Scalar>(fnet::EncoderConfig::fnet_base());
-      e->initialize(42);
-      return e;
-    }();
-    return shared;
-  }();
+// The FNet-Base encoder with weights from seed 42, as it is (type -1) or prepacked for a compute type, made
+// once per process and kept.
+const fnet::FNetEncoder<Scalar>* shared_encoder(int type) {
+  static std::unique_ptr<fnet::FNetEncoder<Scalar>> encoders[4];
+  auto& encoder = encoders[type + 1];
+  if (!encoder) {
+    encoder = std::make_unique<fnet::FNetEncoder<Scalar>>(fnet::EncoderConfig::fnet_base());
+    encoder->initialize(42);
+    if (type >= 0) encoder->prepack(static_cast<fnet::ComputeType>(type));
+  }
+  return encoder.get();
+}
+
+void encoder_forward(benchmark::State& state, long seq, int threads, int type = -1) {
+  const fnet::FNetEncoder<Scalar>* encoder = shared_encoder(type);
   fnet::set_num_threads(threads);
   fnet::Tensor3<Scalar> x(1, seq, kHidden), out(1, seq, kHidden);
   const auto values = uniform_values(static_cast<std::size_t>(x.size()), 7);
@@ -78,6 +91,10 @@ void encoder_forward(benchmark::State& state, long seq, int threads) {
   }
   fnet::set_num_threads(1);
   set_counters(state, seq, kLayers * feed_forward_flops(seq));
+  std::size_t weight_bytes = 0;
+  for (std::size_t i = 0; i < encoder->num_layers(); ++i)
+    weight_bytes += encoder->layer(i).feed_forward.parameter_bytes();
+  state.counters["weight_bytes"] = static_cast<double>(weight_bytes);
 }
 
 void sgemm_feed_forward(benchmark::State& state, long seq) {
@@ -149,6 +166,25 @@ void bias_activation(benchmark::State& state, long seq) {
   set_counters(state, seq, 0.0);
 }
 
+// The two feed-forward products of one layer as prepacked dense layers (no bias, no activation).
+void prepacked_feed_forward(benchmark::State& state, long seq, fnet::ComputeType type) {
+  fnet::Dense<Scalar> first(kHidden, kIntermediate), second(kIntermediate, kHidden);
+  first.initialize(1);
+  second.initialize(2);
+  first.prepack(type);
+  second.prepack(type);
+  fnet::Tensor3<Scalar> x(1, seq, kHidden), hidden(1, seq, kIntermediate), out(1, seq, kHidden);
+  const auto values = uniform_values(static_cast<std::size_t>(x.size()), 3);
+  std::copy(values.begin(), values.end(), x.data());
+  for (auto _ : state) {
+    first.forward(fnet::as_map(x), fnet::as_map(hidden));
+    second.forward(fnet::as_map(hidden), fnet::as_map(out));
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, seq, feed_forward_flops(seq));
+}
+
 const bool registered = [] {
   const int all_threads = fnet::hardware_threads();
   for (long seq : {128L, 512L}) {
@@ -163,6 +199,24 @@ const bool registered = [] {
           [seq, all_threads](benchmark::State& s) { encoder_forward(s, seq, all_threads); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
+    for (auto type : {fnet::ComputeType::float32, fnet::ComputeType::bfloat16, fnet::ComputeType::int8}) {
+      if (!fnet::compute_type_available(type)) continue;
+      const std::string name = size + "/" + fnet::to_string(type);
+      const int index = static_cast<int>(type);
+      benchmark::RegisterBenchmark(("encoder/fnet_base/" + name).c_str(),
+                                   [seq, index](benchmark::State& s) { encoder_forward(s, seq, 1, index); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+      if (all_threads > 1)
+        benchmark::RegisterBenchmark(
+            ("encoder/fnet_base/" + name + "/threads:" + std::to_string(all_threads)).c_str(),
+            [seq, all_threads, index](benchmark::State& s) { encoder_forward(s, seq, all_threads, index); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      benchmark::RegisterBenchmark(("sgemm/feed_forward/" + name).c_str(), [seq, type](benchmark::State& s) {
+        prepacked_feed_forward(s, seq, type);
+      })->Unit(benchmark::kMillisecond);
+    }
     benchmark::RegisterBenchmark(("sgemm/feed_forward/" + size).c_str(), [seq](benchmark::State& s) {
       sgemm_feed_forward(s, seq);
     })->Unit(benchmark::kMillisecond);
