@@ -102,7 +102,7 @@ REDUCED_FORMS = {
     "inplace-int8": ("int8", "inplace", "the `inplace` form after the same quantize_dynamic"),
 }
 COMPUTE_TYPES = ("float32", "bfloat16", "int8")
-# The documented error bounds of fnet's reduced types (fnet/compute_type.hpp), shown next to PyTorch's errors.
+# The documented error bounds of fnet's reduced types (fnet/core/compute_type.hpp), shown next to PyTorch's errors.
 TYPE_BOUNDS = {"bfloat16": 2e-2, "int8": 6e-2}
 
 TRAINING_FORMS = {

@@ -16,17 +16,17 @@
 //   encoder_parts/bias_activation/<seq>  12 layers' bias + gelu_new over the seq x 3072 activations
 // Counters: tokens_per_second; gflops = feed-forward FLOPs (4 seq hidden intermediate per layer) over the
 // time.
-#include <fnet/compute_type.hpp>
-#include <fnet/dense.hpp>
-#include <fnet/detail/access.hpp>
-#include <fnet/detail/gemm.hpp>
-#include <fnet/detail/row_kernels.hpp>
-#include <fnet/encoder.hpp>
-#include <fnet/encoder_config.hpp>
-#include <fnet/fourier_mixing.hpp>
-#include <fnet/gemm.hpp>
-#include <fnet/threads.hpp>
-#include <fnet/workspace.hpp>
+#include <fnet/core/compute_type.hpp>
+#include <fnet/core/detail/access.hpp>
+#include <fnet/core/detail/gemm.hpp>
+#include <fnet/core/gemm.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/core/workspace.hpp>
+#include <fnet/layers/dense.hpp>
+#include <fnet/layers/detail/row_kernels.hpp>
+#include <fnet/mixing/fourier.hpp>
+#include <fnet/model/encoder.hpp>
+#include <fnet/model/encoder_config.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -125,18 +125,19 @@ void mixing_layernorm(benchmark::State& state, long seq) {
   const auto residual = uniform_values(static_cast<std::size_t>(seq * kHidden), 5);
   std::vector<Scalar> h(x.size()), out(x.size());
   const std::vector<Scalar> gamma(kHidden, 1.0f), beta(kHidden, 0.0f);
-  std::vector<Scalar> scratch(fnet::detail::Access::scratch_size(mixing, seq, kHidden) + 64);
+  const fnet::MixingShape shape{1, seq, kHidden, 1};
+  std::vector<Scalar> scratch(mixing.scratch_size(fnet::MixingPass::forward, shape) + 64);
   Scalar* aligned =
       scratch.data() + (64 - reinterpret_cast<std::uintptr_t>(scratch.data()) % 64) % 64 / sizeof(Scalar);
   for (auto _ : state) {
     for (long layer = 0; layer < kLayers; ++layer) {
       // The encoder layer's own pass: mixing plus the input, each row normalised as soon as it is complete.
-      fnet::detail::Access::mix_item(mixing, x.data(), seq, kHidden, h.data(), aligned, true,
-                                     [&](Eigen::Index n) {
-                                       Scalar* h_row = h.data() + n * kHidden;
-                                       fnet::detail::add_layer_norm_row<Scalar>(
-                                           h_row, nullptr, h_row, kHidden, gamma.data(), beta.data(), 1e-12);
-                                     });
+      mixing.forward(fnet::MixingCall<Scalar>{x.data(), h.data(), shape, true, aligned},
+                     [&](std::size_t, Eigen::Index n) {
+                       Scalar* h_row = h.data() + n * kHidden;
+                       fnet::detail::add_layer_norm_row<Scalar>(h_row, nullptr, h_row, kHidden, gamma.data(),
+                                                                beta.data(), 1e-12);
+                     });
       for (long n = 0; n < seq; ++n)
         fnet::detail::add_layer_norm_row<Scalar>(h.data() + n * kHidden, residual.data() + n * kHidden,
                                                  out.data() + n * kHidden, kHidden, gamma.data(), beta.data(),

@@ -32,16 +32,16 @@
 //
 // Own flags: --quick (a few sizes, for smoke runs). Every other flag goes to Google Benchmark.
 // Exit status 1 when any benchmark failed its self-check (every mixing variant must match the others).
-#include <fnet/baseline/multi_head_attention.hpp>
-#include <fnet/baseline/transformer_encoder_layer.hpp>
-#include <fnet/detail/access.hpp>
-#include <fnet/encoder_layer.hpp>
+#include <fnet/core/detail/access.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/core/workspace.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/fft/dft_matrix.hpp>
-#include <fnet/fourier_mixing.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/mixing/attention.hpp>
+#include <fnet/mixing/fourier.hpp>
+#include <fnet/model/encoder.hpp>
+#include <fnet/model/encoder_layer.hpp>
 #include <fnet/version.hpp>
-#include <fnet/workspace.hpp>
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 
@@ -196,13 +196,12 @@ Operation make_operation(const std::string& kind, long hidden) {
   if (kind == "mixing/dft")
     return with_workspace(std::make_shared<fnet::FourierMixing<Scalar, fnet::fft::DftMatrix>>());
   if (kind == "attention") {
-    auto attention =
-        std::make_shared<fnet::baseline::MultiHeadAttention<Scalar>>(static_cast<std::size_t>(hidden));
+    auto attention = std::make_shared<fnet::MultiHeadAttention<Scalar>>(static_cast<std::size_t>(hidden));
     attention->initialize(1);
     return with_workspace(attention);
   }
   if (kind == "layer/transformer") {
-    auto layer = std::make_shared<fnet::baseline::TransformerEncoderLayer<Scalar>>(layer_config(hidden));
+    auto layer = std::make_shared<fnet::TransformerEncoderLayer<Scalar>>(layer_config(hidden));
     layer->initialize(1);
     return with_workspace(layer);
   }
@@ -287,13 +286,13 @@ void run_benchmark(benchmark::State& state, const std::string& kind, long seq, l
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 // Bytes the attention benchmark holds at once at (seq, hidden), from the code it runs: one item's scratch
-// (MultiHeadAttention's batch_scratch_size: the Q|K|V rows, the context and one head's seq x seq
+// (MultiHeadAttention's forward scratch_size: the Q|K|V rows, the context and one head's seq x seq
 // probabilities) at batch 1 and one thread, the weights and biases, and the benchmark's input and output
 // tensors.
 double attention_benchmark_bytes(long seq, long hidden) {
-  const fnet::baseline::MultiHeadAttention<Scalar> attention(static_cast<std::size_t>(hidden));
-  const std::size_t scratch = fnet::detail::Access::batch_scratch_size(
-      attention, 1, static_cast<Eigen::Index>(seq), static_cast<Eigen::Index>(hidden), 1);
+  const fnet::MultiHeadAttention<Scalar> attention(static_cast<std::size_t>(hidden));
+  const std::size_t scratch = attention.scratch_size(
+      fnet::MixingPass::forward, {1, static_cast<Eigen::Index>(seq), static_cast<Eigen::Index>(hidden), 1});
   const double h = static_cast<double>(hidden), s = static_cast<double>(seq);
   const double weights = 4.0 * h * h + 4.0 * h;  // qkv [3H, H] + output [H, H], their biases
   const double tensors = 2.0 * s * h;            // input and output

@@ -16,11 +16,11 @@
 // out the read a cache makes before it writes a line: the triad really moves 16) and 28 for read4_write3
 // (every written line was read first, so the count is the traffic). AdamW's share of the bandwidth is its
 // bytes_per_second over read4_write3's, the same access pattern.
-#include <fnet/model.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/model/model.hpp>
 #include <fnet/train/adamw.hpp>
 #include <fnet/train/clip_grad_norm.hpp>
-#include <fnet/train/gradients.hpp>
 
 #include <benchmark/benchmark.h>
 

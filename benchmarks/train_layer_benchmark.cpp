@@ -8,11 +8,10 @@
 // activations); peak_bytes, the most heap memory one cold step holds at once, everything included: the
 // parameters, their gradients and AdamW moments, the input and its gradient, the cache, the workspace, FFT
 // plans and GEMM packing buffers.
-#include <fnet/baseline/transformer_encoder_layer.hpp>
-#include <fnet/encoder.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/model/encoder.hpp>
 #include <fnet/train/adamw.hpp>
-#include <fnet/train/gradients.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -90,21 +89,19 @@ void train_step(benchmark::State& state, long seq, long hidden) {
 
 const bool registered = [] {
   using FNet = fnet::FNetEncoder<float>;
-  using Transformer = fnet::baseline::TransformerEncoder<float>;
-  const std::pair<long, long> sizes[] = {{64, 256}, {512, 768}, {1024, 768}, {2048, 768}, {4096, 768},
-                                         {8192, 768}};
+  using Transformer = fnet::TransformerEncoder<float>;
+  const std::pair<long, long> sizes[] = {{64, 256},   {512, 768},  {1024, 768},
+                                         {2048, 768}, {4096, 768}, {8192, 768}};
   for (const auto& [seq, hidden] : sizes) {
     const std::string size = std::to_string(seq) + "/" + std::to_string(hidden);
-    benchmark::RegisterBenchmark(("train_step/fnet/" + size).c_str(),
-                                 [seq = seq, hidden = hidden](benchmark::State& s) {
-                                   train_step<FNet>(s, seq, hidden);
-                                 })
+    benchmark::RegisterBenchmark(
+        ("train_step/fnet/" + size).c_str(),
+        [seq = seq, hidden = hidden](benchmark::State& s) { train_step<FNet>(s, seq, hidden); })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("train_step/transformer/" + size).c_str(),
-                                 [seq = seq, hidden = hidden](benchmark::State& s) {
-                                   train_step<Transformer>(s, seq, hidden);
-                                 })
+    benchmark::RegisterBenchmark(
+        ("train_step/transformer/" + size).c_str(),
+        [seq = seq, hidden = hidden](benchmark::State& s) { train_step<Transformer>(s, seq, hidden); })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }

@@ -1,7 +1,7 @@
 // Training FNet-Base: the training forward, forward + backward, and the whole step (forward, backward,
 // gradient clipping and one AdamW update), batch 1, one thread, a 2-label sequence classifier, dropout 0.1
 // (Hugging Face's hidden_dropout_prob) as in training. bert_base is the same model with BERT-Base's encoder
-// (12 layers of 12-head attention, fnet::baseline::TransformerModel): the paper's Table 3 comparison.
+// (12 layers of 12-head attention, fnet::TransformerModel): the paper's Table 3 comparison.
 //
 // Names:
 //   train_forward/<fnet_base|bert_base>/<seq>   the training forward alone (loss included), what the
@@ -11,12 +11,11 @@
 // Counters: tokens_per_second; cache_bytes, the activations the training cache keeps for one step;
 // activation_bytes_per_layer, the encoder's share of it per layer; for train_step, peak_bytes, the most heap
 // memory a cold step holds (the model, gradients, AdamW moments, cache, workspace, plans).
-#include <fnet/baseline/transformer_model.hpp>
-#include <fnet/model.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/model/model.hpp>
 #include <fnet/train/adamw.hpp>
 #include <fnet/train/clip_grad_norm.hpp>
-#include <fnet/train/gradients.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -58,7 +57,7 @@ struct TrainingSetup {
   static fnet::FNetConfig config() {
     fnet::FNetConfig config;  // fnet-base
     config.num_labels = 2;
-    config.mixing = Model::mixing_kind;  // bert_base: 12 heads of 64
+    config.mixing = Model::Mixer::name();  // bert_base: 12 heads of 64
     return config;
   }
 
@@ -186,7 +185,7 @@ void register_model(const std::string& name) {
 
 const bool registered = [] {
   register_model<fnet::FNetModel<float>>("fnet_base");
-  register_model<fnet::baseline::TransformerModel<float>>("bert_base");
+  register_model<fnet::TransformerModel<float>>("bert_base");
   return true;
 }();
 

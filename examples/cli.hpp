@@ -8,9 +8,8 @@
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
-#include <fnet/baseline/transformer_model.hpp>
 #include <fnet/io/error.hpp>
-#include <fnet/model.hpp>
+#include <fnet/model/model.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -116,13 +115,13 @@ struct ModelTag {
 
 /// body(ModelTag<Model>{}, description) with the float model `config` describes: fnet::FNetModel over the
 /// FFT backend `backend` names ("fftw backend", ...), or for attention mixing
-/// fnet::baseline::TransformerModel ("attention"), which has no FFT backend to choose.
+/// fnet::TransformerModel ("attention"), which has no FFT backend to choose.
 template <class Body>
 void with_model(const fnet::FNetConfig& config, const std::string& backend, const char* tool, Body&& body) {
-  if (config.mixing == fnet::MixingKind::attention) {
+  if (config.mixing == "attention") {
     if (!backend.empty())
       throw UsageError("--backend " + backend + ": this model mixes tokens with attention, not FFTs");
-    body(ModelTag<fnet::baseline::TransformerModel<float>>{}, std::string("attention"));
+    body(ModelTag<fnet::TransformerModel<float>>{}, std::string("attention"));
     return;
   }
   with_backend(backend, tool, [&](auto chosen) {

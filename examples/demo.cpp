@@ -2,9 +2,9 @@
 //
 //   fnet-demo [--config base|large] [--layers L] [--batch B] [--seq S] [--threads T] [--runs R]
 //             [--backend fftw|builtin|dft] [--seed N] [--compute-type float32|bfloat16|int8]
-#include <fnet/encoder.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/fnet.hpp>
+#include <fnet/model/encoder.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -88,8 +88,7 @@ int run(const Options& options, const char* backend_name) {
 
   fnet::FNetEncoder<float, Backend> encoder(config);
   encoder.initialize(static_cast<std::uint64_t>(options.seed));
-  std::size_t parameter_count = 0;
-  for (const auto& p : encoder.parameters()) parameter_count += p.size();
+  const std::size_t parameter_count = fnet::parameter_count(encoder);
   encoder.prepack(options.compute_type);  // the dense weights in the form their compute type reads, once
   std::size_t dense_bytes = 0;
   for (std::size_t i = 0; i < encoder.num_layers(); ++i)

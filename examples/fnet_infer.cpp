@@ -13,12 +13,12 @@
 // only when everything succeeded: they are written to temporary files and renamed at the end.
 // Built with FNet::mpi, `mpirun -np K fnet-infer ...` splits the batch's rows over K ranks and rank 0 writes
 // the same files.
+#include <fnet/core/threads.hpp>
 #include <fnet/io/atomic_file.hpp>
 #include <fnet/io/npy.hpp>
 #include <fnet/io/pretrained.hpp>
-#include <fnet/threads.hpp>
 #if defined(FNET_HAS_SENTENCEPIECE)
-#include <fnet/tokenizer.hpp>
+#include <fnet/text/tokenizer.hpp>
 #endif
 
 #include "cli.hpp"

@@ -1,6 +1,6 @@
 // fnet-train: fine-tunes or trains an FNet checkpoint on a task, as a Hugging Face Trainer run would, and
 // saves the result as a Hugging Face checkpoint. A config.json with "mixing": "attention" makes the same
-// model with a BERT encoder (fnet::baseline::TransformerModel), trained the same way from the same data.
+// model with a BERT encoder (fnet::TransformerModel), trained the same way from the same data.
 //
 //   fnet-train --model DIR --task sequence-classification|token-classification|pretraining
 //              --train DATA [--eval DATA] --output-dir OUT [--num-labels N] [--epochs E | --steps N]
@@ -22,20 +22,20 @@
 // Built with FNet::mpi, `mpirun -np K fnet-train ...` trains on K ranks with the same flags: --batch-size is
 // the global batch, each rank takes its shard, the gradients are summed before clipping and the optimiser
 // step, and rank 0 prints and writes (see train()).
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/io/atomic_file.hpp>
 #include <fnet/io/config.hpp>
 #include <fnet/io/npy.hpp>
 #include <fnet/io/optimizer_state.hpp>
 #include <fnet/io/pretrained.hpp>
 #include <fnet/io/save_pretrained.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/layers/losses.hpp>
 #include <fnet/train/adamw.hpp>
 #include <fnet/train/clip_grad_norm.hpp>
-#include <fnet/train/gradients.hpp>
 #include <fnet/train/linear_schedule.hpp>
-#include <fnet/train/losses.hpp>
 #if defined(FNET_HAS_SENTENCEPIECE)
-#include <fnet/tokenizer.hpp>
+#include <fnet/text/tokenizer.hpp>
 #endif
 
 #include <nlohmann/json.hpp>
@@ -576,7 +576,7 @@ void save_state(const Model& model, const fnet::AdamW<float>& optimizer, const s
                                   state.dump(2) + "\n");
 }
 
-// Trains a Model (fnet::FNetModel over some FFT backend, or fnet::baseline::TransformerModel) made from
+// Trains a Model (fnet::FNetModel over some FFT backend, or fnet::TransformerModel) made from
 // `config` (the model directory's config.json as read); `mixing` names its token mixing for the summary
 // ("fftw backend", "attention").
 //

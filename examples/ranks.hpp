@@ -5,10 +5,10 @@
 #include "cli.hpp"
 
 #if defined(FNET_HAS_MPI)
-#include <fnet/data_parallel.hpp>
+#include <fnet/parallel/data_parallel.hpp>
 #endif
-#include <fnet/train/gradients.hpp>
-#include <fnet/train/training_labels.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/model/training_labels.hpp>
 
 #include <algorithm>
 #include <cstddef>

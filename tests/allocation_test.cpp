@@ -1,18 +1,17 @@
 // Steady-state forward calls on caller memory with a reused workspace perform no heap allocation: every
 // global operator new (and, on glibc without sanitizers, every malloc) is counted around the calls.
-#include <fnet/baseline/transformer_encoder_layer.hpp>
-#include <fnet/encoder.hpp>
-#include <fnet/feed_forward.hpp>
 #include <fnet/fft/builtin.hpp>
-#include <fnet/model.hpp>
+#include <fnet/layers/feed_forward.hpp>
+#include <fnet/model/encoder.hpp>
+#include <fnet/model/model.hpp>
 #include <fnet/train/adamw.hpp>
 #include <fnet/train/clip_grad_norm.hpp>
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
-#include <fnet/fourier_mixing.hpp>
-#include <fnet/layer_norm.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/layers/layer_norm.hpp>
+#include <fnet/mixing/fourier.hpp>
 
 #include <gtest/gtest.h>
 
@@ -218,7 +217,7 @@ TEST(Allocation, TrainingStepOnReusedState) {
 TEST(Allocation, TransformerLayerOnCallerMemory) {
   auto config = fnet::EncoderConfig::fnet_base();
   config.intermediate_size = 1024;
-  fnet::baseline::TransformerEncoderLayer<float> layer(config);
+  fnet::TransformerEncoderLayer<float> layer(config);
   layer.initialize(8);
   fnet::Tensor3<float> x(2, 160, 768), out(2, 160, 768);
   x.setRandom();
@@ -233,14 +232,14 @@ TEST(Allocation, TransformerEncoderTrainingStepOnReusedState) {
   config.hidden_size = 128;
   config.intermediate_size = 256;
   config.num_hidden_layers = 2;
-  fnet::baseline::TransformerEncoder<float> encoder(config);
+  fnet::TransformerEncoder<float> encoder(config);
   encoder.initialize(9);
   fnet::Tensor3<float> x(2, 150, 128), out(2, 150, 128), upstream(2, 150, 128), dx(2, 150, 128);
   x.setRandom();
   upstream.setRandom();
   fnet::Gradients<float> gradients(encoder.parameters());
   fnet::AdamW<float> optimizer(gradients.trainable(encoder.parameters()));
-  typename fnet::baseline::TransformerEncoder<float>::Cache cache;
+  typename fnet::TransformerEncoder<float>::Cache cache;
   fnet::Workspace<float> workspace;
   fnet::TrainingOptions options;
   options.dropout = 0.1;

@@ -1,7 +1,7 @@
 // One shared MultiHeadAttention (and TransformerEncoderLayer) used from many threads at once gives the
 // single-threaded results bit for bit.
-#include <fnet/baseline/multi_head_attention.hpp>
-#include <fnet/baseline/transformer_encoder_layer.hpp>
+#include <fnet/mixing/attention.hpp>
+#include <fnet/model/encoder.hpp>
 
 #include <gtest/gtest.h>
 
@@ -23,7 +23,7 @@ Tensor random_tensor(long batch, long seq, long hidden, std::uint64_t seed) {
 }
 
 TEST(AttentionConcurrency, SharedLayerManyThreads) {
-  fnet::baseline::MultiHeadAttention<float> seeded(128, 2);
+  fnet::MultiHeadAttention<float> seeded(128, 2);
   seeded.initialize(42);
   const auto& layer = seeded;
   constexpr int threads = 8;
@@ -51,7 +51,7 @@ TEST(TransformerLayerConcurrency, SharedLayerManyThreads) {
   fnet::EncoderConfig config;
   config.hidden_size = 64;
   config.intermediate_size = 128;
-  fnet::baseline::TransformerEncoderLayer<float> seeded(config, 2);
+  fnet::TransformerEncoderLayer<float> seeded(config, 2);
   seeded.initialize(9);
   const auto& layer = seeded;
   constexpr int threads = 6;

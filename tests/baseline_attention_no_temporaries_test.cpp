@@ -10,7 +10,7 @@
 #define eigen_assert(condition) \
   if (!(condition)) throw std::logic_error("Eigen assertion failed: " #condition)
 
-#include <fnet/baseline/multi_head_attention.hpp>
+#include <fnet/mixing/attention.hpp>
 
 #include <gtest/gtest.h>
 
@@ -22,7 +22,7 @@ using Scalars = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(AttentionNoTemporaries, Scalars);
 
 TYPED_TEST(AttentionNoTemporaries, ForwardWithReservedWorkspaceAllocatesNothing) {
-  using Layer = fnet::baseline::MultiHeadAttention<TypeParam>;
+  using Layer = fnet::MultiHeadAttention<TypeParam>;
   Layer layer(64, 2);
   layer.initialize(3);
   fnet::Tensor3<TypeParam> x(2, 32, 64), y(2, 32, 64);

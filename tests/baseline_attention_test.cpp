@@ -1,6 +1,6 @@
-// fnet::baseline::MultiHeadAttention against a naive softmax attention computed here in long double.
-#include <fnet/baseline/multi_head_attention.hpp>
-#include <fnet/threads.hpp>
+// fnet::MultiHeadAttention against a naive softmax attention computed here in long double.
+#include <fnet/core/threads.hpp>
+#include <fnet/mixing/attention.hpp>
 
 #include "baseline_test_support.hpp"
 
@@ -18,7 +18,7 @@
 
 namespace {
 
-using fnet::baseline::MultiHeadAttention;
+using fnet::MultiHeadAttention;
 using fnet_test::naive_attention;
 using fnet_test::random_tensor;
 using fnet_test::randomize_parameters;

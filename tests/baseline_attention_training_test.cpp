@@ -1,11 +1,11 @@
 // The attention baseline's backward passes against central finite differences in double: multi-head attention
 // alone, the Transformer (BERT) encoder layer and encoder, for each activation, with dropout and activation
 // checkpointing; the gradients are the same bits for every thread count.
-#include <fnet/baseline/multi_head_attention.hpp>
-#include <fnet/baseline/transformer_encoder_layer.hpp>
-#include <fnet/dense.hpp>
-#include <fnet/threads.hpp>
-#include <fnet/train/gradients.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/layers/dense.hpp>
+#include <fnet/mixing/attention.hpp>
+#include <fnet/model/encoder.hpp>
 
 #include "encoder_training_checks.hpp"
 #include "gradient_check.hpp"
@@ -21,9 +21,9 @@
 namespace {
 
 using Tensor = fnet::Tensor3<double>;
-using Attention = fnet::baseline::MultiHeadAttention<double>;
-using Layer = fnet::baseline::TransformerEncoderLayer<double>;
-using Encoder = fnet::baseline::TransformerEncoder<double>;
+using Attention = fnet::MultiHeadAttention<double>;
+using Layer = fnet::TransformerEncoderLayer<double>;
+using Encoder = fnet::TransformerEncoder<double>;
 using fnet_test::check_gradient;
 using fnet_test::check_parameter_gradients;
 
@@ -144,7 +144,7 @@ TEST_F(TrainAttention, GradientsAreTheSameBitsForEveryThreadCount) {
   config.hidden_size = 128;
   config.intermediate_size = 800;
   config.num_hidden_layers = 2;
-  fnet::baseline::TransformerEncoder<float> encoder(config);  // 2 heads of 64
+  fnet::TransformerEncoder<float> encoder(config);  // 2 heads of 64
   encoder.initialize(40);
   fnet_test::expect_same_bits_for_every_thread_count(encoder, 3, 70, 128);
 }

@@ -1,7 +1,7 @@
 // Independent references for the baseline tests: a textbook softmax attention in long double, and inputs.
 #pragma once
 
-#include <fnet/baseline/multi_head_attention.hpp>
+#include <fnet/mixing/attention.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +14,7 @@ namespace fnet_test {
 template <class Scalar>
 using Tensor = fnet::Tensor3<Scalar>;
 
-using fnet::baseline::MultiHeadAttention;
+using fnet::MultiHeadAttention;
 
 // Textbook attention: project, per head softmax(q.k / sqrt(d)) over keys, weighted sum of values, project.
 template <class Scalar>

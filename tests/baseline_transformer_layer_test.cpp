@@ -1,6 +1,6 @@
-// fnet::baseline::TransformerEncoderLayer against a textbook post-LN BERT layer computed here in long double.
-#include <fnet/baseline/transformer_encoder_layer.hpp>
-#include <fnet/threads.hpp>
+// fnet::TransformerEncoderLayer against a textbook post-LN BERT layer computed here in long double.
+#include <fnet/core/threads.hpp>
+#include <fnet/model/encoder.hpp>
 
 #include <gtest/gtest.h>
 
@@ -17,7 +17,7 @@
 
 namespace {
 
-using fnet::baseline::TransformerEncoderLayer;
+using fnet::TransformerEncoderLayer;
 using fnet_test::naive_attention;
 using fnet_test::random_tensor;
 using fnet_test::Tensor;

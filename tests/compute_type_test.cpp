@@ -1,4 +1,4 @@
-// Compute types (fnet/compute_type.hpp): prepacked dense layers against the float layers they came from,
+// Compute types (fnet/core/compute_type.hpp): prepacked dense layers against the float layers they came from,
 // each type within its documented bound; results independent of the thread count; the packed weights'
 // memory; unpack(); and the errors: a type this build cannot run, training or reading parameters of a
 // prepacked layer, a weight changed behind prepack()'s back.

@@ -2,8 +2,8 @@
 // sums are exact for integers and give every rank the same bits, across bucket boundaries and padded tails;
 // gather_rows puts every rank's rows in order on rank 0; agree() turns one rank's error into the same
 // RankFailure on every rank. The shard arithmetic is also checked for rank counts the run does not have.
-#include <fnet/data_parallel.hpp>
-#include <fnet/parameter.hpp>
+#include <fnet/core/parameter.hpp>
+#include <fnet/parallel/data_parallel.hpp>
 
 #include <gtest/gtest.h>
 

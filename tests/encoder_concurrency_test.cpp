@@ -1,12 +1,12 @@
 // One shared encoder, many threads calling forward at once (with and without intra-op threads): every result
 // equals the single-threaded one. Also the worker pool under concurrent, nested and failing jobs.
 // Runs under ThreadSanitizer.
-#include <fnet/compute_type.hpp>
-#include <fnet/detail/thread_pool.hpp>
-#include <fnet/encoder.hpp>
+#include <fnet/core/compute_type.hpp>
+#include <fnet/core/detail/thread_pool.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/fft/builtin.hpp>
-#include <fnet/fourier_mixing.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/mixing/fourier.hpp>
+#include <fnet/model/encoder.hpp>
 
 #include <gtest/gtest.h>
 

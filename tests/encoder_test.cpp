@@ -1,10 +1,10 @@
 // FNetEncoderLayer and FNetEncoder against a hand-built reference (naive DFT mixing, textbook LayerNorm,
 // loop feed-forward, all in long double), plus configuration, parameters, threads and argument checks.
-#include <fnet/encoder.hpp>
-#include <fnet/encoder_config.hpp>
-#include <fnet/encoder_layer.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/fft/builtin.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/model/encoder.hpp>
+#include <fnet/model/encoder_config.hpp>
+#include <fnet/model/encoder_layer.hpp>
 
 #include "layer_test_support.hpp"
 

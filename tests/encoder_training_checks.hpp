@@ -3,11 +3,11 @@
 // (which must change no bit) and with dropout, and the same bits for every thread count.
 #pragma once
 
-#include <fnet/tensor.hpp>
-#include <fnet/threads.hpp>
-#include <fnet/train/gradients.hpp>
-#include <fnet/train/training_options.hpp>
-#include <fnet/workspace.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/tensor.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/core/workspace.hpp>
+#include <fnet/model/training_options.hpp>
 
 #include "gradient_check.hpp"
 

@@ -1,9 +1,9 @@
 // The GEMM backend switch: detail::gemm (every operand layout, alpha, beta) and fnet::Dense against a plain
 // triple loop in long double, for every scalar type, with row strides, on whichever backend this build
 // selected.
-#include <fnet/dense.hpp>
-#include <fnet/detail/gemm.hpp>
-#include <fnet/gemm.hpp>
+#include <fnet/core/detail/gemm.hpp>
+#include <fnet/core/gemm.hpp>
+#include <fnet/layers/dense.hpp>
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // tensor and directional derivatives along random directions, as mlpack and ggml test their backward passes.
 #pragma once
 
-#include <fnet/parameter.hpp>
+#include <fnet/core/parameter.hpp>
 
 #include <gtest/gtest.h>
 

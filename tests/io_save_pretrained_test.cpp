@@ -1,10 +1,10 @@
 // save_pretrained and config_json used as a user would: a saved model loads back (load_pretrained) with the
 // same parameters and outputs, for every head, in F32 and BF16, with and without the TPU flag; config.json
 // reads back exactly; the files are in the hub's layout; failures leave the old checkpoint loadable.
-#include <fnet/baseline/transformer_model.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/io/pretrained.hpp>
 #include <fnet/io/save_pretrained.hpp>
+#include <fnet/model/model.hpp>
 
 #include "io_test_support.hpp"
 
@@ -209,7 +209,7 @@ TEST(ConfigJson, DefaultsGiveTheKeysOfAReleasedConfig) {
 TEST(ConfigJson, AttentionMixingReadsBackAndFourierWritesNoExtraKey) {
   fnet::FNetConfig config;
   config.hidden_size = 96;
-  config.mixing = fnet::MixingKind::attention;
+  config.mixing = "attention";
   config.num_attention_heads = 3;
   const std::string text = fnet::io::config_json(config);
   expect_same_config(fnet::io::parse_config(text, "config.json"), config);
@@ -373,15 +373,15 @@ TEST(SavePretrainedTransformer, LoadsBackWithTheSameParametersAndOutputs) {
   fnet_test::TempDir dir;
   const std::string directory = dir.file("bert");
   fnet::FNetConfig config = small_config(false);
-  config.mixing = fnet::MixingKind::attention;
+  config.mixing = "attention";
   config.num_attention_heads = 3;
-  using Transformer = fnet::baseline::TransformerModel<float>;
+  using Transformer = fnet::TransformerModel<float>;
   Transformer model(config, {true, Classifier::sequence});
   randomise(model, 99);
   fnet::io::save_pretrained(model, directory);
 
   const auto loaded = fnet::io::load_pretrained_as<Transformer>(directory);
-  EXPECT_EQ(loaded.config().mixing, fnet::MixingKind::attention);
+  EXPECT_EQ(loaded.config().mixing, "attention");
   EXPECT_EQ(loaded.config().num_attention_heads, 3u);
   const auto wanted = model.parameters();
   const auto got = loaded.parameters();

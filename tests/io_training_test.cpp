@@ -1,12 +1,12 @@
 // The training side of checkpoint I/O: load_for_training (a new head starts as a fresh model's, the base
 // comes from the checkpoint, config.json alone trains from scratch) and the optimiser state, which restores
 // into a new optimiser so that resumed updates are the same bits as uninterrupted ones.
+#include <fnet/core/gradients.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/io/optimizer_state.hpp>
 #include <fnet/io/pretrained.hpp>
 #include <fnet/io/save_pretrained.hpp>
 #include <fnet/train/adamw.hpp>
-#include <fnet/train/gradients.hpp>
 
 #include "io_test_support.hpp"
 

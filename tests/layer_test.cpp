@@ -1,9 +1,9 @@
 // LayerNorm, Activation and FeedForward against textbook references written here, plus their parameters,
 // seeded initialisation and argument checks.
-#include <fnet/activation.hpp>
-#include <fnet/feed_forward.hpp>
-#include <fnet/layer_norm.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/layers/activation.hpp>
+#include <fnet/layers/feed_forward.hpp>
+#include <fnet/layers/layer_norm.hpp>
 
 #include "layer_test_support.hpp"
 

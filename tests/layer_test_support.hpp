@@ -2,8 +2,8 @@
 // GELU from std::erf / the tanh formula, a loop-by-loop feed-forward.
 #pragma once
 
-#include <fnet/activation.hpp>
-#include <fnet/tensor.hpp>
+#include <fnet/core/tensor.hpp>
+#include <fnet/layers/activation.hpp>
 
 #include <cmath>
 #include <complex>

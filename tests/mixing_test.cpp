@@ -5,8 +5,8 @@
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
-#include <fnet/fourier_mixing.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/mixing/fourier.hpp>
 
 #include "layer_test_support.hpp"
 
@@ -180,8 +180,9 @@ TYPED_TEST(MixingTest, EveryParityOfSeqAndHidden) {
     }
 }
 
-// The kernel as the encoder layer uses it: mix_item writes only the scratch it is given (aligned or not),
-// adds the input when asked, and reports each output row once, in order, when it is complete.
+// The mixing contract's forward, as the encoder layer calls it: it writes only the scratch it is given
+// (aligned or not), adds the input when asked, and reports each output row once, in order, when it is
+// complete (one item, one thread).
 TYPED_TEST(MixingTest, KernelStaysInsideItsScratchBuffer) {
   using Scalar = typename TestFixture::Scalar;
   typename TestFixture::Mixing mixing;
@@ -190,18 +191,20 @@ TYPED_TEST(MixingTest, KernelStaysInsideItsScratchBuffer) {
     const auto input = random_input(1, s, h, static_cast<std::uint64_t>(5 * s + h));
     const auto x = to_tensor<Scalar>(input);
     const auto reference = reference_mixing(input);
-    const auto size = static_cast<long>(fnet::detail::Access::scratch_size(mixing, s, h));
+    const fnet::MixingShape shape{1, s, h, 1};
+    const auto size = static_cast<long>(mixing.scratch_size(fnet::MixingPass::forward, shape));
     for (long shift : {0L, 1L, 2L}) {
       std::vector<Scalar> buffer(static_cast<std::size_t>(size + 2 + 2 * shift), guard);
       Scalar* scratch = buffer.data() + 1 + shift;
       for (bool add_input : {false, true}) {
         fnet::Tensor3<Scalar> out(1, s, h);
         long rows_reported = 0;
-        fnet::detail::Access::mix_item(mixing, x.data(), s, h, out.data(), scratch, add_input,
-                                       [&](Eigen::Index n) {
-                                         EXPECT_EQ(n, rows_reported) << "rows out of order";
-                                         ++rows_reported;
-                                       });
+        mixing.forward(fnet::MixingCall<Scalar>{x.data(), out.data(), shape, add_input, scratch},
+                       [&](std::size_t item, Eigen::Index n) {
+                         EXPECT_EQ(item, 0u);
+                         EXPECT_EQ(n, rows_reported) << "rows out of order";
+                         ++rows_reported;
+                       });
         EXPECT_EQ(rows_reported, s);
         EXPECT_EQ(buffer[static_cast<std::size_t>(shift)], guard)
             << "wrote before the buffer, s " << s << " h " << h;
@@ -403,11 +406,12 @@ TYPED_TEST(MixingTest, LongSequencesMatchTheDefinition) {
     EXPECT_LE(relative_rms(got, expected), TestFixture::bound(s, h)) << "s " << s << " h " << h;
 
     const Scalar guard = Scalar(-7.25);
-    const auto size = fnet::detail::Access::scratch_size(mixing, s, h);
+    const fnet::MixingShape shape{1, s, h, 1};
+    const auto size = mixing.scratch_size(fnet::MixingPass::forward, shape);
     std::vector<Scalar> buffer(size + 2, guard);
     fnet::Tensor3<Scalar> out(1, s, h);
-    fnet::detail::Access::mix_item(mixing, x.data(), s, h, out.data(), buffer.data() + 1, false,
-                                   [](Eigen::Index) {});
+    mixing.forward(fnet::MixingCall<Scalar>{x.data(), out.data(), shape, false, buffer.data() + 1},
+                   [](std::size_t, Eigen::Index) {});
     EXPECT_EQ(buffer.front(), guard) << "wrote before the scratch, s " << s;
     EXPECT_EQ(buffer.back(), guard) << "wrote past the scratch, s " << s;
     // FFTW's plans for unaligned arrays round differently: equal to rounding, not to the bit.

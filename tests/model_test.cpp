@@ -2,7 +2,7 @@
 // checkpoint by name, and every bad input refused with a message naming it.
 #include <fnet/fft/builtin.hpp>
 #include <fnet/io/pretrained.hpp>
-#include <fnet/model.hpp>
+#include <fnet/model/model.hpp>
 
 #include "io_test_support.hpp"
 

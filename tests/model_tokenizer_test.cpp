@@ -1,7 +1,7 @@
 // fnet::Tokenizer on a small SentencePiece model trained here with spm_train (skipped when spm_train is
 // absent), and its text rules. The comparison with SentencePiece's Python binding is tests/parity/
 // test_tokenizer.py.
-#include <fnet/tokenizer.hpp>
+#include <fnet/text/tokenizer.hpp>
 
 #include "io_test_support.hpp"
 

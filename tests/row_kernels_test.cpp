@@ -1,7 +1,7 @@
 // The fused bias + activation pass element by element against the textbook formulas in long double, over
 // the whole range a pre-activation can take (including far tails, where 1 + tanh cancels); the residual add
 // + LayerNorm row against a long double reference on rows whose statistics are hard to get right.
-#include <fnet/detail/row_kernels.hpp>
+#include <fnet/layers/detail/row_kernels.hpp>
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
 // The losses and dropout allocate nothing at steady state: every global operator new is counted around the
 // calls. A binary of its own, since it replaces operator new (which a sanitizer's runtime also defines).
-#include <fnet/threads.hpp>
-#include <fnet/train/dropout.hpp>
-#include <fnet/train/losses.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/layers/dropout.hpp>
+#include <fnet/layers/losses.hpp>
 
 #include <gtest/gtest.h>
 

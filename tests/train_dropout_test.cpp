@@ -1,8 +1,8 @@
 // fnet::Dropout: Philox4x32-10's published answers, the kept fraction and the scale, independence of masks
 // between sites, steps, seeds and neighbouring elements, the same mask for every thread count and for the
 // backward pass, p = 0 as an exact no-op, and argument checks.
-#include <fnet/threads.hpp>
-#include <fnet/train/dropout.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/layers/dropout.hpp>
 
 #include <gtest/gtest.h>
 

@@ -1,15 +1,15 @@
 // The backward passes of the layers against central finite differences in double: every parameter tensor
 // (sampled entries and random directions) and the input, for each activation; checkpointed and plain encoders
 // agree bit for bit; the gradients are the same bits for every thread count.
-#include <fnet/dense.hpp>
-#include <fnet/encoder.hpp>
-#include <fnet/feed_forward.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/fft/dft_matrix.hpp>
-#include <fnet/fourier_mixing.hpp>
-#include <fnet/layer_norm.hpp>
-#include <fnet/threads.hpp>
-#include <fnet/train/gradients.hpp>
+#include <fnet/layers/dense.hpp>
+#include <fnet/layers/feed_forward.hpp>
+#include <fnet/layers/layer_norm.hpp>
+#include <fnet/mixing/fourier.hpp>
+#include <fnet/model/encoder.hpp>
 
 #include "encoder_training_checks.hpp"
 #include "gradient_check.hpp"

@@ -1,7 +1,7 @@
 // fnet::cross_entropy and fnet::mse_loss against references written here in long double, their gradients
 // against central differences, the same bits for every thread count, bad input, and no allocation.
-#include <fnet/threads.hpp>
-#include <fnet/train/losses.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/layers/losses.hpp>
 
 #include <gtest/gtest.h>
 

@@ -2,10 +2,9 @@
 // head and activation: every parameter tensor of the model (sampled entries and random directions), the loss
 // as Hugging Face defines it, the tied decoder adding into the word embeddings, the pad row of the word table
 // getting no gradient from the lookup, dropout on, micro-batch accumulation and the loss scale.
-#include <fnet/baseline/transformer_model.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/fft/builtin.hpp>
-#include <fnet/model.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/model/model.hpp>
 
 #include "gradient_check.hpp"
 
@@ -109,7 +108,7 @@ void check_model_gradients(const HeadCase& head, const fnet::FNetConfig& config)
   ASSERT_TRUE(std::isfinite(value));
   fnet::Gradients<double> gradients(model.parameters());
   model.backward(cache, gradients, workspace);
-  if (config.mixing == fnet::MixingKind::attention)
+  if (config.mixing == "attention")
     fnet_test::check_attention_gradients(model.parameters(), gradients.views(), loss, 73);
   else
     fnet_test::check_parameter_gradients(model.parameters(), gradients.views(), loss, 73);
@@ -137,9 +136,9 @@ class TrainTransformerModel : public ::testing::TestWithParam<int> {};
 TEST_P(TrainTransformerModel, GradientsMatchFiniteDifferences) {
   const HeadCase& head = kHeads[GetParam()];
   auto config = small_config(fnet::Activation::gelu_new, head.num_labels);
-  config.mixing = fnet::MixingKind::attention;
+  config.mixing = "attention";
   config.num_attention_heads = 2;
-  check_model_gradients<fnet::baseline::TransformerModel<double>>(head, config);
+  check_model_gradients<fnet::TransformerModel<double>>(head, config);
 }
 
 INSTANTIATE_TEST_SUITE_P(EachHead, TrainTransformerModel, ::testing::Values(0, 1, 2, 3),
@@ -147,7 +146,7 @@ INSTANTIATE_TEST_SUITE_P(EachHead, TrainTransformerModel, ::testing::Values(0, 1
 
 TEST(TrainTransformerModel, AFourierModelRefusesAnAttentionConfiguration) {
   auto config = small_config(fnet::Activation::gelu_new);
-  config.mixing = fnet::MixingKind::attention;
+  config.mixing = "attention";
   config.num_attention_heads = 2;
   try {
     Model model(config);
@@ -157,8 +156,8 @@ TEST(TrainTransformerModel, AFourierModelRefusesAnAttentionConfiguration) {
               std::string::npos)
         << error.what();
   }
-  config.mixing = fnet::MixingKind::fourier;
-  EXPECT_THROW(fnet::baseline::TransformerModel<double>{config}, std::invalid_argument);
+  config.mixing = "fourier";
+  EXPECT_THROW(fnet::TransformerModel<double>{config}, std::invalid_argument);
 }
 
 // The loss as Hugging Face defines it, computed here from the model's own inference outputs.

@@ -1,11 +1,11 @@
 // The optimiser side of training: AdamW against torch's operation order (bit for bit) and against the
 // textbook update in long double, gradient clipping, the warm-up schedule, thread-count invariance, state
 // save/restore, and allocation-free steps. Every operator new of this binary is counted for the last.
-#include <fnet/parameter.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/parameter.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/train/adamw.hpp>
 #include <fnet/train/clip_grad_norm.hpp>
-#include <fnet/train/gradients.hpp>
 #include <fnet/train/linear_schedule.hpp>
 
 #include <gtest/gtest.h>

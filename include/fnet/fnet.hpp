@@ -1,11 +1,22 @@
-// Umbrella header: the core library (layers, encoder, model, FFT backends, attention baseline).
-// Checkpoint I/O (<fnet/io/...>, needs nlohmann_json) and <fnet/tokenizer.hpp> (needs SentencePiece) are
-// included on their own, through the FNet::checkpoint and FNet::tokenizer targets.
+// Umbrella header: the whole core library, folder by folder as the architecture stacks up (core, fft, layers,
+// mixing, model, train). Checkpoint I/O (<fnet/io/...>, needs nlohmann_json), the tokenizer
+// (<fnet/text/tokenizer.hpp>, needs SentencePiece) and data parallelism (<fnet/parallel/...>, needs MPI) are
+// included on their own, through the FNet::checkpoint, FNet::tokenizer and FNet::mpi targets.
 #pragma once
 
 #include <fnet/version.hpp>
 
-// FFT backends
+// core: tensors, workspaces, threads, the GEMM backend, compute types, parameters and their gradients
+#include <fnet/core/compute_type.hpp>
+#include <fnet/core/gemm.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/parameter.hpp>
+#include <fnet/core/tensor.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/core/token_ids.hpp>
+#include <fnet/core/workspace.hpp>
+
+// fft: the 2-D FFT backends
 #include <fnet/fft/backend.hpp>
 #include <fnet/fft/builtin.hpp>
 #include <fnet/fft/dft_matrix.hpp>
@@ -14,42 +25,31 @@
 #endif
 #include <fnet/fft/default.hpp>
 
-// Building blocks
-#include <fnet/activation.hpp>
-#include <fnet/gemm.hpp>
-#include <fnet/parameter.hpp>
-#include <fnet/tensor.hpp>
-#include <fnet/threads.hpp>
-#include <fnet/token_ids.hpp>
-#include <fnet/workspace.hpp>
+// layers: dense, LayerNorm, feed-forward, activations, dropout, losses
+#include <fnet/layers/activation.hpp>
+#include <fnet/layers/dense.hpp>
+#include <fnet/layers/dropout.hpp>
+#include <fnet/layers/feed_forward.hpp>
+#include <fnet/layers/layer_norm.hpp>
+#include <fnet/layers/losses.hpp>
 
-// Layers and the encoder
-#include <fnet/dense.hpp>
-#include <fnet/encoder.hpp>
-#include <fnet/encoder_config.hpp>
-#include <fnet/encoder_layer.hpp>
-#include <fnet/feed_forward.hpp>
-#include <fnet/fourier_mixing.hpp>
-#include <fnet/layer_norm.hpp>
+// mixing: the token-mixing contract and its mixers
+#include <fnet/mixing/attention.hpp>
+#include <fnet/mixing/fourier.hpp>
+#include <fnet/mixing/mixer.hpp>
 
-// The full model: embeddings, pooler, heads
-#include <fnet/embeddings.hpp>
-#include <fnet/heads.hpp>
-#include <fnet/mixing_kind.hpp>
-#include <fnet/model.hpp>
-#include <fnet/model_config.hpp>
+// model: configurations, encoder layers and stacks, embeddings, heads, the whole model
+#include <fnet/model/embeddings.hpp>
+#include <fnet/model/encoder.hpp>
+#include <fnet/model/encoder_config.hpp>
+#include <fnet/model/encoder_layer.hpp>
+#include <fnet/model/heads.hpp>
+#include <fnet/model/model.hpp>
+#include <fnet/model/model_config.hpp>
+#include <fnet/model/training_labels.hpp>
+#include <fnet/model/training_options.hpp>
 
-// Training: gradients, losses, dropout, the optimiser and its schedule
+// train: the optimiser, clipping and the schedule
 #include <fnet/train/adamw.hpp>
 #include <fnet/train/clip_grad_norm.hpp>
-#include <fnet/train/dropout.hpp>
-#include <fnet/train/gradients.hpp>
 #include <fnet/train/linear_schedule.hpp>
-#include <fnet/train/losses.hpp>
-#include <fnet/train/training_labels.hpp>
-#include <fnet/train/training_options.hpp>
-
-// The attention baseline for comparisons
-#include <fnet/baseline/multi_head_attention.hpp>
-#include <fnet/baseline/transformer_encoder_layer.hpp>
-#include <fnet/baseline/transformer_model.hpp>

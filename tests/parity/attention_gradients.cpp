@@ -9,13 +9,13 @@
 // intermediate_size, hidden_act and layer_norm_eps (as C99 hexadecimal or decimal text). The encoder runs its
 // training forward (dropout 0; every layer checkpointed with --checkpointed) and its backward pass for the
 // upstream gradient. OUT holds "output", "dx" and every parameter's gradient under the parameter's name, F64.
-#include <fnet/baseline/transformer_encoder_layer.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/io/checkpoint.hpp>
 #include <fnet/io/error.hpp>
 #include <fnet/io/safetensors.hpp>
 #include <fnet/io/safetensors_writer.hpp>
-#include <fnet/threads.hpp>
-#include <fnet/train/gradients.hpp>
+#include <fnet/model/encoder.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -39,7 +39,7 @@ const std::string& metadata(const std::map<std::string, std::string>& all, const
 
 template <class Scalar>
 void run(const std::map<std::string, std::string>& options, bool checkpointed) {
-  using Encoder = fnet::baseline::TransformerEncoder<Scalar>;
+  using Encoder = fnet::TransformerEncoder<Scalar>;
   const std::string input = options.at("--input");
   const fnet::io::SafetensorsFile file(input);
   const fnet::io::Checkpoint tensors = fnet::io::Checkpoint::open_file(input);

@@ -9,8 +9,8 @@
 // DTYPE is float32 or float64. The inputs are laid out PITCH elements a row, the padding filled with NaN (a
 // loss that read it would say so) and the gradient's padding with a sentinel that must survive. One answer a
 // line, in order: "loss HEX gradient HEX ..." (ROWS x COLS values), or "error MESSAGE" when the loss throws.
-#include <fnet/threads.hpp>
-#include <fnet/train/losses.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/layers/losses.hpp>
 
 #include <cmath>
 #include <cstdint>

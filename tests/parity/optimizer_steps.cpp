@@ -10,12 +10,12 @@
 // row k). Without --max-norm nothing is clipped (the norm is still reported). Writes
 // DIR/out_value_<i>.npy, DIR/out_exp_avg_<i>.npy, DIR/out_exp_avg_sq_<i>.npy and DIR/out_norms.npy (N
 // values, float32 as torch returns them).
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/io/mapped_file.hpp>
 #include <fnet/io/npy.hpp>
-#include <fnet/threads.hpp>
 #include <fnet/train/adamw.hpp>
 #include <fnet/train/clip_grad_norm.hpp>
-#include <fnet/train/gradients.hpp>
 #include <fnet/train/linear_schedule.hpp>
 
 #include <algorithm>

@@ -2,7 +2,7 @@
 """The attention baseline's backward pass against PyTorch's autograd: a BERT encoder written out in torch
 (query/key/value projections, scaled dot-product softmax per head, output projection, residual + LayerNorm,
 feed-forward, residual + LayerNorm, as Hugging Face's BertLayer computes it without dropout) in float64, and
-fnet's baseline::TransformerEncoder run by fnet-attention-gradients on the same weights, input and upstream
+fnet's TransformerEncoder run by fnet-attention-gradients on the same weights, input and upstream
 gradient.
 
     test_attention_gradients.py --attention-gradients PATH [unittest args]

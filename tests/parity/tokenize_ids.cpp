@@ -5,7 +5,7 @@
 // One request a line: "PAD_TO HEX_A [HEX_B]", PAD_TO 0 for no padding, the texts as hexadecimal UTF-8 bytes
 // ("-" for an empty text), so any byte (newlines included) can be sent. One answer a line, in order:
 // "ids 4 17 5 types 0 0 0", or "error MESSAGE" when the tokenizer throws.
-#include <fnet/tokenizer.hpp>
+#include <fnet/text/tokenizer.hpp>
 
 #include <cstdio>
 #include <exception>

@@ -18,13 +18,13 @@
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/io/config.hpp>
 #include <fnet/io/mapped_file.hpp>
 #include <fnet/io/npy.hpp>
 #include <fnet/io/pretrained.hpp>
 #include <fnet/io/safetensors_writer.hpp>
-#include <fnet/threads.hpp>
-#include <fnet/train/gradients.hpp>
 
 #include <cmath>
 #include <cstdio>

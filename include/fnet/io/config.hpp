@@ -2,11 +2,11 @@
 // writing, as transformers' FNetConfig.save_pretrained does.
 #pragma once
 
-#include <fnet/activation.hpp>
 #include <fnet/io/atomic_file.hpp>
 #include <fnet/io/dtype.hpp>
 #include <fnet/io/error.hpp>
-#include <fnet/model_config.hpp>
+#include <fnet/layers/activation.hpp>
+#include <fnet/model/model_config.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -40,7 +40,7 @@ inline void read_size(const nlohmann::json& json, const char* key, std::size_t& 
   field = static_cast<std::size_t>(number);
 }
 
-// A field stored by name (hidden_act, mixing): a string that `parse` turns into the field's enumerator.
+// A field stored by name (hidden_act, mixing): a string that `parse` turns into the field's value.
 template <class Field, class Parse>
 void read_named(const nlohmann::json& json, const char* key, Field& field, Parse&& parse,
                 const std::string& source) {
@@ -75,10 +75,12 @@ inline void read_number(const nlohmann::json& json, const char* key, double& fie
 
 /// Parses config.json text. Keys the model does not use are ignored; known keys of the wrong type or with
 /// impossible values throw FormatError naming `source`, the key and the value. Missing keys keep FNetConfig's
-/// defaults (those of Hugging Face's FNetConfig).
+/// defaults (those of Hugging Face's FNetConfig). "mixing" must name a built-in mixer (fnet::builtin_mixers)
+/// or `mixer`, the name of a mixer of your own that the caller is about to build (nullptr: none).
 ///
 ///     fnet::FNetConfig config = fnet::io::parse_config(text, "config.json");
-inline FNetConfig parse_config(const std::string& text, const std::string& source) {
+inline FNetConfig parse_config(const std::string& text, const std::string& source,
+                               const char* mixer = nullptr) {
   using detail::bad_config;
   nlohmann::json json;
   try {
@@ -102,7 +104,19 @@ inline FNetConfig parse_config(const std::string& text, const std::string& sourc
   detail::read_integer(json, "eos_token_id", config.eos_token_id, source);
 
   detail::read_named(json, "hidden_act", config.hidden_act, parse_activation, source);
-  detail::read_named(json, "mixing", config.mixing, parse_mixing, source);
+  detail::read_named(
+      json, "mixing", config.mixing,
+      [&](const std::string& name) {
+        std::string known;
+        for (const char* builtin : builtin_mixers) {
+          if (name == builtin) return name;
+          known += known.empty() ? builtin : std::string(mixer ? ", " : " or ") + builtin;
+        }
+        if (mixer != nullptr && name == mixer) return name;
+        if (mixer != nullptr) known += std::string(" or ") + mixer;
+        throw std::invalid_argument("unknown mixing \"" + name + "\" (expected " + known + ")");
+      },
+      source);
   detail::read_number(json, "layer_norm_eps", config.layer_norm_eps, source);
   detail::read_number(json, "initializer_range", config.initializer_range, source);
   detail::read_number(json, "hidden_dropout_prob", config.hidden_dropout_prob, source);
@@ -156,14 +170,15 @@ inline FNetConfig parse_config(const std::string& text, const std::string& sourc
   return config;
 }
 
-/// Reads and parses a config.json file. FileError when it cannot be read, FormatError when it is malformed.
-inline FNetConfig read_config(const std::string& path) {
+/// Reads and parses a config.json file (see parse_config). FileError when it cannot be read, FormatError when
+/// it is malformed.
+inline FNetConfig read_config(const std::string& path, const char* mixer = nullptr) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FileError("cannot open '" + path + "' for reading");
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw FileError("cannot read '" + path + "'");
-  return parse_config(text.str(), path);
+  return parse_config(text.str(), path, mixer);
 }
 
 /// The name config.json's "torch_dtype" gives a weight dtype: "float32", "bfloat16", "float16" or "float64".
@@ -189,8 +204,8 @@ inline std::string torch_dtype_name(DType dtype) {
 /// field under its Hugging Face name (hidden_act as its name, e.g. "gelu_new"), "torch_dtype" for
 /// `weights_dtype` (the dtype the weights are stored in), "architectures" when the config lists any, and the
 /// labels: "id2label" (string keys "0", "1", ...) with "label2id" when the config names its labels, else
-/// "num_labels" when it is not Hugging Face's default of 2; for attention mixing (not an FNet field)
-/// "mixing": "attention" and "num_attention_heads" when not 0. parse_config reads back exactly `config`.
+/// "num_labels" when it is not Hugging Face's default of 2; for a mixing other than Fourier (not an FNet
+/// field) "mixing", and "num_attention_heads" when not 0. parse_config reads back exactly `config`.
 /// Throws std::invalid_argument when `config` is invalid (see FNetConfig::validate) or `weights_dtype` is not
 /// a weight dtype.
 ///
@@ -217,7 +232,7 @@ inline std::string config_json(const FNetConfig& config, DType weights_dtype = D
       {"torch_dtype", torch_dtype_name(weights_dtype)},
   };
   if (!config.architectures.empty()) json["architectures"] = config.architectures;
-  if (config.mixing != MixingKind::fourier) json["mixing"] = fnet::to_string(config.mixing);
+  if (config.mixing != "fourier") json["mixing"] = config.mixing;
   if (config.num_attention_heads != 0) json["num_attention_heads"] = config.num_attention_heads;
   if (!config.id2label.empty()) {
     nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();

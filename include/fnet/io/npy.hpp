@@ -2,10 +2,10 @@
 // and the header for data of any dtype written piece by piece.
 #pragma once
 
+#include <fnet/core/token_ids.hpp>
 #include <fnet/io/dtype.hpp>
 #include <fnet/io/error.hpp>
 #include <fnet/io/mapped_file.hpp>
-#include <fnet/token_ids.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -2,11 +2,11 @@
 // (config.json + safetensors).
 #pragma once
 
-#include <fnet/compute_type.hpp>
+#include <fnet/core/compute_type.hpp>
 #include <fnet/io/checkpoint.hpp>
 #include <fnet/io/config.hpp>
 #include <fnet/io/error.hpp>
-#include <fnet/model.hpp>
+#include <fnet/model/model.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -39,19 +39,19 @@ void read_parameters(Model& model, const Checkpoint& checkpoint, const std::stri
                      std::vector<std::string>* missing_heads) {
   const FNetConfig& config = model.config();
   std::set<std::string> expected;
-  for (auto& parameter : model.parameters()) {
+  fnet::visit_parameters(model, [&](const auto& parameter) {
     const bool head = parameter.name.rfind("cls.", 0) == 0 || parameter.name.rfind("classifier.", 0) == 0;
     if (!checkpoint.contains(parameter.name)) {
       if (head && missing_heads != nullptr) {
         missing_heads->push_back(parameter.name);
-        continue;
+        return;
       }
       throw FormatError("checkpoint in '" + directory + "' lacks tensor '" + parameter.name + "' (shape " +
                         shape_string(parameter.shape) + " for this config.json)");
     }
     checkpoint.read_into(parameter.name, parameter.shape, parameter.data);
     expected.insert(parameter.name);
-  }
+  });
 
   // The tied decoder, when saved, must at least agree with the shapes it is tied to.
   const auto check_tied = [&](const std::string& name, const std::vector<std::size_t>& shape) {
@@ -83,13 +83,14 @@ inline bool has_weights(const std::string& directory) {
 }  // namespace detail
 
 /// load_pretrained for a model of any mixing: `ModelType` is an fnet::Model such as
-/// fnet::baseline::TransformerModel<float> (config.json's "mixing" must name its mixing), made with
+/// fnet::TransformerModel<float> (config.json's "mixing" must name its mixing), made with
 /// `mixing_args`. Throws as load_pretrained does.
 ///
-///     auto bert = fnet::io::load_pretrained_as<fnet::baseline::TransformerModel<float>>("bert-sized");
+///     auto bert = fnet::io::load_pretrained_as<fnet::TransformerModel<float>>("bert-sized");
 template <class ModelType, class... MixingArgs>
 ModelType load_pretrained_as(const std::string& directory, const MixingArgs&... mixing_args) {
-  const FNetConfig config = read_config(detail::join_path(directory, "config.json"));
+  const FNetConfig config =
+      read_config(detail::join_path(directory, "config.json"), ModelType::Mixer::name());
   const Checkpoint checkpoint = Checkpoint::open(directory);
   ModelType model(config, detect_heads(checkpoint, config), mixing_args...);
   detail::read_parameters(model, checkpoint, directory, nullptr);
@@ -140,7 +141,7 @@ FNetModel<Scalar, Backend> load_for_inference(const std::string& directory, Comp
 
 /// load_for_training for a model of any mixing (see load_pretrained_as), made with `mixing_args`.
 ///
-///     auto bert = fnet::io::load_for_training_as<fnet::baseline::TransformerModel<float>>(
+///     auto bert = fnet::io::load_for_training_as<fnet::TransformerModel<float>>(
 ///         "from-scratch", config, {false, fnet::Classifier::sequence}, 42);
 template <class ModelType, class... MixingArgs>
 ModelType load_for_training_as(const std::string& directory, const FNetConfig& config, FNetHeads heads,
@@ -153,7 +154,7 @@ ModelType load_for_training_as(const std::string& directory, const FNetConfig& c
     const Checkpoint checkpoint = Checkpoint::open(directory);
     detail::read_parameters(model, checkpoint, directory, &missing);
   } else {
-    for (const auto& parameter : model.parameters()) missing.push_back(parameter.name);
+    fnet::visit_parameters(model, [&](const auto& parameter) { missing.push_back(parameter.name); });
   }
   if (initialized != nullptr) initialized->insert(initialized->end(), missing.begin(), missing.end());
   return model;

@@ -7,8 +7,8 @@
 #include <fnet/io/dtype.hpp>
 #include <fnet/io/error.hpp>
 #include <fnet/io/safetensors_writer.hpp>
-#include <fnet/model.hpp>
-#include <fnet/model_config.hpp>
+#include <fnet/model/model.hpp>
+#include <fnet/model/model_config.hpp>
 
 #include <cstddef>
 #include <filesystem>
@@ -112,11 +112,11 @@ void save_pretrained(const Model<Scalar, Mixing>& model, const std::string& dire
   config.architectures = architectures_for(model.heads());
   const std::string config_text = config_json(config, options.dtype);
 
-  const auto parameters = model.parameters();  // views into the model, read while the file is written
-  SafetensorsWriter weights;
-  for (const auto& parameter : parameters)
+  SafetensorsWriter weights;  // views into the model, read while the file is written
+  fnet::visit_parameters(model, [&](const auto& parameter) {
     weights.add(checkpoint_name(parameter.name, model.heads()), parameter.shape, parameter.data,
                 options.dtype);
+  });
 
   if (directory.empty()) throw FileError("cannot save to '': the directory name is empty");
   const std::filesystem::path root(directory);

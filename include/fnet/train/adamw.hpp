@@ -2,12 +2,12 @@
 // with its moments in two flat aligned buffers that can be saved and restored by name.
 #pragma once
 
-#include <fnet/detail/aligned_buffer.hpp>
-#include <fnet/detail/parallel.hpp>
-#include <fnet/parameter.hpp>
-#include <fnet/threads.hpp>
+#include <fnet/core/detail/aligned_buffer.hpp>
+#include <fnet/core/detail/parallel.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/parameter.hpp>
+#include <fnet/core/threads.hpp>
 #include <fnet/train/detail/adamw_kernels.hpp>
-#include <fnet/train/gradients.hpp>
 
 #include <algorithm>
 #include <cmath>

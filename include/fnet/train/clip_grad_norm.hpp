@@ -2,9 +2,9 @@
 // one common scale when it exceeds max_norm.
 #pragma once
 
-#include <fnet/detail/parallel.hpp>
-#include <fnet/threads.hpp>
-#include <fnet/train/gradients.hpp>
+#include <fnet/core/detail/parallel.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/threads.hpp>
 
 #include <algorithm>
 #include <cmath>

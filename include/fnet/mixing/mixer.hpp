@@ -1,0 +1,270 @@
+// The mixing contract: what a token-mixing sublayer provides so that an EncoderLayer (and with it an
+// Encoder and a Model) runs, trains, saves and loads it, and the trait that checks a type against it.
+#pragma once
+
+#include <fnet/core/compute_type.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/parameter.hpp>
+#include <fnet/model/encoder_config.hpp>
+
+#include <Eigen/Core>
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace fnet {
+
+/// Which call a mixer's scratch is sized for (see the contract below).
+enum class MixingPass {
+  forward,           ///< the inference forward
+  training_forward,  ///< the training forward
+  backward,          ///< the backward pass
+};
+
+/// The sizes of one mixing call: `batch` items of `seq` tokens of `hidden` features, and the intra-op threads
+/// the call may use.
+struct MixingShape {
+  std::size_t batch = 1;
+  Eigen::Index seq = 1;
+  Eigen::Index hidden = 1;
+  int threads = 1;
+
+  std::size_t tokens() const { return batch * static_cast<std::size_t>(seq); }
+  std::size_t elements() const { return tokens() * static_cast<std::size_t>(hidden); }
+};
+
+/// One forward (or training forward) call: mix the tokens of each of shape.batch items of x, row-major
+/// (batch, seq, hidden), into out, of the same dims.
+template <class Scalar>
+struct MixingCall {
+  const Scalar* x = nullptr;  ///< the input; never overlaps out
+  Scalar* out = nullptr;      ///< out = mix(x), or x + mix(x) with add_input
+  MixingShape shape;
+  bool add_input = false;     ///< add the input to the output (an encoder layer's residual, fused)
+  Scalar* scratch = nullptr;  ///< scratch_size(pass, shape) Scalars, 64-byte aligned, contents undefined
+};
+
+/// One backward call: for the upstream gradient dy of the forward's out, the gradient dx of its x.
+template <class Scalar>
+struct MixingGradientCall {
+  const Scalar* dy = nullptr;  ///< (batch, seq, hidden); never overlaps dx
+  Scalar* dx = nullptr;        ///< dx = J^T dy, or dy + J^T dy with add_upstream
+  MixingShape shape;
+  bool add_upstream = false;  ///< add dy to dx (the residual's share of an encoder layer's gradient)
+  Scalar* scratch = nullptr;  ///< scratch_size(MixingPass::backward, shape) Scalars, as above
+};
+
+/// # The mixing contract
+///
+/// A token-mixing sublayer (a *mixer*) is what an FNet or BERT encoder layer puts between its input and its
+/// first LayerNorm: `h = LayerNorm(x + mix(x))`. fnet::FourierMixing and fnet::MultiHeadAttention are
+/// mixers; so is any class of yours, in any namespace, with these members (M a mixer, m an M):
+///
+/// | member | what it does |
+/// |---|---|
+/// | `using Scalar = float;` (or double) | the type it computes in: the layer's |
+/// | `explicit M(const fnet::EncoderConfig&, args...)` | built from the layer's configuration; `args` are the
+/// extra arguments given to the layer's (encoder's, model's) constructor, none required | | `static const
+/// char* name()` | its module in checkpoints and its `mixing` in config.json (a lowercase name: letters,
+/// digits, `_`): the mixing LayerNorm is `<name>.output.LayerNorm`, its parameters `<name>.<parameter>` | |
+/// `void check_sequence(const char* owner, Eigen::Index seq) const` | throws std::invalid_argument (message
+/// starting with `owner`) when it cannot mix sequences of `seq` tokens; else nothing | | `std::size_t
+/// scratch_size(fnet::MixingPass, const fnet::MixingShape&) const` | Scalars of scratch each call needs | |
+/// `template <class RowDone> void forward(const fnet::MixingCall<Scalar>&, RowDone&& row_done) const` | the
+/// inference forward; calls row_done(item, n) once for each output row, as soon as it is final | | `void
+/// forward_train(const fnet::MixingCall<Scalar>&, Cache&) const` | the same output, keeping in a Cache what
+/// backward needs | | `void backward(const fnet::MixingGradientCall<Scalar>&, const Cache&,
+/// fnet::Gradients<Scalar>&) const` | dx from dy; adds (+=) the gradient of each parameter p into
+/// gradients.of(p.data) | | `class Cache` | default-constructible, movable, with `std::size_t bytes() const`
+/// (an empty class when nothing is kept) | | `template <class Self, class Visitor> static void
+/// visit_parameters(Self& self, Visitor&& visit)` | the parameter walk: visit(fnet::parameter("name",
+/// storage, init)) for each parameter, Self being M or const M (see fnet::visit_parameters); nothing for a
+/// mixer without parameters | | `void prepack(fnet::ComputeType)`, `void unpack()` | prepare for inference in
+/// a compute type, and back to float (a mixer that always runs in float does nothing) |
+///
+/// Optional: `void check_parameters(const char* owner, const fnet::ParameterPath& path) const`, which throws
+/// std::invalid_argument naming `path` + the parameter whose shape no longer matches the configuration; the
+/// layer calls it before each call when the mixer has it.
+///
+/// What the layer guarantees and expects:
+/// - **Memory.** x and out (dy and dx) are distinct arrays of shape.elements() Scalars. `scratch` holds
+///   scratch_size() Scalars for that pass and shape, 64-byte aligned, uninitialised, and belongs to the call.
+///   forward and forward_train write every element of out; backward writes every element of dx.
+/// - **Fusing.** row_done(item, n) lets the layer normalise each finished row while it is hot in cache. Call
+///   it once per row, after the row's last write, from any thread; a mixer that finishes all rows at once
+///   calls it for every row at the end.
+/// - **Threads.** The calls are const. The layer may run calls on one mixer from many threads at once, each
+///   with its own scratch and cache: mutable state (a cache of twiddles, plans) must be thread-safe. Inside a
+///   call, use up to shape.threads threads through fnet::parallel_for, with chunks fixed by the shape, so
+///   that results are the same bits for every thread count (the library promises that of every layer).
+/// - **Gradients.** forward_train and backward see the same shape and the cache that forward_train filled;
+///   backward accumulates, it never overwrites a parameter gradient.
+/// - **Parameters.** The walk's names are Hugging Face's relative to the mixer; the layer prefixes them with
+///   name() + ".". initialize() fills them as their ParameterInit says, in walk order; the gradients, the
+///   optimiser and checkpoints all follow the walk.
+///
+/// fnet::is_mixer_v<M> is true when M has every required member; EncoderLayer<Scalar, M> names the first
+/// missing one in a static_assert. examples/custom_mixer.cpp is a whole mixer, trained, saved and loaded.
+///
+///     struct TokenMean { ... };                           // the members above
+///     static_assert(fnet::is_mixer_v<TokenMean>);
+///     fnet::Model<float, TokenMean> model(config, {false, fnet::Classifier::sequence});
+
+namespace detail::mixer {
+
+// What a required member is tested with: a row callback and a parameter visitor of unnamed types.
+struct RowDone {
+  void operator()(std::size_t, Eigen::Index) const {}
+};
+struct Visitor {
+  template <class T>
+  void operator()(const NamedParameter<T>&) const {}
+};
+
+template <class M, class = void>
+struct scalar_of {
+  using type = void;
+};
+template <class M>
+struct scalar_of<M, std::void_t<typename M::Scalar>> {
+  using type = typename M::Scalar;
+};
+
+template <class M, class = void>
+struct cache_of {
+  using type = void;
+};
+template <class M>
+struct cache_of<M, std::void_t<typename M::Cache>> {
+  using type = typename M::Cache;
+};
+
+template <class M>
+using S = typename scalar_of<M>::type;
+template <class M>
+using C = typename cache_of<M>::type;
+
+template <class M, class = void>
+struct has_scalar : std::false_type {};
+template <class M>
+struct has_scalar<M, std::void_t<S<M>>>
+    : std::bool_constant<std::is_same_v<S<M>, float> || std::is_same_v<S<M>, double>> {};
+
+template <class M, class = void>
+struct has_cache : std::false_type {};
+template <class M>
+struct has_cache<M, std::enable_if_t<!std::is_void_v<C<M>>, std::void_t<decltype(static_cast<std::size_t>(
+                                                                std::declval<const C<M>&>().bytes()))>>>
+    : std::bool_constant<std::is_default_constructible_v<C<M>> && std::is_move_constructible_v<C<M>>> {};
+
+template <class M, class = void>
+struct has_name : std::false_type {};
+template <class M>
+struct has_name<M, std::void_t<decltype(static_cast<const char*>(M::name()))>> : std::true_type {};
+
+template <class M, class = void>
+struct has_check_sequence : std::false_type {};
+template <class M>
+struct has_check_sequence<M,
+                          std::void_t<decltype(std::declval<const M&>().check_sequence("", Eigen::Index{1}))>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_scratch_size : std::false_type {};
+template <class M>
+struct has_scratch_size<M,
+                        std::void_t<decltype(static_cast<std::size_t>(std::declval<const M&>().scratch_size(
+                            MixingPass::forward, std::declval<const MixingShape&>())))>> : std::true_type {};
+
+template <class M, class = void>
+struct has_forward : std::false_type {};
+template <class M>
+struct has_forward<M, std::void_t<decltype(std::declval<const M&>().forward(
+                          std::declval<const MixingCall<S<M>>&>(), std::declval<RowDone&>()))>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_forward_train : std::false_type {};
+template <class M>
+struct has_forward_train<M, std::void_t<decltype(std::declval<const M&>().forward_train(
+                                std::declval<const MixingCall<S<M>>&>(), std::declval<C<M>&>()))>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_backward : std::false_type {};
+template <class M>
+struct has_backward<M, std::void_t<decltype(std::declval<const M&>().backward(
+                           std::declval<const MixingGradientCall<S<M>>&>(), std::declval<const C<M>&>(),
+                           std::declval<Gradients<S<M>>&>()))>> : std::true_type {};
+
+template <class M, class = void>
+struct has_visit_parameters : std::false_type {};
+template <class M>
+struct has_visit_parameters<
+    M, std::void_t<decltype(M::visit_parameters(std::declval<M&>(), std::declval<Visitor&>())),
+                   decltype(M::visit_parameters(std::declval<const M&>(), std::declval<Visitor&>()))>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_prepack : std::false_type {};
+template <class M>
+struct has_prepack<M, std::void_t<decltype(std::declval<M&>().prepack(ComputeType::float32)),
+                                  decltype(std::declval<M&>().unpack())>> : std::true_type {};
+
+template <class M, class = void>
+struct has_check_parameters : std::false_type {};
+template <class M>
+struct has_check_parameters<M, std::void_t<decltype(std::declval<const M&>().check_parameters(
+                                   "", std::declval<const ParameterPath&>()))>> : std::true_type {};
+
+// Each requirement with the message that names it, in the order the contract lists them: instantiating
+// Check<M> (an EncoderLayer over M does) reports every member M lacks.
+template <class M>
+struct Check {
+  static_assert(has_scalar<M>::value,
+                "fnet mixing contract: the mixer has no `using Scalar = float;` (or double) "
+                "(see <fnet/mixing/mixer.hpp>)");
+  static_assert(std::is_constructible_v<M, const EncoderConfig&>,
+                "fnet mixing contract: the mixer has no constructor M(const fnet::EncoderConfig&)");
+  static_assert(has_name<M>::value, "fnet mixing contract: the mixer has no `static const char* name()`");
+  static_assert(has_check_sequence<M>::value,
+                "fnet mixing contract: the mixer has no "
+                "`void check_sequence(const char* owner, Eigen::Index seq) const`");
+  static_assert(has_scratch_size<M>::value,
+                "fnet mixing contract: the mixer has no "
+                "`std::size_t scratch_size(fnet::MixingPass, const fnet::MixingShape&) const`");
+  static_assert(has_cache<M>::value,
+                "fnet mixing contract: the mixer has no `class Cache` (default-constructible, movable, with "
+                "`std::size_t bytes() const`)");
+  static_assert(has_forward<M>::value,
+                "fnet mixing contract: the mixer has no "
+                "`template <class RowDone> void forward(const fnet::MixingCall<Scalar>&, RowDone&&) const`");
+  static_assert(has_forward_train<M>::value,
+                "fnet mixing contract: the mixer has no "
+                "`void forward_train(const fnet::MixingCall<Scalar>&, Cache&) const`");
+  static_assert(
+      has_backward<M>::value,
+      "fnet mixing contract: the mixer has no `void backward(const fnet::MixingGradientCall<Scalar>&, "
+      "const Cache&, fnet::Gradients<Scalar>&) const`");
+  static_assert(has_visit_parameters<M>::value,
+                "fnet mixing contract: the mixer has no "
+                "`template <class Self, class Visitor> static void visit_parameters(Self&, Visitor&&)`");
+  static_assert(
+      has_prepack<M>::value,
+      "fnet mixing contract: the mixer has no `void prepack(fnet::ComputeType)` and `void unpack()`");
+  static constexpr bool value = true;
+};
+
+}  // namespace detail::mixer
+
+/// True when M meets the mixing contract above (every required member, with its signature).
+template <class M>
+inline constexpr bool is_mixer_v = detail::mixer::has_scalar<M>::value&&
+    std::is_constructible_v<M, const EncoderConfig&>&& detail::mixer::has_name<M>::value&&
+        detail::mixer::has_check_sequence<M>::value&& detail::mixer::has_scratch_size<M>::value&&
+            detail::mixer::has_cache<M>::value&& detail::mixer::has_forward<M>::value&&
+                detail::mixer::has_forward_train<M>::value&& detail::mixer::has_backward<M>::value&&
+                    detail::mixer::has_visit_parameters<M>::value&& detail::mixer::has_prepack<M>::value;
+
+}  // namespace fnet

@@ -1,0 +1,610 @@
+// Model: embeddings, encoder, pooler and the optional heads of a Hugging Face FNet checkpoint, tied together,
+// over any token-mixing sublayer; FNetModel is the FNet one (TransformerModel the attention one).
+#pragma once
+
+#include <fnet/core/detail/access.hpp>
+#include <fnet/core/detail/random.hpp>
+#include <fnet/core/gradients.hpp>
+#include <fnet/core/parameter.hpp>
+#include <fnet/core/tensor.hpp>
+#include <fnet/core/threads.hpp>
+#include <fnet/core/token_ids.hpp>
+#include <fnet/core/workspace.hpp>
+#include <fnet/fft/default.hpp>
+#include <fnet/layers/dropout.hpp>
+#include <fnet/layers/losses.hpp>
+#include <fnet/mixing/attention.hpp>
+#include <fnet/model/embeddings.hpp>
+#include <fnet/model/encoder.hpp>
+#include <fnet/model/heads.hpp>
+#include <fnet/model/model_config.hpp>
+#include <fnet/model/training_labels.hpp>
+#include <fnet/model/training_options.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fnet {
+
+/// What FNetModel::forward returns. Matrices are row-major (batch, ...).
+template <class Scalar>
+struct FNetOutput {
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Tensor3<Scalar> last_hidden_state;                 ///< (batch, seq, hidden)
+  Matrix pooler_output;                              ///< (batch, hidden)
+  std::optional<Tensor3<Scalar>> prediction_logits;  ///< (batch, seq, vocab), with pre-training heads
+  std::optional<Matrix> seq_relationship_logits;     ///< (batch, 2), with pre-training heads
+  std::optional<Matrix> sequence_logits;             ///< (batch, num_labels), sequence classifier
+  std::optional<Tensor3<Scalar>> token_logits;       ///< (batch, seq, num_labels), token classifier
+};
+
+/// A whole model: FNetEmbeddings -> Encoder<Scalar, Mixer> -> FNetPooler, plus the heads named in FNetHeads.
+/// With Fourier mixing it is Hugging Face's FNet (fnet::FNetModel); with attention (fnet::TransformerModel)
+/// the same model with a BERT encoder in place of the FNet one, everything else shared, so that the two train
+/// and run from one configuration (FNetConfig::mixing names the mixer); any mixer of your own
+/// (<fnet/mixing/mixer.hpp>) makes a model the same way. Parameters
+/// are listed under their Hugging Face names ("embeddings.word_embeddings.weight", "encoder.layer.0....",
+/// "pooler.dense.weight", "cls.predictions.bias", "classifier.weight") so a checkpoint loads by name; see
+/// fnet::io::load_pretrained for loading a Hugging Face directory.
+///
+///     fnet::FNetConfig config;                                   // fnet-base sizes
+///     fnet::FNetModel<float> model(config, {/*pretraining=*/true});
+///     model.initialize(42);                                      // or fnet::io::load_pretrained<float>(dir)
+///     fnet::TokenIds ids(1, 6);
+///     ids << 0, 1, 2, 3, 4, 5;
+///     fnet::FNetOutput<float> out = model.forward(ids);          // out.last_hidden_state, ...
+///
+///     fnet::Workspace<float> workspace;                          // the allocation-free form: reuse `out`
+///     model.forward(ids, fnet::TokenIds(), out, workspace);      // and the workspace across calls
+///
+/// With use_tpu_fourier_optimizations (and max_position_embeddings <= 4096), as the reference, the mixing
+/// uses the leading seq x seq block of the tpu_short_seq_length-point DFT matrix, and longer sequences are
+/// refused (see fnet::FourierMixing).
+template <class ScalarType, class MixerType>
+class Model {
+ public:
+  using Scalar = ScalarType;
+  /// This model's token mixing: the configuration's `mixing` must be Mixer::name().
+  using Mixer = MixerType;
+  using Matrix = typename FNetOutput<Scalar>::Matrix;
+
+  /// What a training forward keeps for the backward pass, for the whole model, and the losses it computed.
+  /// Caller-owned and reused: a steady-state training step allocates nothing.
+  class TrainingCache {
+   public:
+    /// The last forward's loss: the sum of its heads' losses (Hugging Face's pre-training loss is MLM + NSP).
+    double loss() const { return loss_; }
+    /// Its parts (NaN for a head the model lacks): masked-LM, next-sentence, classification.
+    double masked_lm_loss() const { return masked_lm_loss_; }
+    double next_sentence_loss() const { return next_sentence_loss_; }
+    double classification_loss() const { return classification_loss_; }
+    /// Memory the encoder's layers keep (their activations for the backward pass).
+    std::size_t encoder_bytes() const { return encoder_.bytes(); }
+    /// Memory held.
+    std::size_t bytes() const {
+      return embeddings_.bytes() + encoder_.bytes() + heads_.bytes() + hidden_.bytes() + pooled_.bytes() +
+             logits_.bytes() + classifier_logits_.bytes() + relationship_.bytes() +
+             classifier_input_.bytes() + targets_.bytes() + d_hidden_.bytes() + d_pooled_.bytes() +
+             scratch_.bytes();
+    }
+
+   private:
+    friend class Model;
+    typename FNetEmbeddings<Scalar>::Cache embeddings_;
+    typename Encoder<Scalar, Mixer>::Cache encoder_;
+    typename FNetPreTrainingHeads<Scalar>::Cache heads_;
+    detail::AlignedBuffer<Scalar> hidden_;             // (tokens, hidden): the encoder's output
+    detail::AlignedBuffer<Scalar> pooled_;             // (batch, hidden)
+    detail::AlignedBuffer<Scalar> logits_;             // masked-LM logits, then their gradient
+    detail::AlignedBuffer<Scalar> classifier_logits_;  // classifier logits, then their gradient
+    detail::AlignedBuffer<Scalar> relationship_;       // (batch, 2) next-sentence logits, then their gradient
+    detail::AlignedBuffer<Scalar> classifier_input_;   // the classifier's input after dropout
+    detail::AlignedBuffer<Scalar> targets_;            // regression targets in the compute type
+    detail::AlignedBuffer<Scalar> d_hidden_, d_pooled_, scratch_;
+    TokenIds ids_, token_types_;
+    TrainingOptions options_;
+    double loss_ = 0, masked_lm_loss_ = 0, next_sentence_loss_ = 0, classification_loss_ = 0;
+    bool ready_ = false;  // a forward has filled the cache and no backward has consumed it
+  };
+
+  /// The encoder's mixers are made from `mixer_args` (an FFT backend for Fourier mixing; nothing for
+  /// attention, whose head count is config.num_attention_heads). Throws std::invalid_argument when the
+  /// configuration is invalid or names another mixer (config.mixing) than this model's.
+  template <class... MixerArgs>
+  explicit Model(const FNetConfig& config, FNetHeads heads = {}, const MixerArgs&... mixer_args)
+      : config_((check_config(config), config)),
+        heads_(heads),
+        embeddings(config),
+        encoder(config.encoder(), mixer_args...),
+        pooler(config) {
+    if (heads.pretraining) pretraining.emplace(config);
+    if (heads.classifier != Classifier::none) classifier.emplace(config, heads.classifier);
+  }
+
+ private:
+  FNetConfig config_;  // before the layers: validated first
+  FNetHeads heads_;
+
+ public:
+  FNetEmbeddings<Scalar> embeddings;
+  Encoder<Scalar, Mixer> encoder;
+  FNetPooler<Scalar> pooler;
+  std::optional<FNetPreTrainingHeads<Scalar>> pretraining;
+  std::optional<FNetClassifier<Scalar>> classifier;
+
+  const FNetConfig& config() const { return config_; }
+  const FNetHeads& heads() const { return heads_; }
+
+  /// Prepares every dense layer (embedding projection, encoder feed-forwards, pooler, heads) for inference in
+  /// `type` (see fnet::ComputeType and Dense::prepack): the weights move into the packed form once, and
+  /// training, parameters() and saving need unpack() first. Embedding tables, LayerNorms, the tied decoder
+  /// (the word table) and an attention mixing's projections stay in float. Throws std::invalid_argument,
+  /// changing nothing, when this build cannot run `type`.
+  ///
+  ///     auto model = fnet::io::load_pretrained<float>("fnet-base");
+  ///     model.prepack(fnet::ComputeType::int8);
+  void prepack(ComputeType type = ComputeType::float32) {
+    detail::check_compute_type<Scalar>(name(), type);
+    check_parameters();
+    for_each_dense([type](auto& dense) { dense.prepack(type); });
+    encoder.prepack(type);
+  }
+
+  /// Gives every prepacked layer its float weights back (exact after float32; the rounded or dequantized
+  /// values after bfloat16 or int8).
+  void unpack() {
+    for_each_dense([](auto& dense) { dense.unpack(); });
+    encoder.unpack();
+  }
+
+  /// The type the encoder's dense products compute in (float32 unless prepacked for another).
+  ComputeType compute_type() const { return encoder.compute_type(); }
+
+  /// Every parameter from one N(0, initializer_range) stream seeded with `seed`, in the order of the
+  /// parameter walk: the word, position and token-type tables and the embedding projection, the encoder
+  /// layers (each: its mixer's weights, then its feed-forward's intermediate then output weight), the
+  /// pooler, the pre-training heads (transform, then seq_relationship), the classifier. Biases zero,
+  /// LayerNorms ones/zeros, and the pad_token_id row of the word table zero, as Hugging Face initialises a
+  /// fresh model. The same seed gives the same parameters on every platform.
+  void initialize(std::uint64_t seed) {
+    unpack();
+    check_parameters();
+    detail::NormalGenerator generator(seed, config_.initializer_range);
+    detail::initialize_parameters(*this, generator);
+    embeddings.zero_padding_row();
+  }
+
+  /// Runs the model on `ids` (batch, seq) with optional `token_types` of the same shape (default all 0).
+  /// Throws std::invalid_argument for ids or types out of range, seq > max_position_embeddings, a sequence
+  /// the TPU-mode mixing cannot take, or parameters whose shapes no longer match the configuration.
+  FNetOutput<Scalar> forward(const TokenIds& ids, const TokenIds& token_types = TokenIds()) const {
+    FNetOutput<Scalar> out;
+    Workspace<Scalar> workspace;
+    forward(ids, token_types, out, workspace);
+    return out;
+  }
+
+  /// The same into `out`, whose tensors are resized only when their shapes differ, with scratch from
+  /// `workspace`: once both have served a shape, a call of that shape allocates nothing. Outputs of heads
+  /// the model lacks are reset.
+  void forward(const TokenIds& ids, const TokenIds& token_types, FNetOutput<Scalar>& out,
+               Workspace<Scalar>& workspace) const {
+    check_call(ids, token_types);
+    const int threads = num_threads();
+    const Eigen::Index batch = ids.rows(), seq = ids.cols();
+    const auto hidden = static_cast<Eigen::Index>(config_.hidden_size);
+    const auto tokens = static_cast<std::size_t>(batch * seq);
+    Scalar* staging = detail::Access::buffers(workspace).activations.reserve(tokens * config_.hidden_size);
+
+    resize(out.last_hidden_state, batch, seq, hidden);
+    detail::Access::forward_unchecked(embeddings, ids, token_types, staging, out.last_hidden_state.data(),
+                                      threads);
+    detail::Access::forward_unchecked(encoder, out.last_hidden_state.data(), out.last_hidden_state.data(),
+                                      batch, seq, workspace, threads);
+    resize(out.pooler_output, batch, hidden);
+    detail::Access::forward_unchecked(pooler, out.last_hidden_state.data(), batch, seq,
+                                      out.pooler_output.data());
+
+    if (pretraining) {
+      resize(out.prediction_logits, batch, seq, static_cast<Eigen::Index>(config_.vocab_size));
+      staging = detail::Access::buffers(workspace).activations.reserve(tokens * config_.hidden_size);
+      detail::Access::forward_unchecked(*pretraining, out.last_hidden_state.data(), tokens,
+                                        embeddings.word_embeddings, staging, out.prediction_logits->data(),
+                                        threads);
+      resize(out.seq_relationship_logits, batch, 2);
+      pretraining->seq_relationship.forward_rows(out.pooler_output.data(), batch, hidden,
+                                                 out.seq_relationship_logits->data(), Eigen::Index{2});
+    } else {
+      out.prediction_logits.reset();
+      out.seq_relationship_logits.reset();
+    }
+    const auto labels = static_cast<Eigen::Index>(config_.num_labels);
+    if (classifier && classifier->kind() == Classifier::sequence) {
+      resize(out.sequence_logits, batch, labels);
+      classifier->dense.forward_rows(out.pooler_output.data(), batch, hidden, out.sequence_logits->data(),
+                                     labels);
+    } else {
+      out.sequence_logits.reset();
+    }
+    if (classifier && classifier->kind() == Classifier::token) {
+      resize(out.token_logits, batch, seq, labels);
+      classifier->dense.forward_token_rows(out.last_hidden_state.data(), tokens, out.token_logits->data(),
+                                           threads);
+    } else {
+      out.token_logits.reset();
+    }
+  }
+
+  /// Training forward: runs the model on a batch in training mode (dropout and activation checkpointing as
+  /// `options` say), computes the loss of its heads as Hugging Face's task models define it (pre-training:
+  /// masked-LM cross-entropy + next-sentence cross-entropy; sequence classification: cross-entropy, or mean
+  /// squared error when num_labels == 1; token classification: cross-entropy; labels -100 ignored) and keeps
+  /// in `cache` what backward() needs. Returns the loss (also cache.loss()). Throws std::invalid_argument
+  /// naming the field for labels the heads need that are missing, of the wrong shape or out of range.
+  double forward(const TokenIds& ids, const TokenIds& token_types, const TrainingLabels& labels,
+                 TrainingCache& cache, Workspace<Scalar>& workspace,
+                 const TrainingOptions& options = {}) const {
+    check_call(ids, token_types);
+    check_labels(ids, labels);
+    encoder.check_options(options);
+    const LossCounts counts = options.shard ? loss_counts(labels) : LossCounts{};
+    if (options.shard) check_whole_batch(options.whole_batch, counts);
+    cache.ready_ = false;
+    forward_train(ids, token_types, labels, counts, cache, workspace, options, num_threads());
+    cache.ready_ = true;
+    return cache.loss_;
+  }
+
+  /// Training backward: adds the gradients of loss_scale * (the loss of the last forward() on `cache`) with
+  /// respect to every parameter into `gradients` (made from this model's parameters()): the tied decoder's
+  /// into the word embeddings', the pad row of the word table never. Consumes the cache (a second backward
+  /// needs a new forward). The same bits for every thread count.
+  void backward(TrainingCache& cache, Gradients<Scalar>& gradients, Workspace<Scalar>& workspace,
+                double loss_scale = 1.0) const {
+    static const std::string owner =
+        std::string(name()) + "::backward";  // built once: no allocation per step
+    check_parameters();
+    if (!cache.ready_)
+      throw std::invalid_argument(
+          owner + ": the cache holds no training forward (each backward needs its own forward)");
+    if (!std::isfinite(loss_scale))
+      throw std::invalid_argument(owner + ": loss_scale must be finite, got " + std::to_string(loss_scale));
+    cache.ready_ = false;
+    backward_train(cache, gradients, workspace, static_cast<Scalar>(loss_scale), num_threads());
+  }
+
+  /// The labels each of this model's loss terms averages over in `labels` (terms of heads it lacks count 0):
+  /// what a shard contributes to TrainingOptions::whole_batch. Reads only the fields its heads read.
+  LossCounts loss_counts(const TrainingLabels& labels) const {
+    const auto predicted = [](const std::int64_t* first, std::size_t count) {
+      return static_cast<std::size_t>(std::count_if(
+          first, first + count, [](std::int64_t label) { return label != default_ignore_index; }));
+    };
+    const auto tokens = [&] {
+      return predicted(labels.token_labels.data(), static_cast<std::size_t>(labels.token_labels.size()));
+    };
+    const auto sequences = [&] {
+      return predicted(labels.sequence_labels.data(), labels.sequence_labels.size());
+    };
+    LossCounts counts;
+    if (pretraining) {
+      counts.masked_lm = tokens();
+      counts.next_sentence = sequences();
+    }
+    if (classifier)
+      counts.classification = classifier->kind() == Classifier::token ? tokens()
+                              : config_.num_labels == 1               ? labels.regression_targets.size()
+                                                                      : sequences();
+    return counts;
+  }
+
+  /// Every parameter under its Hugging Face name (without the "fnet." prefix task models add): the walk
+  /// collected.
+  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
+  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
+
+  /// The parameter walk, the one list of the model's tensors that saving, loading, the gradients, the
+  /// optimiser, initialisation and the counts all follow: embeddings.*, encoder.*, pooler.*, then cls.* and
+  /// classifier.* for the heads the model has.
+  template <class Self, class Visitor>
+  static void visit_parameters(Self& self, Visitor&& visit) {
+    fnet::visit_parameters(self.embeddings, prefixed("embeddings.", visit));
+    fnet::visit_parameters(self.encoder, prefixed("encoder.", visit));
+    fnet::visit_parameters(self.pooler, prefixed("pooler.", visit));
+    if (self.pretraining) fnet::visit_parameters(*self.pretraining, prefixed("cls.", visit));
+    if (self.classifier) fnet::visit_parameters(*self.classifier, prefixed("classifier.", visit));
+  }
+
+  /// Throws std::invalid_argument naming the first parameter whose shape no longer matches the configuration.
+  void check_parameters() const {
+    const char* owner = name();
+    const ParameterPath root;
+    embeddings.check_parameters(owner, ParameterPath(root, "embeddings."));
+    encoder.check_parameters(owner, ParameterPath(root, "encoder."));
+    pooler.check_parameters(owner, ParameterPath(root, "pooler."));
+    if (pretraining) {
+      pretraining->check_parameters(owner, ParameterPath(root, "cls."));
+      pretraining->check_decoder(owner, embeddings.word_embeddings);
+    }
+    if (classifier) classifier->check_parameters(owner, ParameterPath(root, "classifier."));
+  }
+
+ private:
+  // "fnet::FNetModel", "fnet::TransformerModel" or "fnet::Model[<mixer>]", for messages.
+  static const char* name() {
+    static const std::string text = std::string(Mixer::name()) == "fourier" ? "fnet::FNetModel"
+                                    : std::string(Mixer::name()) == "attention"
+                                        ? "fnet::TransformerModel"
+                                        : std::string("fnet::Model[") + Mixer::name() + "]";
+    return text.c_str();
+  }
+
+  // f(layer) for every dense layer outside the encoder.
+  template <class Function>
+  void for_each_dense(Function&& f) {
+    f(embeddings.projection);
+    f(pooler.dense);
+    if (pretraining) {
+      f(pretraining->transform);
+      f(pretraining->seq_relationship);
+    }
+    if (classifier) f(classifier->dense);
+  }
+
+  static void check_config(const FNetConfig& config) {
+    config.validate();
+    if (config.mixing != Mixer::name())
+      throw std::invalid_argument(std::string(name()) + ": the configuration's mixing is \"" + config.mixing +
+                                  "\", this model's is \"" + Mixer::name() + "\"");
+  }
+
+  // The dropout site of a classifier's input (see fnet::TrainingOptions).
+  std::uint32_t classifier_site() const { return static_cast<std::uint32_t>(config_.num_hidden_layers + 1); }
+
+  void check_whole_batch(const LossCounts& whole, const LossCounts& here) const {
+    static const std::string owner = std::string(name()) + "::forward (training)";
+    const auto check = [&](const char* field, std::size_t whole_count, std::size_t here_count) {
+      if (whole_count < here_count)
+        throw std::invalid_argument(owner + ": options.whole_batch." + field + " is " +
+                                    std::to_string(whole_count) + ", fewer than this batch's own " +
+                                    std::to_string(here_count) +
+                                    " (it counts the whole batch, this shard included)");
+    };
+    check("masked_lm", whole.masked_lm, here.masked_lm);
+    check("next_sentence", whole.next_sentence, here.next_sentence);
+    check("classification", whole.classification, here.classification);
+  }
+
+  void check_labels(const TokenIds& ids, const TrainingLabels& labels) const {
+    static const std::string owner = std::string(name()) + "::forward (training)";
+    const auto batch = static_cast<std::size_t>(ids.rows());
+    const auto check_token_labels = [&](const char* what) {
+      if (labels.token_labels.rows() != ids.rows() || labels.token_labels.cols() != ids.cols())
+        throw std::invalid_argument(std::string(owner) + ": " + what + " needs token_labels of shape (" +
+                                    std::to_string(ids.rows()) + ", " + std::to_string(ids.cols()) +
+                                    "), got (" + std::to_string(labels.token_labels.rows()) + ", " +
+                                    std::to_string(labels.token_labels.cols()) + ")");
+    };
+    const auto check_sequence_labels = [&](const char* what) {
+      if (labels.sequence_labels.size() != batch)
+        throw std::invalid_argument(std::string(owner) + ": " + what + " needs " + std::to_string(batch) +
+                                    " sequence_labels (one per sequence), got " +
+                                    std::to_string(labels.sequence_labels.size()));
+    };
+    if (!pretraining && !classifier)
+      throw std::invalid_argument(
+          std::string(owner) +
+          ": the model has no head to train (give it pre-training heads or a classifier)");
+    if (pretraining) {
+      check_token_labels("pre-training (masked-LM)");
+      check_sequence_labels("pre-training (next-sentence)");
+    }
+    if (classifier && classifier->kind() == Classifier::token) check_token_labels("token classification");
+    if (classifier && classifier->kind() == Classifier::sequence) {
+      if (config_.num_labels == 1) {
+        if (labels.regression_targets.size() != batch)
+          throw std::invalid_argument(std::string(owner) + ": regression (num_labels 1) needs " +
+                                      std::to_string(batch) + " regression_targets, got " +
+                                      std::to_string(labels.regression_targets.size()));
+        for (std::size_t b = 0; b < batch; ++b)
+          if (!std::isfinite(labels.regression_targets[b]))
+            throw std::invalid_argument(std::string(owner) + ": regression_targets[" + std::to_string(b) +
+                                        "] is not finite");
+      } else {
+        check_sequence_labels("sequence classification");
+      }
+    }
+  }
+
+  // The model's training forward; the heads' losses leave their gradients (scale 1) in place of their logits.
+  // `here` is loss_counts(labels) for a shard (options.shard), unused otherwise.
+  void forward_train(const TokenIds& ids, const TokenIds& token_types, const TrainingLabels& labels,
+                     const LossCounts& here, TrainingCache& cache, Workspace<Scalar>& workspace,
+                     const TrainingOptions& options, int threads) const {
+    const Eigen::Index batch = ids.rows(), seq = ids.cols();
+    const auto tokens = static_cast<std::size_t>(ids.size());
+    const std::size_t hidden = config_.hidden_size;
+    const auto h = static_cast<Eigen::Index>(hidden);
+    const Dropout dropout(options.dropout, options.seed);
+    cache.ids_ = ids;
+    cache.token_types_ = token_types;
+    cache.options_ = options;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    cache.masked_lm_loss_ = cache.next_sentence_loss_ = cache.classification_loss_ = nan;
+    // A loss term (its gradient written for `scale` times it): this batch's mean, or for a shard of a whole
+    // batch this shard's sum over the whole batch's count (a shard with no labels adds 0; a whole batch with
+    // none is NaN, as a whole batch's own mean is).
+    const LossCounts* whole = options.shard ? &options.whole_batch : nullptr;
+    const auto shard_term = [&](std::size_t here_count, const std::size_t* whole_count, auto&& mean_loss) {
+      if (whole_count == nullptr) return mean_loss(1.0);
+      if (*whole_count == 0) {
+        mean_loss(0.0);
+        return nan;
+      }
+      const double share = static_cast<double>(here_count) / static_cast<double>(*whole_count);
+      const double mean = mean_loss(share);
+      return here_count == 0 ? 0.0 : mean * share;
+    };
+
+    Scalar* x = cache.hidden_.reserve(tokens * hidden);
+    detail::Access::forward_train(embeddings, ids, token_types, x, cache.embeddings_, threads);
+    const std::uint64_t first_token_element = options.first_element(static_cast<std::uint64_t>(seq) * hidden);
+    dropout.forward(x, x, tokens * hidden, options.step, 0, first_token_element);
+    detail::Access::forward_train(encoder, x, x, batch, seq, cache.encoder_, workspace, options, threads);
+    Scalar* pooled = cache.pooled_.reserve(static_cast<std::size_t>(batch) * hidden);
+    detail::Access::forward_unchecked(pooler, x, batch, seq, pooled);
+
+    double loss = 0;
+    if (pretraining) {
+      const std::size_t vocab = config_.vocab_size;
+      Scalar* logits = cache.logits_.reserve(tokens * vocab);
+      detail::Access::forward_train(*pretraining, x, tokens, embeddings.word_embeddings, logits, cache.heads_,
+                                    threads);
+      cache.masked_lm_loss_ =
+          shard_term(here.masked_lm, whole ? &whole->masked_lm : nullptr, [&](double scale) {
+            return cross_entropy(RowsView<const Scalar>(logits, tokens, vocab),
+                                 LabelsView(labels.token_labels), LossGradient<Scalar>{logits, 0, scale});
+          });
+      Scalar* relationship = cache.relationship_.reserve(static_cast<std::size_t>(batch) * 2);
+      pretraining->seq_relationship.forward_rows(pooled, batch, h, relationship, Eigen::Index{2});
+      cache.next_sentence_loss_ =
+          shard_term(here.next_sentence, whole ? &whole->next_sentence : nullptr, [&](double scale) {
+            return cross_entropy(RowsView<const Scalar>(relationship, static_cast<std::size_t>(batch), 2),
+                                 LabelsView(labels.sequence_labels),
+                                 LossGradient<Scalar>{relationship, 0, scale});
+          });
+      loss += cache.masked_lm_loss_ + cache.next_sentence_loss_;
+    }
+    if (classifier) {
+      const bool per_token = classifier->kind() == Classifier::token;
+      const std::size_t rows = per_token ? tokens : static_cast<std::size_t>(batch);
+      const std::size_t num_labels = config_.num_labels;
+      Scalar* input = cache.classifier_input_.reserve(rows * hidden);
+      dropout.forward(per_token ? x : pooled, input, rows * hidden, options.step, classifier_site(),
+                      per_token ? first_token_element : options.first_element(hidden));
+      Scalar* logits = cache.classifier_logits_.reserve(rows * num_labels);
+      classifier->dense.forward_rows(input, static_cast<Eigen::Index>(rows), h, logits,
+                                     static_cast<Eigen::Index>(num_labels));
+      const RowsView<const Scalar> view(logits, rows, num_labels);
+      const bool regression = !per_token && num_labels == 1;
+      Scalar* targets = regression ? cache.targets_.reserve(rows) : nullptr;
+      for (std::size_t b = 0; regression && b < rows; ++b)
+        targets[b] = static_cast<Scalar>(labels.regression_targets[b]);
+      cache.classification_loss_ =
+          shard_term(here.classification, whole ? &whole->classification : nullptr, [&](double scale) {
+            if (regression)
+              return mse_loss(view, RowsView<const Scalar>(targets, rows, 1),
+                              LossGradient<Scalar>{logits, 0, scale});
+            return cross_entropy(
+                view, per_token ? LabelsView(labels.token_labels) : LabelsView(labels.sequence_labels),
+                LossGradient<Scalar>{logits, 0, scale});
+          });
+      loss += cache.classification_loss_;
+    }
+    cache.loss_ = loss;
+  }
+
+  // The model's backward pass from the heads' logit gradients the forward left in the cache.
+  void backward_train(TrainingCache& cache, Gradients<Scalar>& gradients, Workspace<Scalar>& workspace,
+                      Scalar loss_scale, int threads) const {
+    const TokenIds& ids = cache.ids_;
+    const Eigen::Index batch = ids.rows(), seq = ids.cols();
+    const auto tokens = static_cast<std::size_t>(ids.size());
+    const std::size_t hidden = config_.hidden_size;
+    const auto h = static_cast<Eigen::Index>(hidden);
+    const TrainingOptions& options = cache.options_;
+    const Dropout dropout(options.dropout, options.seed);
+    const std::uint64_t first_token_element = options.first_element(static_cast<std::uint64_t>(seq) * hidden);
+    const Scalar* x = cache.hidden_.data();
+    const Scalar* pooled = cache.pooled_.data();
+    Scalar* d_hidden = cache.d_hidden_.reserve(tokens * hidden);
+    Scalar* d_pooled = cache.d_pooled_.reserve(static_cast<std::size_t>(batch) * hidden);
+    std::fill_n(d_hidden, tokens * hidden, Scalar(0));
+    std::fill_n(d_pooled, static_cast<std::size_t>(batch) * hidden, Scalar(0));
+    const auto scale = [&](Scalar* values, std::size_t count) {
+      if (loss_scale != Scalar(1))
+        for (std::size_t i = 0; i < count; ++i) values[i] *= loss_scale;
+    };
+
+    if (classifier) {
+      const bool per_token = classifier->kind() == Classifier::token;
+      const std::size_t rows = per_token ? tokens : static_cast<std::size_t>(batch);
+      const auto num_labels = static_cast<Eigen::Index>(config_.num_labels);
+      Scalar* d_logits = cache.classifier_logits_.data();
+      scale(d_logits, rows * static_cast<std::size_t>(num_labels));
+      // The classifier's input gradient goes through the dropout mask into the pooled output or the tokens.
+      Scalar* d_input = cache.classifier_input_.data();  // after its weight gradient has read it
+      classifier->dense.backward_rows(cache.classifier_input_.data(), h, d_logits, num_labels, rows, d_input,
+                                      h, false, gradients, threads);
+      dropout.backward(d_input, d_input, rows * hidden, options.step, classifier_site(),
+                       per_token ? first_token_element : options.first_element(hidden));
+      Scalar* target = per_token ? d_hidden : d_pooled;
+      for (std::size_t i = 0; i < rows * hidden; ++i) target[i] += d_input[i];
+    }
+    if (pretraining) {
+      Scalar* d_logits = cache.logits_.data();
+      Scalar* d_relationship = cache.relationship_.data();
+      scale(d_logits, tokens * config_.vocab_size);
+      scale(d_relationship, static_cast<std::size_t>(batch) * 2);
+      Scalar* scratch = detail::Access::buffers(workspace).gradients.reserve(tokens * hidden);
+      detail::Access::backward_rows(*pretraining, x, tokens, embeddings.word_embeddings, cache.heads_,
+                                    d_logits, d_hidden, scratch, pooled, batch, d_relationship, d_pooled,
+                                    gradients, threads);
+    }
+    Scalar* scratch = cache.scratch_.reserve(static_cast<std::size_t>(batch) * hidden);
+    detail::Access::backward_rows(pooler, x, batch, seq, pooled, d_pooled, d_hidden, scratch, gradients,
+                                  threads);
+    detail::Access::backward_rows(encoder, cache.encoder_, batch, seq, d_hidden, d_hidden, gradients,
+                                  workspace, threads);
+    dropout.backward(d_hidden, d_hidden, tokens * hidden, options.step, 0, first_token_element);
+    detail::Access::backward_rows(embeddings, ids, cache.token_types_, cache.embeddings_, d_hidden, gradients,
+                                  workspace, threads);
+  }
+
+  void check_call(const TokenIds& ids, const TokenIds& token_types) const {
+    const char* owner = name();
+    check_parameters();
+    embeddings.check_inputs(ids, token_types);
+    encoder.layer(0).mixing.check_sequence(owner, ids.cols());
+  }
+
+  static void resize(Tensor3<Scalar>& tensor, Eigen::Index a, Eigen::Index b, Eigen::Index c) {
+    if (tensor.dimension(0) != a || tensor.dimension(1) != b || tensor.dimension(2) != c)
+      tensor.resize(a, b, c);
+  }
+  static void resize(std::optional<Tensor3<Scalar>>& tensor, Eigen::Index a, Eigen::Index b, Eigen::Index c) {
+    if (!tensor) tensor.emplace(a, b, c);
+    resize(*tensor, a, b, c);
+  }
+  static void resize(Matrix& matrix, Eigen::Index rows, Eigen::Index cols) {
+    if (matrix.rows() != rows || matrix.cols() != cols) matrix.resize(rows, cols);
+  }
+  static void resize(std::optional<Matrix>& matrix, Eigen::Index rows, Eigen::Index cols) {
+    if (!matrix) matrix.emplace(rows, cols);
+    resize(*matrix, rows, cols);
+  }
+};
+
+/// Hugging Face's FNet: the Model with Fourier mixing over the FFT `Backend`.
+template <class Scalar, class Backend = fft::Default>
+using FNetModel = Model<Scalar, FourierMixing<Scalar, Backend>>;
+
+/// The Model with multi-head self-attention as its mixing sublayer: FNet's embeddings, pooler and heads
+/// around a BERT (post-LN) encoder, built from an FNetConfig whose mixing is "attention" (optionally with
+/// num_attention_heads). It trains, saves and loads as an FNetModel does, and a timing difference between the
+/// two is the mixing sublayer alone. Unlike BERT it has no attention mask, no dropout on the attention
+/// probabilities or the attention output, and FNet's embedding projection.
+template <class Scalar>
+using TransformerModel = Model<Scalar, MultiHeadAttention<Scalar>>;
+
+}  // namespace fnet
