@@ -6,7 +6,9 @@
 #include <fnet/fft/fftw.hpp>
 #endif
 #include <fnet/core/threads.hpp>
+#include <fnet/mixing/attention.hpp>
 #include <fnet/mixing/fourier.hpp>
+#include <fnet/mixing/mixer.hpp>
 
 #include "layer_test_support.hpp"
 
@@ -22,6 +24,12 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+// The library's mixers meet the mixing contract; other types do not.
+static_assert(fnet::is_mixer_v<fnet::FourierMixing<float>> && fnet::is_mixer_v<fnet::FourierMixing<double>>);
+static_assert(fnet::is_mixer_v<fnet::MultiHeadAttention<float>> &&
+              fnet::is_mixer_v<fnet::MultiHeadAttention<double>>);
+static_assert(!fnet::is_mixer_v<fnet::Dense<float>> && !fnet::is_mixer_v<int>);
 
 namespace {
 

@@ -7,6 +7,7 @@
 #include "io_test_support.hpp"
 
 #include <cmath>
+#include <random>
 
 namespace {
 
@@ -76,6 +77,41 @@ TEST(FNetModel, ParametersCarryHuggingFaceNamesAndShapes) {
   EXPECT_EQ(shapes.at("classifier.weight"), (std::vector<std::size_t>{4, 10}));
   EXPECT_EQ(shapes.count("cls.predictions.decoder.weight"), 0u);  // tied to the word embeddings
   EXPECT_EQ(shapes.size(), 7u + 2 * 8u + 2u + 7u + 2u);
+}
+
+// The one parameter walk: Hugging Face's count for google/fnet-base's FNetModel, and every tensor declared
+// with the initialisation Hugging Face gives it.
+TEST(FNetModel, TheParameterWalkCountsAndInitialisesAsHuggingFace) {
+  const fnet::FNetModel<float, fnet::fft::Builtin> base(fnet::FNetConfig{});
+  EXPECT_EQ(fnet::parameter_count(base), 82861056u);
+  Model model(small_config(), {true, fnet::Classifier::sequence});
+  model.initialize(9);
+  std::size_t visited = 0;
+  fnet::visit_parameters(model, [&](const fnet::NamedParameter<double>& p) {
+    ++visited;
+    const bool norm_weight = p.name.find("LayerNorm.weight") != std::string::npos;
+    const bool bias = p.name.find("bias") != std::string::npos;
+    EXPECT_EQ(p.init, norm_weight ? fnet::ParameterInit::ones
+                      : bias      ? fnet::ParameterInit::zeros
+                                  : fnet::ParameterInit::normal)
+        << p.name;
+    const Eigen::Map<const Eigen::VectorXd> values(p.data, static_cast<Eigen::Index>(p.size()));
+    if (norm_weight) {
+      EXPECT_TRUE((values.array() == 1.0).all()) << p.name;
+    } else if (bias) {
+      EXPECT_TRUE((values.array() == 0.0).all()) << p.name;
+    } else {
+      EXPECT_GT(values.cwiseAbs().maxCoeff(), 0.0) << p.name;
+    }
+  });
+  EXPECT_EQ(visited, model.parameters().size());
+  EXPECT_EQ(fnet::parameter_count(model), [&] {
+    std::size_t total = 0;
+    for (const auto& p : model.parameters()) total += p.size();
+    return total;
+  }());
+  // The pad_token_id row of the word table starts at zero, as nn.Embedding's padding_idx.
+  EXPECT_TRUE(model.embeddings.word_embeddings.row(3).isZero(0));
 }
 
 TEST(FNetModel, OutputsMatchANaiveComposition) {
@@ -207,6 +243,138 @@ TEST(FNetModel, InvalidConfigurationIsRefused) {
   auto config = small_config();
   config.hidden_act = static_cast<fnet::Activation>(7);
   FNET_EXPECT_THROW_WITH(Model{config}, std::invalid_argument, "hidden_act", "7");
+}
+
+// The parts' own public forwards, each against its definition computed here, and their argument checks.
+fnet::Tensor3<double> random_hidden(Eigen::Index batch, Eigen::Index seq, Eigen::Index hidden,
+                                    std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  fnet::Tensor3<double> x(batch, seq, hidden);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = uniform(random);
+  return x;
+}
+
+Eigen::VectorXd token_of(const fnet::Tensor3<double>& x, Eigen::Index b, Eigen::Index s) {
+  Eigen::VectorXd token(x.dimension(2));
+  for (Eigen::Index j = 0; j < token.size(); ++j) token(j) = x(b, s, j);
+  return token;
+}
+
+TEST(ModelParts, EmbeddingsForwardIsLayerNormOfTheSumThenTheProjection) {
+  const auto config = small_config();
+  Model model(config);
+  randomise(model, 11);
+  const auto& e = model.embeddings;
+  const auto ids = make_ids({{4, 17, 40, 0}, {3, 1, 2, 5}});
+  const auto types = make_ids({{0, 2, 1, 0}, {1, 1, 0, 2}});
+  const auto out = e.forward(ids, types);
+  ASSERT_EQ(out.dimension(0), 2);
+  ASSERT_EQ(out.dimension(1), 4);
+  ASSERT_EQ(out.dimension(2), 10);
+  for (Eigen::Index b = 0; b < 2; ++b)
+    for (Eigen::Index s = 0; s < 4; ++s) {
+      const Eigen::VectorXd sum = e.word_embeddings.row(ids(b, s)).transpose() +
+                                  e.token_type_embeddings.row(types(b, s)).transpose() +
+                                  e.position_embeddings.row(s).transpose();
+      const Eigen::VectorXd expected =
+          e.projection.weight * layer_norm(sum, e.layer_norm.weight, e.layer_norm.bias, 1e-12) +
+          e.projection.bias;
+      for (Eigen::Index j = 0; j < 10; ++j) EXPECT_NEAR(out(b, s, j), expected(j), 1e-12) << b << s << j;
+    }
+  const auto defaulted = e.forward(ids);  // token types 0
+  const auto zeros = e.forward(ids, fnet::TokenIds::Zero(2, 4));
+  for (Eigen::Index i = 0; i < defaulted.size(); ++i) EXPECT_EQ(defaulted.data()[i], zeros.data()[i]);
+  FNET_EXPECT_THROW_WITH(e.forward(make_ids({{4, 41}})), std::invalid_argument, "fnet::FNetEmbeddings",
+                         "input_ids[0, 1] = 41");
+  FNET_EXPECT_THROW_WITH(e.forward(ids, make_ids({{0}})), std::invalid_argument, "token_type_ids", "(1, 1)");
+}
+
+TEST(ModelParts, PoolerIsTanhOfTheDenseFirstToken) {
+  const auto config = small_config();
+  Model model(config);
+  randomise(model, 12);
+  const auto hidden = random_hidden(3, 4, 10, 13);
+  const auto pooled = model.pooler.forward(hidden);
+  ASSERT_EQ(pooled.rows(), 3);
+  ASSERT_EQ(pooled.cols(), 10);
+  for (Eigen::Index b = 0; b < 3; ++b) {
+    const Eigen::VectorXd expected =
+        (model.pooler.dense.weight * token_of(hidden, b, 0) + model.pooler.dense.bias)
+            .array()
+            .tanh()
+            .matrix();
+    for (Eigen::Index j = 0; j < 10; ++j) EXPECT_NEAR(pooled(b, j), expected(j), 1e-12);
+  }
+  FNET_EXPECT_THROW_WITH(model.pooler.forward(random_hidden(2, 3, 9, 14)), std::invalid_argument,
+                         "fnet::FNetPooler", "(2, 3, 9)");
+}
+
+TEST(ModelParts, PreTrainingHeadsScoreTheVocabularyAndTheNextSentence) {
+  const auto config = small_config();
+  Model model(config, {true});
+  randomise(model, 15);
+  const auto& heads = *model.pretraining;
+  const auto& words = model.embeddings.word_embeddings;
+  const auto hidden = random_hidden(2, 3, 10, 16);
+  const auto logits = heads.prediction_logits(hidden, words);
+  ASSERT_EQ(logits.dimension(2), 41);
+  for (Eigen::Index b = 0; b < 2; ++b)
+    for (Eigen::Index s = 0; s < 3; ++s) {
+      Eigen::VectorXd t = heads.transform.weight * token_of(hidden, b, s) + heads.transform.bias;
+      for (Eigen::Index j = 0; j < 10; ++j) t(j) = gelu_tanh(t(j));
+      t = layer_norm(t, heads.transform_layer_norm.weight, heads.transform_layer_norm.bias, 1e-12);
+      const Eigen::VectorXd expected = words * t + heads.prediction_bias;
+      for (Eigen::Index v = 0; v < 41; ++v) ASSERT_NEAR(logits(b, s, v), expected(v), 1e-11) << b << s << v;
+    }
+  Matrix pooled(2, 10);
+  pooled.setRandom();
+  const auto nsp = heads.seq_relationship_logits(pooled);
+  ASSERT_EQ(nsp.cols(), 2);
+  for (Eigen::Index b = 0; b < 2; ++b) {
+    const Eigen::VectorXd expected =
+        heads.seq_relationship.weight * pooled.row(b).transpose() + heads.seq_relationship.bias;
+    for (Eigen::Index k = 0; k < 2; ++k) EXPECT_NEAR(nsp(b, k), expected(k), 1e-12);
+  }
+  const Matrix wrong_words = Matrix::Zero(40, 10);
+  FNET_EXPECT_THROW_WITH(heads.prediction_logits(hidden, wrong_words), std::invalid_argument,
+                         "word_embeddings (tied decoder)", "[40, 10]", "[41, 10]");
+  FNET_EXPECT_THROW_WITH(heads.prediction_logits(random_hidden(2, 3, 8, 17), words), std::invalid_argument,
+                         "fnet::FNetPreTrainingHeads", "(2, 3, 8)");
+  FNET_EXPECT_THROW_WITH(heads.seq_relationship_logits(Matrix::Zero(2, 9)), std::invalid_argument,
+                         "pooled output", "[2, 9]");
+}
+
+TEST(ModelParts, ClassifierScoresThePooledOutputOrEveryToken) {
+  const auto config = small_config();
+  Model model(config, {false, fnet::Classifier::sequence});
+  randomise(model, 18);
+  const fnet::FNetClassifier<double>& sequence = *model.classifier;
+  fnet::FNetClassifier<double> token(config, fnet::Classifier::token);
+  token.dense.weight = sequence.dense.weight;
+  token.dense.bias = sequence.dense.bias;
+  Matrix pooled(3, 10);
+  pooled.setRandom();
+  const auto per_sequence = sequence.sequence_logits(pooled);
+  ASSERT_EQ(per_sequence.cols(), 4);
+  for (Eigen::Index b = 0; b < 3; ++b) {
+    const Eigen::VectorXd expected = sequence.dense.weight * pooled.row(b).transpose() + sequence.dense.bias;
+    for (Eigen::Index k = 0; k < 4; ++k) EXPECT_NEAR(per_sequence(b, k), expected(k), 1e-12);
+  }
+  const auto hidden = random_hidden(2, 5, 10, 19);
+  const auto per_token = token.token_logits(hidden);
+  ASSERT_EQ(per_token.dimension(2), 4);
+  for (Eigen::Index b = 0; b < 2; ++b)
+    for (Eigen::Index s = 0; s < 5; ++s) {
+      const Eigen::VectorXd expected = token.dense.weight * token_of(hidden, b, s) + token.dense.bias;
+      for (Eigen::Index k = 0; k < 4; ++k) EXPECT_NEAR(per_token(b, s, k), expected(k), 1e-12);
+    }
+  FNET_EXPECT_THROW_WITH((fnet::FNetClassifier<double>(config, fnet::Classifier::none)),
+                         std::invalid_argument, "Classifier::sequence or Classifier::token");
+  FNET_EXPECT_THROW_WITH(sequence.sequence_logits(Matrix::Zero(0, 10)), std::invalid_argument,
+                         "pooled output", "[0, 10]");
+  FNET_EXPECT_THROW_WITH(token.token_logits(random_hidden(1, 2, 3, 20)), std::invalid_argument,
+                         "fnet::FNetClassifier", "(1, 2, 3)");
 }
 
 // Writes a model's parameters as a Hugging Face checkpoint (optionally with the fnet. prefix, in F32 or F64).
