@@ -1,8 +1,8 @@
 // ComputeType: the number format a model's dense products run in for inference (float32, bfloat16, int8).
 #pragma once
 
-#include <stdexcept>
-#include <string>
+#include <fnet/core/detail/enum_names.hpp>
+
 #include <string_view>
 
 namespace fnet {
@@ -30,30 +30,24 @@ enum class ComputeType {
   int8,      ///< per-channel int8 weights, per-token int8 inputs, int32 accumulation
 };
 
+namespace detail {
+inline constexpr EnumNames<ComputeType, 3> compute_type_names({{ComputeType::float32, "float32"},
+                                                               {ComputeType::bfloat16, "bfloat16"},
+                                                               {ComputeType::int8, "int8"}});
+}  // namespace detail
+
 /// "float32", "bfloat16" or "int8"; anything else throws std::invalid_argument naming the value.
 inline ComputeType parse_compute_type(std::string_view name) {
-  if (name == "float32") return ComputeType::float32;
-  if (name == "bfloat16") return ComputeType::bfloat16;
-  if (name == "int8") return ComputeType::int8;
-  throw std::invalid_argument("fnet::parse_compute_type: unknown compute type \"" + std::string(name) +
-                              "\" (expected float32, bfloat16 or int8)");
+  return detail::compute_type_names.parse(name, "fnet::parse_compute_type", "compute type");
 }
 
 inline const char* to_string(ComputeType type) {
-  switch (type) {
-    case ComputeType::float32:
-      return "float32";
-    case ComputeType::bfloat16:
-      return "bfloat16";
-    case ComputeType::int8:
-      return "int8";
-  }
-  return "unknown";
+  return detail::compute_type_names.name(type);
 }
 
 /// True for the three enumerators; false for a value cast from an out-of-range integer.
 inline bool is_valid(ComputeType type) {
-  return type == ComputeType::float32 || type == ComputeType::bfloat16 || type == ComputeType::int8;
+  return detail::compute_type_names.contains(type);
 }
 
 /// Whether this build can prepack for `type`: float32 always, the reduced types with oneDNN.

@@ -134,4 +134,23 @@ std::size_t parameter_count(const Object& object) {
   return count;
 }
 
+namespace detail {
+
+// parameters(), const and not, for a class that defines the walk: derive from ParameterListing<Class,
+// Scalar>.
+template <class Object, class Scalar>
+class ParameterListing {
+ public:
+  /// Every parameter under its Hugging Face name relative to this object: the walk (visit_parameters),
+  /// collected.
+  std::vector<NamedParameter<Scalar>> parameters() {
+    return parameter_list<Scalar>(static_cast<Object&>(*this));
+  }
+  std::vector<NamedParameter<const Scalar>> parameters() const {
+    return parameter_list<const Scalar>(static_cast<const Object&>(*this));
+  }
+};
+
+}  // namespace detail
+
 }  // namespace fnet

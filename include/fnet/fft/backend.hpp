@@ -15,30 +15,26 @@ namespace fnet::fft {
 /// Sign of the exponent: forward is exp(-2πi jk/n), inverse is exp(+2πi jk/n). Neither scales.
 enum class Direction { forward, inverse };
 
-/// `count` real-to-complex transforms of length `length`. Row r reads input[r*input_distance + j],
-/// j < length, and writes the non-redundant half out[r*output_distance + k], k <= length/2.
-/// Input and output must not overlap; the input is never modified.
-template <class T>
-struct RealToComplexBatch {
+/// `count` transforms of length `length` between real rows and their non-redundant half spectra (length/2+1
+/// bins): row r reads input[r*input_distance + ...] and writes output[r*output_distance + ...], distances in
+/// elements of the row's own type. Input and output must not overlap; the input is never modified.
+template <class In, class Out>
+struct RealBatch {
   std::size_t length = 0;
   std::size_t count = 1;
-  const T* input = nullptr;
+  const In* input = nullptr;
   std::ptrdiff_t input_distance = 0;
-  std::complex<T>* output = nullptr;
+  Out* output = nullptr;
   std::ptrdiff_t output_distance = 0;
 };
 
-/// The inverse of RealToComplexBatch: `count` Hermitian half-spectra (length/2+1 bins each) to real rows
-/// of `length`, unnormalised (a round trip multiplies by `length`). The input is never modified.
+/// Real rows to half spectra: out[r*output_distance + k], k <= length/2, from input[r*input_distance + j].
 template <class T>
-struct ComplexToRealBatch {
-  std::size_t length = 0;
-  std::size_t count = 1;
-  const std::complex<T>* input = nullptr;
-  std::ptrdiff_t input_distance = 0;
-  T* output = nullptr;
-  std::ptrdiff_t output_distance = 0;
-};
+using RealToComplexBatch = RealBatch<T, std::complex<T>>;
+
+/// The inverse: half spectra to real rows of `length`, unnormalised (a round trip multiplies by `length`).
+template <class T>
+using ComplexToRealBatch = RealBatch<std::complex<T>, T>;
 
 /// `count` complex transforms of length `length`. Element j of transform r lives at
 /// r*distance + j*stride (in units of std::complex<T>) in both input and output. In place when
@@ -118,37 +114,28 @@ inline void check_row_distance(const char* name, std::ptrdiff_t distance, std::s
 }  // namespace detail
 
 /// Throws std::invalid_argument naming the first thing wrong with the descriptor.
-template <class T>
-void check(const RealToComplexBatch<T>& b) {
+template <class In, class Out>
+void check(const RealBatch<In, Out>& b) {
+  constexpr bool to_complex = std::is_same_v<Out, std::complex<In>>;
+  const char* kind = to_complex ? "real-to-complex" : "complex-to-real";
   detail::check_shape(b.length, b.count);
-  if (b.input == nullptr || b.output == nullptr) detail::invalid("real-to-complex batch has a null pointer");
+  if (b.input == nullptr || b.output == nullptr)
+    detail::invalid(std::string(kind) + " batch has a null pointer");
   const std::size_t bins = b.length / 2 + 1;
-  detail::check_row_distance("input_distance", b.input_distance, b.length, b.count);
-  detail::check_row_distance("output_distance", b.output_distance, bins, b.count);
+  const std::size_t input_row = to_complex ? b.length : bins, output_row = to_complex ? bins : b.length;
+  detail::check_row_distance("input_distance", b.input_distance, input_row, b.count);
+  detail::check_row_distance("output_distance", b.output_distance, output_row, b.count);
   const auto in_bytes =
-      sizeof(T) * static_cast<std::size_t>(detail::last_offset(b.length, b.count, 1, b.input_distance) + 1);
+      sizeof(In) * static_cast<std::size_t>(detail::last_offset(input_row, b.count, 1, b.input_distance) + 1);
   const auto out_bytes =
-      sizeof(std::complex<T>) *
-      static_cast<std::size_t>(detail::last_offset(bins, b.count, 1, b.output_distance) + 1);
+      sizeof(Out) *
+      static_cast<std::size_t>(detail::last_offset(output_row, b.count, 1, b.output_distance) + 1);
   if (detail::ranges_overlap(b.input, in_bytes, b.output, out_bytes))
-    detail::invalid("real-to-complex input and output overlap (length " + std::to_string(b.length) + ")");
+    detail::invalid(std::string(kind) + " input and output overlap (length " + std::to_string(b.length) +
+                    ")");
 }
 
-template <class T>
-void check(const ComplexToRealBatch<T>& b) {
-  detail::check_shape(b.length, b.count);
-  if (b.input == nullptr || b.output == nullptr) detail::invalid("complex-to-real batch has a null pointer");
-  const std::size_t bins = b.length / 2 + 1;
-  detail::check_row_distance("input_distance", b.input_distance, bins, b.count);
-  detail::check_row_distance("output_distance", b.output_distance, b.length, b.count);
-  const auto in_bytes = sizeof(std::complex<T>) *
-                        static_cast<std::size_t>(detail::last_offset(bins, b.count, 1, b.input_distance) + 1);
-  const auto out_bytes =
-      sizeof(T) * static_cast<std::size_t>(detail::last_offset(b.length, b.count, 1, b.output_distance) + 1);
-  if (detail::ranges_overlap(b.input, in_bytes, b.output, out_bytes))
-    detail::invalid("complex-to-real input and output overlap (length " + std::to_string(b.length) + ")");
-}
-
+/// The same for a complex batch.
 template <class T>
 void check(const ComplexBatch<T>& b) {
   detail::check_shape(b.length, b.count);

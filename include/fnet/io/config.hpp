@@ -181,22 +181,18 @@ inline FNetConfig read_config(const std::string& path, const char* mixer = nullp
   return parse_config(text.str(), path, mixer);
 }
 
+namespace detail {
+inline constexpr fnet::detail::EnumNames<DType, 4> torch_dtype_names(
+    {{DType::F32, "float32"}, {DType::BF16, "bfloat16"}, {DType::F16, "float16"}, {DType::F64, "float64"}});
+}  // namespace detail
+
 /// The name config.json's "torch_dtype" gives a weight dtype: "float32", "bfloat16", "float16" or "float64".
 /// Throws std::invalid_argument for the other dtypes.
 inline std::string torch_dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::F32:
-      return "float32";
-    case DType::BF16:
-      return "bfloat16";
-    case DType::F16:
-      return "float16";
-    case DType::F64:
-      return "float64";
-    default:
-      throw std::invalid_argument("fnet::io::torch_dtype_name: dtype " + std::string(dtype_name(dtype)) +
-                                  " is not a weight dtype (F32, BF16, F16 or F64)");
-  }
+  if (!detail::torch_dtype_names.contains(dtype))
+    throw std::invalid_argument("fnet::io::torch_dtype_name: dtype " + std::string(dtype_name(dtype)) +
+                                " is not a weight dtype (F32, BF16, F16 or F64)");
+  return detail::torch_dtype_names.name(dtype);
 }
 
 /// config.json text for `config` as transformers' FNetConfig.save_pretrained writes it: a JSON object with

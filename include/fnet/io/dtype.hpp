@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string>
@@ -22,47 +23,21 @@ namespace fnet::io {
 ///     float x = fnet::io::load_as<float>(*dtype, bytes);    // converts one element
 enum class DType { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 };
 
+namespace detail {
+// The names in the enumeration's order.
+inline constexpr const char* dtype_names[] = {"BOOL", "U8",  "I8",   "I16", "U16", "I32",     "U32",    "I64",
+                                              "U64",  "F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"};
+static_assert(std::size(dtype_names) == static_cast<std::size_t>(DType::F8_E5M2) + 1, "a name per DType");
+}  // namespace detail
+
 inline std::string_view dtype_name(DType dtype) noexcept {
-  switch (dtype) {
-    case DType::BOOL:
-      return "BOOL";
-    case DType::U8:
-      return "U8";
-    case DType::I8:
-      return "I8";
-    case DType::I16:
-      return "I16";
-    case DType::U16:
-      return "U16";
-    case DType::I32:
-      return "I32";
-    case DType::U32:
-      return "U32";
-    case DType::I64:
-      return "I64";
-    case DType::U64:
-      return "U64";
-    case DType::F16:
-      return "F16";
-    case DType::BF16:
-      return "BF16";
-    case DType::F32:
-      return "F32";
-    case DType::F64:
-      return "F64";
-    case DType::F8_E4M3:
-      return "F8_E4M3";
-    case DType::F8_E5M2:
-      return "F8_E5M2";
-  }
-  return "?";
+  const auto index = static_cast<std::size_t>(dtype);
+  return index < std::size(detail::dtype_names) ? detail::dtype_names[index] : "?";
 }
 
 inline std::optional<DType> parse_dtype(std::string_view name) noexcept {
-  for (DType d :
-       {DType::BOOL, DType::U8, DType::I8, DType::I16, DType::U16, DType::I32, DType::U32, DType::I64,
-        DType::U64, DType::F16, DType::BF16, DType::F32, DType::F64, DType::F8_E4M3, DType::F8_E5M2})
-    if (dtype_name(d) == name) return d;
+  for (std::size_t i = 0; i < std::size(detail::dtype_names); ++i)
+    if (name == detail::dtype_names[i]) return static_cast<DType>(i);
   return std::nullopt;
 }
 

@@ -45,10 +45,7 @@ class NpyHeaderReader {
 
   void read(NpyView& view) {
     bool have_descr = false, have_order = false, have_shape = false;
-    expect('{');
-    while (true) {
-      skip_space();
-      if (peek() == '}') break;
+    read_sequence('{', '}', "',' or '}'", [&] {
       const std::string key = read_string();
       expect(':');
       if (key == "descr") {
@@ -63,14 +60,7 @@ class NpyHeaderReader {
       } else {
         bad_npy(source_, "header has unexpected key '" + key + "'");
       }
-      skip_space();
-      if (peek() == ',') {
-        ++position_;
-        continue;
-      }
-      if (peek() != '}') fail("',' or '}'");
-    }
-    ++position_;
+    });
     skip_space();
     if (position_ != text_.size()) bad_npy(source_, "header has text after the closing '}'");
     if (!have_descr || !have_order || !have_shape)
@@ -120,12 +110,28 @@ class NpyHeaderReader {
     fail("True or False");
   }
 
-  std::vector<std::size_t> read_shape() {
-    expect('(');
-    std::vector<std::size_t> shape;
+  // `open`, then items read by read_item() separated by ',' (a trailing ',' allowed, as Python writes one
+  // after a dict's last entry and a 1-tuple's element), then `close`.
+  template <class ReadItem>
+  void read_sequence(char open, char close, const char* separator_or_close, ReadItem&& read_item) {
+    expect(open);
     while (true) {
       skip_space();
-      if (peek() == ')') break;
+      if (peek() == close) break;
+      read_item();
+      skip_space();
+      if (peek() == ',') {
+        ++position_;
+        continue;
+      }
+      if (peek() != close) fail(separator_or_close);
+    }
+    ++position_;
+  }
+
+  std::vector<std::size_t> read_shape() {
+    std::vector<std::size_t> shape;
+    read_sequence('(', ')', "',' or ')' in the shape", [&] {
       if (peek() < '0' || peek() > '9') fail("a non-negative integer in the shape");
       std::size_t value = 0;
       while (peek() >= '0' && peek() <= '9') {
@@ -137,14 +143,7 @@ class NpyHeaderReader {
       }
       if (peek() == 'L') ++position_;  // Python 2 long suffix
       shape.push_back(value);
-      skip_space();
-      if (peek() == ',') {
-        ++position_;
-        continue;
-      }
-      if (peek() != ')') fail("',' or ')' in the shape");
-    }
-    ++position_;
+    });
     return shape;
   }
 

@@ -1,8 +1,8 @@
 // Activation: the feed-forward non-linearities of FNet checkpoints (gelu, gelu_new, relu) and their parsing.
 #pragma once
 
-#include <stdexcept>
-#include <string>
+#include <fnet/core/detail/enum_names.hpp>
+
 #include <string_view>
 
 namespace fnet {
@@ -17,32 +17,26 @@ enum class Activation {
   relu,      ///< max(x, 0)
 };
 
+namespace detail {
+inline constexpr EnumNames<Activation, 4> activation_names({{Activation::gelu, "gelu"},
+                                                            {Activation::gelu_new, "gelu_new"},
+                                                            {Activation::gelu_new, "gelu_pytorch_tanh"},
+                                                            {Activation::relu, "relu"}});
+}  // namespace detail
+
 /// "gelu", "gelu_new" (also its PyTorch alias "gelu_pytorch_tanh") or "relu"; anything else throws
 /// std::invalid_argument naming the value.
 inline Activation parse_activation(std::string_view name) {
-  if (name == "gelu") return Activation::gelu;
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::gelu_new;
-  if (name == "relu") return Activation::relu;
-  throw std::invalid_argument("fnet::parse_activation: unknown activation \"" + std::string(name) +
-                              "\" (expected gelu, gelu_new, gelu_pytorch_tanh or relu)");
+  return detail::activation_names.parse(name, "fnet::parse_activation", "activation");
 }
 
 inline const char* to_string(Activation activation) {
-  switch (activation) {
-    case Activation::gelu:
-      return "gelu";
-    case Activation::gelu_new:
-      return "gelu_new";
-    case Activation::relu:
-      return "relu";
-  }
-  return "unknown";
+  return detail::activation_names.name(activation);
 }
 
 /// True for the three enumerators; false for a value cast from an out-of-range integer.
 inline bool is_valid(Activation activation) {
-  return activation == Activation::gelu || activation == Activation::gelu_new ||
-         activation == Activation::relu;
+  return detail::activation_names.contains(activation);
 }
 
 }  // namespace fnet

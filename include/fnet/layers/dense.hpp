@@ -6,6 +6,7 @@
 #include <fnet/core/detail/gemm.hpp>
 #include <fnet/core/detail/parallel.hpp>
 #include <fnet/core/detail/random.hpp>
+#include <fnet/core/detail/tensor_forwards.hpp>
 #include <fnet/core/gradients.hpp>
 #include <fnet/core/parameter.hpp>
 #include <fnet/core/tensor.hpp>
@@ -37,7 +38,7 @@ namespace fnet {
 /// layout, bfloat16 or int8 with FNET_WITH_DNNL): `weight` is then empty and only forward() is available,
 /// until unpack() gives the float weight back.
 template <class ScalarType>
-class Dense {
+class Dense : public detail::TensorForwards<Dense<ScalarType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -103,12 +104,7 @@ class Dense {
 
   /// Weight N(0, 0.02) from `seed`, bias zero, as the reference initialises a Linear layer. A prepacked layer
   /// becomes a float one again.
-  void initialize(std::uint64_t seed) {
-    unpack();
-    check_parameters();
-    detail::NormalGenerator generator(seed);
-    detail::initialize_parameters(*this, generator);
-  }
+  void initialize(std::uint64_t seed) { detail::initialize_from_seed(*this, seed); }
 
   Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
     Tensor3<Scalar> out(x.dimension(0), x.dimension(1), static_cast<Eigen::Index>(out_));
@@ -116,10 +112,8 @@ class Dense {
     return out;
   }
 
-  /// The same, for a writable view of the input (which is still only read).
-  void forward(Tensor3Map<Scalar> x, Tensor3Map<Scalar> out) const {
-    forward(ConstTensor3Map<Scalar>(x.data(), x.dimensions()), out);
-  }
+  // forward(const Tensor3&) (a new tensor) and forward(Tensor3Map x, ...) (a writable view of the input).
+  using detail::TensorForwards<Dense<ScalarType>, ScalarType>::forward;
 
   /// Into caller-owned memory of dims (batch, seq, out_features), which must not overlap x. Rows go in fixed
   /// blocks over the intra-op threads (the same bits for every thread count); allocates nothing.
@@ -158,12 +152,6 @@ class Dense {
                   static_cast<std::size_t>(batch * seq), dx.data(), static_cast<Eigen::Index>(in_), false,
                   gradients, num_threads());
   }
-
-  /// ("weight", [out, in]) and ("bias", [out]) with their current shapes: the parameter walk (see
-  /// fnet::visit_parameters) collected. Throws std::invalid_argument when the layer is prepacked (its weight
-  /// is not a float matrix then).
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: weight (N(0, sigma) at initialize()), then bias (zeros).
   template <class Self, class Visitor>

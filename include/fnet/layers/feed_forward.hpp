@@ -6,6 +6,7 @@
 #include <fnet/core/detail/checks.hpp>
 #include <fnet/core/detail/parallel.hpp>
 #include <fnet/core/detail/random.hpp>
+#include <fnet/core/detail/tensor_forwards.hpp>
 #include <fnet/core/gradients.hpp>
 #include <fnet/core/parameter.hpp>
 #include <fnet/core/tensor.hpp>
@@ -35,7 +36,7 @@ namespace fnet {
 ///     ffn.intermediate.weight(0, 0) = 0.5f;               // [3072, 768]
 ///     fnet::Tensor3<float> y = ffn.forward(x);
 template <class ScalarType>
-class FeedForward {
+class FeedForward : public detail::TensorForwards<FeedForward<ScalarType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   /// What a training forward keeps for the backward pass: the pre-activations x W1^T + b1 of every token
@@ -86,31 +87,16 @@ class FeedForward {
 
   /// Weights N(0, 0.02) from `seed` (intermediate, then output), biases zero, as the reference initialises a
   /// Linear layer.
-  void initialize(std::uint64_t seed) {
-    unpack();
-    check_parameters();
-    detail::NormalGenerator generator(seed);
-    detail::initialize_parameters(*this, generator);
-  }
+  void initialize(std::uint64_t seed) { detail::initialize_from_seed(*this, seed); }
 
-  Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
-    Tensor3<Scalar> out(x.dimensions());
-    Workspace<Scalar> workspace;
-    forward(as_map(x), as_map(out), workspace);
-    return out;
-  }
-
-  /// The same, for a writable view of the input (which is still only read).
-  void forward(Tensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
-    forward(ConstTensor3Map<Scalar>(x.data(), x.dimensions()), out, workspace);
-  }
+  // forward(const Tensor3&) (a new tensor) and forward(Tensor3Map x, ...) (a writable view of the input).
+  using detail::TensorForwards<FeedForward<ScalarType>, ScalarType>::forward;
 
   /// Into caller-owned memory; out may be x itself. Allocates nothing once the workspace has grown.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
     constexpr const char* owner = "fnet::FeedForward";
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size()));
-    detail::check_output(owner, x, out);
+    detail::check_forward(owner, x, out, static_cast<Eigen::Index>(hidden_size()));
     const auto tokens = static_cast<std::size_t>(x.dimension(0) * x.dimension(1));
     Scalar* scratch = detail::Access::buffers(workspace).intermediate.reserve(scratch_size(tokens));
     forward_unchecked(x.data(), tokens, out.data(), scratch, num_threads(), [](std::size_t, Eigen::Index) {});
@@ -126,8 +112,7 @@ class FeedForward {
                Workspace<Scalar>& workspace) const {
     constexpr const char* owner = "fnet::FeedForward";
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size()));
-    detail::check_output(owner, x, out);
+    detail::check_forward(owner, x, out, static_cast<Eigen::Index>(hidden_size()));
     forward_train(x.data(), static_cast<std::size_t>(x.dimension(0) * x.dimension(1)), out.data(), cache,
                   workspace, num_threads());
   }
@@ -139,19 +124,11 @@ class FeedForward {
                 Tensor3Map<Scalar> dx, Gradients<Scalar>& gradients, Workspace<Scalar>& workspace) const {
     constexpr const char* owner = "fnet::FeedForward::backward";
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size()));
-    const Eigen::Index batch = x.dimension(0), seq = x.dimension(1), h = x.dimension(2);
-    detail::check_dims(owner, "upstream gradient dy", dy, batch, seq, h);
-    detail::check_dims(owner, "input gradient dx", dx, batch, seq, h);
-    const auto tokens = static_cast<std::size_t>(batch * seq);
-    detail::check_cached_rows(owner, "cache", cache.tokens(), tokens);
+    detail::check_backward_of(owner, x, dy, dx, static_cast<Eigen::Index>(hidden_size()), "cache",
+                              cache.tokens());
+    const auto tokens = static_cast<std::size_t>(x.dimension(0) * x.dimension(1));
     backward_rows(x.data(), tokens, cache, dy.data(), dx.data(), gradients, workspace, num_threads());
   }
-
-  /// intermediate.dense.{weight,bias}, output.dense.{weight,bias}, with their current shapes: the parameter
-  /// walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: intermediate.dense.*, then output.dense.*.
   template <class Self, class Visitor>

@@ -4,6 +4,7 @@
 #include <fnet/core/detail/aligned_buffer.hpp>
 #include <fnet/core/detail/checks.hpp>
 #include <fnet/core/detail/parallel.hpp>
+#include <fnet/core/detail/tensor_forwards.hpp>
 #include <fnet/core/gradients.hpp>
 #include <fnet/core/parameter.hpp>
 #include <fnet/core/tensor.hpp>
@@ -29,7 +30,7 @@ namespace fnet {
 ///     norm.weight.setConstant(2.0f);
 ///     fnet::Tensor3<float> y = norm.forward(x);   // x: (batch, seq, 768)
 template <class ScalarType>
-class LayerNorm {
+class LayerNorm : public detail::TensorForwards<LayerNorm<ScalarType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
@@ -81,23 +82,14 @@ class LayerNorm {
     bias = Vector::Zero(static_cast<Eigen::Index>(hidden_size_));
   }
 
-  Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
-    Tensor3<Scalar> out(x.dimensions());
-    forward(as_map(x), as_map(out));
-    return out;
-  }
-
-  /// The same, for a writable view of the input (which is still only read).
-  void forward(Tensor3Map<Scalar> x, Tensor3Map<Scalar> out) const {
-    forward(ConstTensor3Map<Scalar>(x.data(), x.dimensions()), out);
-  }
+  // forward(const Tensor3&) (a new tensor) and forward(Tensor3Map x, ...) (a writable view of the input).
+  using detail::TensorForwards<LayerNorm<ScalarType>, ScalarType>::forward;
 
   /// Normalises into caller-owned memory (no allocation); out may be x itself.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out) const {
     constexpr const char* owner = "fnet::LayerNorm";
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size_));
-    detail::check_output(owner, x, out);
+    detail::check_forward(owner, x, out, static_cast<Eigen::Index>(hidden_size_));
     const std::size_t tokens = static_cast<std::size_t>(x.dimension(0) * x.dimension(1));
     const Eigen::Index hidden = x.dimension(2);
     detail::for_each_row_block(tokens, num_threads(), [&](std::size_t first, std::size_t count) {
@@ -113,8 +105,7 @@ class LayerNorm {
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Statistics& statistics) const {
     constexpr const char* owner = "fnet::LayerNorm";
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size_));
-    detail::check_output(owner, x, out);
+    detail::check_forward(owner, x, out, static_cast<Eigen::Index>(hidden_size_));
     const auto rows = static_cast<std::size_t>(x.dimension(0) * x.dimension(1));
     statistics.reserve(rows);
     forward_rows(x.data(), rows, out.data(), statistics.mean(), statistics.inverse_std(), num_threads());
@@ -127,19 +118,12 @@ class LayerNorm {
                 Tensor3Map<Scalar> dx, Gradients<Scalar>& gradients) const {
     constexpr const char* owner = "fnet::LayerNorm::backward";
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Eigen::Index>(hidden_size_));
-    const Eigen::Index batch = x.dimension(0), seq = x.dimension(1), h = x.dimension(2);
-    detail::check_dims(owner, "upstream gradient dy", dy, batch, seq, h);
-    detail::check_dims(owner, "input gradient dx", dx, batch, seq, h);
-    const auto rows = static_cast<std::size_t>(batch * seq);
-    detail::check_cached_rows(owner, "statistics", statistics.rows(), rows);
+    detail::check_backward_of(owner, x, dy, dx, static_cast<Eigen::Index>(hidden_size_), "statistics",
+                              statistics.rows());
+    const auto rows = static_cast<std::size_t>(x.dimension(0) * x.dimension(1));
     backward_rows(x.data(), rows, statistics.mean(), statistics.inverse_std(), dy.data(), dx.data(),
                   gradients, num_threads());
   }
-
-  /// ("weight", ...), ("bias", ...), each [hidden_size]: the parameter walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: weight (ones at initialisation), then bias (zeros).
   template <class Self, class Visitor>

@@ -6,6 +6,7 @@
 #include <fnet/core/detail/gemm.hpp>
 #include <fnet/core/detail/parallel.hpp>
 #include <fnet/core/detail/random.hpp>
+#include <fnet/core/detail/tensor_forwards.hpp>
 #include <fnet/core/gradients.hpp>
 #include <fnet/core/parameter.hpp>
 #include <fnet/core/tensor.hpp>
@@ -62,7 +63,7 @@ namespace fnet {
  * fnet::set_num_threads(n) > 1 the batch items are spread over threads; results are the same bits.
  */
 template <class ScalarType>
-class MultiHeadAttention {
+class MultiHeadAttention : public detail::TensorForwards<MultiHeadAttention<ScalarType>, ScalarType> {
   static_assert(std::is_same_v<ScalarType, float> || std::is_same_v<ScalarType, double>,
                 "fnet::MultiHeadAttention supports float and double");
 
@@ -133,27 +134,17 @@ class MultiHeadAttention {
   std::size_t head_dim() const { return hidden_size() / num_heads_; }
 
   /// Weights N(0, 0.02) from `seed` (the same numbers on every platform), biases zero.
-  void initialize(std::uint64_t seed) {
-    check_parameters();
-    detail::NormalGenerator generator(seed);
-    detail::initialize_parameters(*this, generator);
-  }
+  void initialize(std::uint64_t seed) { detail::initialize_from_seed(*this, seed); }
 
-  /// Self-attention of each batch item; returns a new (batch, seq, hidden) tensor.
-  Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
-    Tensor3<Scalar> out(x.dimensions());
-    Workspace<Scalar> workspace;
-    forward(as_map(x), as_map(out), workspace);
-    return out;
-  }
+  // forward(const Tensor3&) (a new tensor) and forward(Tensor3Map x, ...) (a writable view of the input).
+  using detail::TensorForwards<MultiHeadAttention<ScalarType>, ScalarType>::forward;
 
   /// Into caller-owned memory; out must have x's dims and be x itself or not overlap it. Allocates nothing
   /// once the workspace has grown.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
     constexpr const char* owner = "fnet::MultiHeadAttention";
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Index>(hidden_size()));
-    detail::check_output(owner, x, out);
+    detail::check_forward(owner, x, out, static_cast<Index>(hidden_size()));
     MixingCall<Scalar> call;
     call.x = x.data();
     call.out = out.data();
@@ -167,8 +158,7 @@ class MultiHeadAttention {
                Workspace<Scalar>& workspace) const {
     constexpr const char* owner = "fnet::MultiHeadAttention";
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Index>(hidden_size()));
-    detail::check_output(owner, x, out);
+    detail::check_forward(owner, x, out, static_cast<Index>(hidden_size()));
     static_cast<void>(workspace);  // the training forward keeps everything in the cache
     forward_train(MixingCall<Scalar>{x.data(), out.data(), shape_of(x, num_threads()), false, nullptr},
                   cache);
@@ -181,9 +171,11 @@ class MultiHeadAttention {
                 Gradients<Scalar>& gradients, Workspace<Scalar>& workspace) const {
     constexpr const char* owner = "fnet::MultiHeadAttention::backward";
     check_parameters(owner, {});
-    detail::check_input(owner, dy, static_cast<Index>(hidden_size()));
-    detail::check_output(owner, dy, dx);
-    check_cache(owner, cache, dy.dimension(0), dy.dimension(1));
+    detail::check_backward(owner, dy, dx, static_cast<Index>(hidden_size()), "cache", cache.tokens());
+    if (cache.seq() != dy.dimension(1))
+      throw std::invalid_argument(std::string(owner) + ": the cache holds items of " +
+                                  std::to_string(cache.seq()) + " tokens but the call has " +
+                                  std::to_string(dy.dimension(1)) + " (pass the forward's cache)");
     MixingGradientCall<Scalar> call;
     call.dy = dy.data();
     call.dx = dx.data();
@@ -197,12 +189,6 @@ class MultiHeadAttention {
     workspace.scratch(scratch_size(MixingPass::forward, {batch, static_cast<Index>(seq),
                                                          static_cast<Index>(hidden_size()), num_threads()}));
   }
-
-  /// self.{query,key,value}.{weight,bias} (views into the stacked qkv storage) and
-  /// output.dense.{weight,bias}, as Hugging Face BERT names them relative to its attention module: the
-  /// parameter walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: query, key, value (weight N(0, 0.02), bias zeros each; views into the stacked
   /// storage, valid only while it has its configured shape, so the walk checks it first), then
@@ -276,12 +262,9 @@ class MultiHeadAttention {
   /// the cache first).
   void forward_train(const MixingCall<Scalar>& call, Cache& cache) const {
     const MixingShape& shape = call.shape;
-    const Index seq = shape.seq, hidden = shape.hidden;
+    const Index seq = shape.seq, hidden = shape.hidden, pitch = 3 * hidden;
+    const auto heads = static_cast<Index>(num_heads_);
     const std::size_t tokens = shape.tokens();
-    const int threads = shape.threads;
-    const auto heads = static_cast<Index>(num_heads_), dim = static_cast<Index>(head_dim());
-    const Index pitch = 3 * hidden;
-    const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(dim));
     Scalar* input = cache.input_.reserve(tokens * static_cast<std::size_t>(hidden));
     Scalar* q_k_v = cache.q_k_v_.reserve(tokens * static_cast<std::size_t>(pitch));
     Scalar* probabilities =
@@ -291,20 +274,13 @@ class MultiHeadAttention {
     cache.seq_ = seq;
     if (input != call.x) std::copy_n(call.x, tokens * static_cast<std::size_t>(hidden), input);
 
+    const int threads = shape.threads;
     qkv.forward_columns(input, tokens, q_k_v, /*add_bias=*/true, threads);
     detail::parallel_for(shape.batch, threads, [&](std::size_t item, int) {
       const Index offset = static_cast<Index>(item) * seq;
-      for (Index h = 0; h < heads; ++h) {
-        const Scalar* query = q_k_v + offset * pitch + h * dim;
-        const Scalar* key = query + hidden;
-        const Scalar* value = query + 2 * hidden;
-        Scalar* p = probabilities + (static_cast<Index>(item) * heads + h) * seq * seq;
-        detail::gemm<Scalar>(seq, seq, dim, scale, query, pitch, key, pitch, detail::Operand::transposed,
-                             Scalar(0), p, seq);
-        detail::softmax_rows_in_place(p, seq, seq, seq);
-        detail::gemm<Scalar>(seq, dim, seq, Scalar(1), p, seq, value, pitch, detail::Operand::plain,
-                             Scalar(0), context + offset * hidden + h * dim, hidden);
-      }
+      for (Index h = 0; h < heads; ++h)
+        attend(q_k_v + offset * pitch, h, seq, hidden,
+               probabilities + (static_cast<Index>(item) * heads + h) * seq * seq, context + offset * hidden);
     });
     // out = (x +) bias + context W_o^T: the residual and bias first, the product accumulated onto them.
     Scalar* out = call.out;
@@ -327,12 +303,11 @@ class MultiHeadAttention {
     using Acc = detail::Accumulator<Scalar>;
     constexpr const char* owner = "fnet::MultiHeadAttention::backward";
     const MixingShape& shape = call.shape;
-    const Index seq = shape.seq, hidden = shape.hidden;
+    const Index seq = shape.seq, hidden = shape.hidden, pitch = 3 * hidden;
+    const auto heads = static_cast<Index>(num_heads_), dim = static_cast<Index>(head_dim());
     const std::size_t tokens = shape.tokens();
     const int threads = shape.threads;
-    const auto heads = static_cast<Index>(num_heads_), dim = static_cast<Index>(head_dim());
-    const Index pitch = 3 * hidden;
-    const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(dim));
+    const Scalar scale = this->scale();
     const Scalar* ds = call.dy;
     Scalar* dx = call.dx;
     Scalar* d_context = call.scratch;
@@ -421,29 +396,38 @@ class MultiHeadAttention {
            detail::aligned_count<Scalar>(s * s);
   }
 
+  // 1 / sqrt(head_dim): the scores' scale.
+  Scalar scale() const { return Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim())); }
+
+  // Head h of one item whose Q|K|V rows (seq x 3 hidden) are at q_k_v: its probabilities
+  // softmax(scale Q_h K_h^T) into `probabilities` (seq x seq), then P V_h into its columns of the item's
+  // (seq, hidden) context. One GEMM each, reading the heads out of the interleaved rows through their pitch.
+  void attend(const Scalar* q_k_v, Index h, Index seq, Index hidden, Scalar* probabilities,
+              Scalar* context) const {
+    const auto dim = static_cast<Index>(head_dim());
+    const Index pitch = 3 * hidden;
+    const Scalar* query = q_k_v + h * dim;
+    const Scalar* key = query + hidden;
+    const Scalar* value = query + 2 * hidden;
+    detail::gemm<Scalar>(seq, seq, dim, scale(), query, pitch, key, pitch, detail::Operand::transposed,
+                         Scalar(0), probabilities, seq);
+    detail::softmax_rows_in_place(probabilities, seq, seq, seq);
+    detail::gemm<Scalar>(seq, dim, seq, Scalar(1), probabilities, seq, value, pitch, detail::Operand::plain,
+                         Scalar(0), context + h * dim, hidden);
+  }
+
   // Kernel: out = attention(x) (+ x when add_input) for one (seq, hidden) item; after_row(n) runs for each
   // finished output row. out may be x: x is read in full (into Q|K|V) before out is written. No checks.
   template <class AfterRow>
   void mix_item(const Scalar* x, Index seq, Index hidden, Scalar* out, Scalar* scratch, bool add_input,
                 AfterRow&& after_row) const {
-    const auto dim = static_cast<Index>(head_dim());
     const Index pitch = 3 * hidden;
-    const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(dim));
     Scalar* q_k_v = scratch;
     Scalar* context = q_k_v + detail::aligned_count<Scalar>(static_cast<std::size_t>(seq * pitch));
     Scalar* scores = context + detail::aligned_count<Scalar>(static_cast<std::size_t>(seq * hidden));
 
     qkv.forward_rows(x, seq, hidden, q_k_v, pitch);
-    for (Index h = 0; h < static_cast<Index>(num_heads_); ++h) {
-      const Scalar* query = q_k_v + h * dim;
-      const Scalar* key = query + hidden;
-      const Scalar* value = query + 2 * hidden;
-      detail::gemm<Scalar>(seq, seq, dim, scale, query, pitch, key, pitch, detail::Operand::transposed,
-                           Scalar(0), scores, seq);
-      detail::softmax_rows_in_place(scores, seq, seq, seq);
-      detail::gemm<Scalar>(seq, dim, seq, Scalar(1), scores, seq, value, pitch, detail::Operand::plain,
-                           Scalar(0), context + h * dim, hidden);
-    }
+    for (Index h = 0; h < static_cast<Index>(num_heads_); ++h) attend(q_k_v, h, seq, hidden, scores, context);
     for (Index n = 0; n < seq; ++n) {
       Scalar* row = out + n * hidden;
       const Scalar* bias = output.bias.data();
@@ -456,14 +440,6 @@ class MultiHeadAttention {
     }
     output.accumulate_rows(context, seq, hidden, out, hidden);
     for (Index n = 0; n < seq; ++n) after_row(n);
-  }
-
-  static void check_cache(const char* owner, const Cache& cache, Index batch, Index seq) {
-    detail::check_cached_rows(owner, "cache", cache.tokens(), static_cast<std::size_t>(batch * seq));
-    if (cache.seq() != seq)
-      throw std::invalid_argument(std::string(owner) + ": the cache holds items of " +
-                                  std::to_string(cache.seq()) + " tokens but the call has " +
-                                  std::to_string(seq) + " (pass the forward's cache)");
   }
 
   std::size_t num_heads_;

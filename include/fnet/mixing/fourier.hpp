@@ -4,6 +4,7 @@
 #include <fnet/core/detail/aligned_buffer.hpp>
 #include <fnet/core/detail/checks.hpp>
 #include <fnet/core/detail/parallel.hpp>
+#include <fnet/core/detail/tensor_forwards.hpp>
 #include <fnet/core/parameter.hpp>
 #include <fnet/core/tensor.hpp>
 #include <fnet/core/threads.hpp>
@@ -56,7 +57,7 @@ namespace fnet {
 ///
 ///     fnet::FourierMixing<float> tpu(fnet::fft::Default(), 512);  // the reference's TPU-mode mixing
 template <class ScalarType, class Backend = fft::Default>
-class FourierMixing {
+class FourierMixing : public detail::TensorForwards<FourierMixing<ScalarType, Backend>, ScalarType> {
   FNET_REQUIRE_FFT_BACKEND(Backend, ScalarType);
 
  public:
@@ -88,23 +89,13 @@ class FourierMixing {
   /// 0 for the DFT of each item's own length, else the T of the truncated T-point DFT.
   std::size_t sequence_dft_length() const { return sequence_dft_length_; }
 
-  Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
-    Tensor3<Scalar> out(x.dimensions());
-    Workspace<Scalar> workspace;
-    forward(as_map(x), as_map(out), workspace);
-    return out;
-  }
-
-  /// The same, for a writable view of the input (which is still only read).
-  void forward(Tensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
-    forward(ConstTensor3Map<Scalar>(x.data(), x.dimensions()), out, workspace);
-  }
+  // forward(const Tensor3&) (a new tensor) and forward(Tensor3Map x, ...) (a writable view of the input).
+  using detail::TensorForwards<FourierMixing<ScalarType, Backend>, ScalarType>::forward;
 
   /// Into caller-owned memory; out may be x itself (in place) but must not partly overlap it.
   void forward(ConstTensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
     constexpr const char* owner = "fnet::FourierMixing";
-    detail::check_input(owner, x, -1);
-    detail::check_output(owner, x, out);
+    detail::check_forward(owner, x, out, -1);
     check_sequence(owner, x.dimension(1));
     mix_tensor(x.data(), out.data(), x.dimensions(), workspace);
   }
@@ -121,11 +112,9 @@ class FourierMixing {
     workspace.scratch(scratch_size(MixingPass::forward, shape_of(batch, seq, hidden, num_threads())));
   }
 
-  /// The mixing has no parameters: an empty walk and empty lists.
+  /// The mixing has no parameters: an empty walk.
   template <class Self, class Visitor>
   static void visit_parameters(Self&, Visitor&&) {}
-  std::vector<NamedParameter<Scalar>> parameters() { return {}; }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return {}; }
 
   /// Throws std::invalid_argument when a sequence of `seq` tokens cannot be mixed (seq > the sequence DFT
   /// length), naming `owner`.

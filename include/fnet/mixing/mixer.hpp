@@ -122,6 +122,12 @@ struct Visitor {
   void operator()(const NamedParameter<T>&) const {}
 };
 
+// detect<M, Op>: whether Op<M> is a valid type (the expression it names compiles).
+template <class M, template <class> class Op, class = void>
+struct detect : std::false_type {};
+template <class M, template <class> class Op>
+struct detect<M, Op, std::void_t<Op<M>>> : std::true_type {};
+
 template <class M, class = void>
 struct scalar_of {
   using type = void;
@@ -130,7 +136,6 @@ template <class M>
 struct scalar_of<M, std::void_t<typename M::Scalar>> {
   using type = typename M::Scalar;
 };
-
 template <class M, class = void>
 struct cache_of {
   using type = void;
@@ -139,119 +144,84 @@ template <class M>
 struct cache_of<M, std::void_t<typename M::Cache>> {
   using type = typename M::Cache;
 };
-
 template <class M>
 using S = typename scalar_of<M>::type;
 template <class M>
 using C = typename cache_of<M>::type;
 
-template <class M, class = void>
-struct has_scalar : std::false_type {};
+// The members, one expression each.
 template <class M>
-struct has_scalar<M, std::void_t<S<M>>>
-    : std::bool_constant<std::is_same_v<S<M>, float> || std::is_same_v<S<M>, double>> {};
+using name_member = decltype(static_cast<const char*>(M::name()));
+template <class M>
+using check_sequence_member = decltype(std::declval<const M&>().check_sequence("", Eigen::Index{1}));
+template <class M>
+using scratch_size_member = decltype(static_cast<std::size_t>(
+    std::declval<const M&>().scratch_size(MixingPass::forward, std::declval<const MixingShape&>())));
+template <class M>
+using cache_bytes_member = decltype(static_cast<std::size_t>(std::declval<const C<M>&>().bytes()));
+template <class M>
+using forward_member = decltype(std::declval<const M&>().forward(std::declval<const MixingCall<S<M>>&>(),
+                                                                 std::declval<RowDone&>()));
+template <class M>
+using forward_train_member = decltype(std::declval<const M&>().forward_train(
+    std::declval<const MixingCall<S<M>>&>(), std::declval<C<M>&>()));
+template <class M>
+using backward_member = decltype(std::declval<const M&>().backward(
+    std::declval<const MixingGradientCall<S<M>>&>(), std::declval<const C<M>&>(),
+    std::declval<Gradients<S<M>>&>()));
+template <class M>
+using walk_member = decltype(M::visit_parameters(std::declval<M&>(), std::declval<Visitor&>()),
+                             M::visit_parameters(std::declval<const M&>(), std::declval<Visitor&>()));
+template <class M>
+using prepack_member =
+    decltype(std::declval<M&>().prepack(ComputeType::float32), std::declval<M&>().unpack());
+template <class M>
+using check_parameters_member =
+    decltype(std::declval<const M&>().check_parameters("", std::declval<const ParameterPath&>()));
 
-template <class M, class = void>
-struct has_cache : std::false_type {};
 template <class M>
-struct has_cache<M, std::enable_if_t<!std::is_void_v<C<M>>, std::void_t<decltype(static_cast<std::size_t>(
-                                                                std::declval<const C<M>&>().bytes()))>>>
-    : std::bool_constant<std::is_default_constructible_v<C<M>> && std::is_move_constructible_v<C<M>>> {};
-
-template <class M, class = void>
-struct has_name : std::false_type {};
+inline constexpr bool has_scalar = std::is_same_v<S<M>, float> || std::is_same_v<S<M>, double>;
 template <class M>
-struct has_name<M, std::void_t<decltype(static_cast<const char*>(M::name()))>> : std::true_type {};
-
-template <class M, class = void>
-struct has_check_sequence : std::false_type {};
+inline constexpr bool has_cache = !std::is_void_v<C<M>> && detect<M, cache_bytes_member>::value &&
+                                  std::is_default_constructible_v<C<M>> && std::is_move_constructible_v<C<M>>;
 template <class M>
-struct has_check_sequence<M,
-                          std::void_t<decltype(std::declval<const M&>().check_sequence("", Eigen::Index{1}))>>
-    : std::true_type {};
-
-template <class M, class = void>
-struct has_scratch_size : std::false_type {};
-template <class M>
-struct has_scratch_size<M,
-                        std::void_t<decltype(static_cast<std::size_t>(std::declval<const M&>().scratch_size(
-                            MixingPass::forward, std::declval<const MixingShape&>())))>> : std::true_type {};
-
-template <class M, class = void>
-struct has_forward : std::false_type {};
-template <class M>
-struct has_forward<M, std::void_t<decltype(std::declval<const M&>().forward(
-                          std::declval<const MixingCall<S<M>>&>(), std::declval<RowDone&>()))>>
-    : std::true_type {};
-
-template <class M, class = void>
-struct has_forward_train : std::false_type {};
-template <class M>
-struct has_forward_train<M, std::void_t<decltype(std::declval<const M&>().forward_train(
-                                std::declval<const MixingCall<S<M>>&>(), std::declval<C<M>&>()))>>
-    : std::true_type {};
-
-template <class M, class = void>
-struct has_backward : std::false_type {};
-template <class M>
-struct has_backward<M, std::void_t<decltype(std::declval<const M&>().backward(
-                           std::declval<const MixingGradientCall<S<M>>&>(), std::declval<const C<M>&>(),
-                           std::declval<Gradients<S<M>>&>()))>> : std::true_type {};
-
-template <class M, class = void>
-struct has_visit_parameters : std::false_type {};
-template <class M>
-struct has_visit_parameters<
-    M, std::void_t<decltype(M::visit_parameters(std::declval<M&>(), std::declval<Visitor&>())),
-                   decltype(M::visit_parameters(std::declval<const M&>(), std::declval<Visitor&>()))>>
-    : std::true_type {};
-
-template <class M, class = void>
-struct has_prepack : std::false_type {};
-template <class M>
-struct has_prepack<M, std::void_t<decltype(std::declval<M&>().prepack(ComputeType::float32)),
-                                  decltype(std::declval<M&>().unpack())>> : std::true_type {};
-
-template <class M, class = void>
-struct has_check_parameters : std::false_type {};
-template <class M>
-struct has_check_parameters<M, std::void_t<decltype(std::declval<const M&>().check_parameters(
-                                   "", std::declval<const ParameterPath&>()))>> : std::true_type {};
+inline constexpr bool has_check_parameters = detect<M, check_parameters_member>::value;
 
 // Each requirement with the message that names it, in the order the contract lists them: instantiating
 // Check<M> (an EncoderLayer over M does) reports every member M lacks.
 template <class M>
 struct Check {
-  static_assert(has_scalar<M>::value,
+  static_assert(has_scalar<M>,
                 "fnet mixing contract: the mixer has no `using Scalar = float;` (or double) "
                 "(see <fnet/mixing/mixer.hpp>)");
   static_assert(std::is_constructible_v<M, const EncoderConfig&>,
                 "fnet mixing contract: the mixer has no constructor M(const fnet::EncoderConfig&)");
-  static_assert(has_name<M>::value, "fnet mixing contract: the mixer has no `static const char* name()`");
-  static_assert(has_check_sequence<M>::value,
+  static_assert(detect<M, name_member>::value,
+                "fnet mixing contract: the mixer has no `static const char* name()`");
+  static_assert(detect<M, check_sequence_member>::value,
                 "fnet mixing contract: the mixer has no "
                 "`void check_sequence(const char* owner, Eigen::Index seq) const`");
-  static_assert(has_scratch_size<M>::value,
+  static_assert(detect<M, scratch_size_member>::value,
                 "fnet mixing contract: the mixer has no "
                 "`std::size_t scratch_size(fnet::MixingPass, const fnet::MixingShape&) const`");
-  static_assert(has_cache<M>::value,
+  static_assert(has_cache<M>,
                 "fnet mixing contract: the mixer has no `class Cache` (default-constructible, movable, with "
                 "`std::size_t bytes() const`)");
-  static_assert(has_forward<M>::value,
+  static_assert(detect<M, forward_member>::value,
                 "fnet mixing contract: the mixer has no "
                 "`template <class RowDone> void forward(const fnet::MixingCall<Scalar>&, RowDone&&) const`");
-  static_assert(has_forward_train<M>::value,
+  static_assert(detect<M, forward_train_member>::value,
                 "fnet mixing contract: the mixer has no "
                 "`void forward_train(const fnet::MixingCall<Scalar>&, Cache&) const`");
   static_assert(
-      has_backward<M>::value,
+      detect<M, backward_member>::value,
       "fnet mixing contract: the mixer has no `void backward(const fnet::MixingGradientCall<Scalar>&, "
       "const Cache&, fnet::Gradients<Scalar>&) const`");
-  static_assert(has_visit_parameters<M>::value,
+  static_assert(detect<M, walk_member>::value,
                 "fnet mixing contract: the mixer has no "
                 "`template <class Self, class Visitor> static void visit_parameters(Self&, Visitor&&)`");
   static_assert(
-      has_prepack<M>::value,
+      detect<M, prepack_member>::value,
       "fnet mixing contract: the mixer has no `void prepack(fnet::ComputeType)` and `void unpack()`");
   static constexpr bool value = true;
 };
@@ -260,11 +230,14 @@ struct Check {
 
 /// True when M meets the mixing contract above (every required member, with its signature).
 template <class M>
-inline constexpr bool is_mixer_v = detail::mixer::has_scalar<M>::value&&
-    std::is_constructible_v<M, const EncoderConfig&>&& detail::mixer::has_name<M>::value&&
-        detail::mixer::has_check_sequence<M>::value&& detail::mixer::has_scratch_size<M>::value&&
-            detail::mixer::has_cache<M>::value&& detail::mixer::has_forward<M>::value&&
-                detail::mixer::has_forward_train<M>::value&& detail::mixer::has_backward<M>::value&&
-                    detail::mixer::has_visit_parameters<M>::value&& detail::mixer::has_prepack<M>::value;
+inline constexpr bool is_mixer_v = detail::mixer::has_scalar<M>&& std::is_constructible_v<
+    M, const EncoderConfig&>&& detail::mixer::detect<M, detail::mixer::name_member>::value&&
+    detail::mixer::detect<M, detail::mixer::check_sequence_member>::value&&
+        detail::mixer::detect<M, detail::mixer::scratch_size_member>::value&& detail::mixer::has_cache<M>&&
+            detail::mixer::detect<M, detail::mixer::forward_member>::value&&
+                detail::mixer::detect<M, detail::mixer::forward_train_member>::value&&
+                    detail::mixer::detect<M, detail::mixer::backward_member>::value&&
+                        detail::mixer::detect<M, detail::mixer::walk_member>::value&&
+                            detail::mixer::detect<M, detail::mixer::prepack_member>::value;
 
 }  // namespace fnet

@@ -33,7 +33,7 @@ namespace fnet {
 ///     ids << 4, 100, 200, 5;
 ///     fnet::Tensor3<float> x = embeddings.forward(ids);      // token types default to 0; (1, 4, hidden)
 template <class ScalarType>
-class FNetEmbeddings {
+class FNetEmbeddings : public detail::ParameterListing<FNetEmbeddings<ScalarType>, ScalarType> {
   FNetConfig config_;  // first: validated before any member is sized from it
 
  public:
@@ -112,11 +112,6 @@ class FNetEmbeddings {
     backward_rows(ids, token_types, cache, dy.data(), gradients, workspace, num_threads());
   }
 
-  /// Hugging Face names relative to the embeddings ("word_embeddings.weight", ..., "projection.bias"): the
-  /// walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
-
   /// The parameter walk: the word, position and token-type tables (N(0, sigma) at initialisation), the
   /// LayerNorm, the projection.
   template <class Self, class Visitor>
@@ -177,10 +172,20 @@ class FNetEmbeddings {
     return config_.pad_token_id >= 0 && static_cast<std::size_t>(config_.pad_token_id) < config_.vocab_size;
   }
 
+  // word[id] + token_type[type] + position[s] of token t (row-major over (batch, seq)) into `row`.
+  void sum_tables(const TokenIds& ids, const TokenIds& token_types, std::size_t t, Scalar* row) const {
+    const auto h = static_cast<Eigen::Index>(config_.hidden_size);
+    const Eigen::Index seq = ids.cols();
+    const auto b = static_cast<Eigen::Index>(t) / seq, s = static_cast<Eigen::Index>(t) % seq;
+    const Scalar* word = word_embeddings.data() + ids(b, s) * h;
+    const Scalar* type = token_type_embeddings.data() + (token_types.size() ? token_types(b, s) : 0) * h;
+    const Scalar* position = position_embeddings.data() + s * h;
+    for (Eigen::Index j = 0; j < h; ++j) row[j] = word[j] + type[j] + position[j];
+  }
+
   // Kernel: the training forward of checked ids into `out` (tokens x hidden).
   void forward_train(const TokenIds& ids, const TokenIds& token_types, Scalar* out, Cache& cache,
                      int threads) const {
-    const Eigen::Index seq = ids.cols();
     const auto h = static_cast<Eigen::Index>(config_.hidden_size);
     const auto tokens = static_cast<std::size_t>(ids.size());
     Scalar* summed = cache.summed_.reserve(tokens * config_.hidden_size);
@@ -188,14 +193,8 @@ class FNetEmbeddings {
     cache.statistics_.reserve(tokens);
     cache.tokens_ = tokens;
     detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
-      for (std::size_t t = first; t < first + count; ++t) {
-        const auto b = static_cast<Eigen::Index>(t) / seq, s = static_cast<Eigen::Index>(t) % seq;
-        Scalar* row = summed + static_cast<Eigen::Index>(t) * h;
-        const Scalar* word = word_embeddings.data() + ids(b, s) * h;
-        const Scalar* type = token_type_embeddings.data() + (token_types.size() ? token_types(b, s) : 0) * h;
-        const Scalar* position = position_embeddings.data() + s * h;
-        for (Eigen::Index j = 0; j < h; ++j) row[j] = word[j] + type[j] + position[j];
-      }
+      for (std::size_t t = first; t < first + count; ++t)
+        sum_tables(ids, token_types, t, summed + static_cast<Eigen::Index>(t) * h);
     });
     layer_norm.forward_rows(summed, tokens, normed, cache.statistics_.mean(), cache.statistics_.inverse_std(),
                             threads);
@@ -240,17 +239,12 @@ class FNetEmbeddings {
   // holding the normalised sums. Rows go in fixed blocks over up to `threads` threads.
   void forward_unchecked(const TokenIds& ids, const TokenIds& token_types, Scalar* staging, Scalar* out,
                          int threads) const {
-    const Eigen::Index seq = ids.cols();
     const auto h = static_cast<Eigen::Index>(config_.hidden_size);
     const auto tokens = static_cast<std::size_t>(ids.size());
     detail::for_each_row_block(tokens, threads, [&](std::size_t first, std::size_t count) {
       for (std::size_t t = first; t < first + count; ++t) {
-        const auto b = static_cast<Eigen::Index>(t) / seq, s = static_cast<Eigen::Index>(t) % seq;
         Scalar* row = staging + static_cast<Eigen::Index>(t) * h;
-        const Scalar* word = word_embeddings.data() + ids(b, s) * h;
-        const Scalar* type = token_type_embeddings.data() + (token_types.size() ? token_types(b, s) : 0) * h;
-        const Scalar* position = position_embeddings.data() + s * h;
-        for (Eigen::Index j = 0; j < h; ++j) row[j] = word[j] + type[j] + position[j];
+        sum_tables(ids, token_types, t, row);
         detail::add_layer_norm_row<Scalar>(row, nullptr, row, h, layer_norm.weight.data(),
                                            layer_norm.bias.data(), layer_norm.eps());
       }

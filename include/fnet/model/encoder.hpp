@@ -3,6 +3,7 @@
 
 #include <fnet/core/detail/access.hpp>
 #include <fnet/core/detail/random.hpp>
+#include <fnet/core/detail/tensor_forwards.hpp>
 #include <fnet/core/gradients.hpp>
 #include <fnet/core/parameter.hpp>
 #include <fnet/core/tensor.hpp>
@@ -38,7 +39,7 @@ namespace fnet {
 ///     fnet::Workspace<float> workspace;              // the allocation-free form, on caller memory
 ///     encoder.forward(fnet::as_map(embeddings), fnet::as_map(hidden), workspace);
 template <class ScalarType, class Mixer>
-class Encoder {
+class Encoder : public detail::TensorForwards<Encoder<ScalarType, Mixer>, ScalarType> {
  public:
   using Scalar = ScalarType;
   using Layer = EncoderLayer<Scalar, Mixer>;
@@ -105,23 +106,11 @@ class Encoder {
   /// Weights N(0, initializer_range) from one stream seeded with `seed` (layer 0 first), biases zero,
   /// LayerNorms ones/zeros. The same seed gives the same parameters on every platform.
   void initialize(std::uint64_t seed) {
-    unpack();
-    check_parameters();
-    detail::NormalGenerator generator(seed, config_.initializer_range);
-    detail::initialize_parameters(*this, generator);
+    detail::initialize_from_seed(*this, seed, config_.initializer_range);
   }
 
-  Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
-    Tensor3<Scalar> out(x.dimensions());
-    Workspace<Scalar> workspace;
-    forward(as_map(x), as_map(out), workspace);
-    return out;
-  }
-
-  /// The same, for a writable view of the input (which is still only read).
-  void forward(Tensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
-    forward(ConstTensor3Map<Scalar>(x.data(), x.dimensions()), out, workspace);
-  }
+  // forward(const Tensor3&) (a new tensor) and forward(Tensor3Map x, ...) (a writable view of the input).
+  using detail::TensorForwards<Encoder<ScalarType, Mixer>, ScalarType>::forward;
 
   /// Into caller-owned memory; out may be x itself. Layers after the first run in place in out, so the
   /// workspace holds one layer's scratch whatever the depth. Allocates nothing once the workspace has grown.
@@ -145,26 +134,13 @@ class Encoder {
   /// The same bits for every thread count.
   void backward(Cache& cache, ConstTensor3Map<Scalar> dy, Tensor3Map<Scalar> dx, Gradients<Scalar>& gradients,
                 Workspace<Scalar>& workspace) const {
-    const char* name = "fnet::Encoder::backward";
-    check_parameters(name, {});
-    detail::check_input(name, dy, static_cast<Eigen::Index>(config_.hidden_size));
-    detail::check_output(name, dy, dx);
-    detail::check_cached_rows(name, "cache", cache.tokens(),
-                              static_cast<std::size_t>(dy.dimension(0) * dy.dimension(1)));
-    backward_rows(cache, dy.dimension(0), dy.dimension(1), dy.data(), dx.data(), gradients, workspace,
-                  num_threads());
+    detail::checked_backward(*this, "fnet::Encoder::backward", cache, dy, dx, gradients, workspace);
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
   void reserve(Workspace<Scalar>& workspace, std::size_t batch, std::size_t seq) const {
     layers_.front().reserve(workspace, batch, seq);
   }
-
-  /// Every parameter by Hugging Face name relative to the encoder: layer.{i}.fourier.output.LayerNorm.weight,
-  /// layer.{i}.intermediate.dense.weight, ... (a checkpoint prefixes them with "encoder." or
-  /// "fnet.encoder."): the walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: layer 0's, layer 1's, ... under "layer.{i}.".
   template <class Self, class Visitor>
@@ -203,8 +179,7 @@ class Encoder {
 
   void check_call(const ConstTensor3Map<Scalar>& x, const Tensor3Map<Scalar>& out) const {
     check_parameters(owner(), {});
-    detail::check_input(owner(), x, static_cast<Eigen::Index>(config_.hidden_size));
-    detail::check_output(owner(), x, out);
+    detail::check_forward(owner(), x, out, static_cast<Eigen::Index>(config_.hidden_size));
     layers_.front().mixing.check_sequence(owner(), x.dimension(1));
   }
 

@@ -7,6 +7,7 @@
 #include <fnet/core/detail/checks.hpp>
 #include <fnet/core/detail/parallel.hpp>
 #include <fnet/core/detail/random.hpp>
+#include <fnet/core/detail/tensor_forwards.hpp>
 #include <fnet/core/gradients.hpp>
 #include <fnet/core/parameter.hpp>
 #include <fnet/core/tensor.hpp>
@@ -31,6 +32,22 @@
 
 namespace fnet {
 
+namespace detail {
+
+// The checked backward of an encoder layer or stack: its parameters, dy and dx against the forward's cache
+// (naming `owner`), then its kernel on fnet's threads.
+template <class Part, class Cache, class Scalar>
+void checked_backward(const Part& part, const char* owner, Cache& cache, ConstTensor3Map<Scalar> dy,
+                      Tensor3Map<Scalar> dx, Gradients<Scalar>& gradients, Workspace<Scalar>& workspace) {
+  part.check_parameters(owner, {});
+  check_backward(owner, dy, dx, static_cast<Eigen::Index>(part.config().hidden_size), "cache",
+                 cache.tokens());
+  Access::backward_rows(part, cache, dy.dimension(0), dy.dimension(1), dy.data(), dx.data(), gradients,
+                        workspace, num_threads());
+}
+
+}  // namespace detail
+
 /// One encoder layer (post-LN, as BERT and FNet):
 ///     h   = mixing_layer_norm(x + mixing(x))
 ///     out = output_layer_norm(h + feed_forward(h))
@@ -53,7 +70,7 @@ namespace fnet {
 ///     fnet::FNetEncoderLayer<float, fnet::fft::Builtin> other(config, fnet::fft::Builtin{});  // a backend
 ///     fnet::TransformerEncoderLayer<float> bert(config, 12);                                  // 12 heads
 template <class ScalarType, class Mixer>
-class EncoderLayer {
+class EncoderLayer : public detail::TensorForwards<EncoderLayer<ScalarType, Mixer>, ScalarType> {
   static_assert(detail::mixer::Check<Mixer>::value,
                 "EncoderLayer needs a mixer (see <fnet/mixing/mixer.hpp>)");
   static_assert(std::is_same_v<typename detail::mixer::scalar_of<Mixer>::type, ScalarType>,
@@ -124,23 +141,11 @@ class EncoderLayer {
   /// Dense weights N(0, initializer_range) from `seed` (the mixer's, then the feed-forward's, in the order of
   /// the parameter walk); biases zero; LayerNorms ones/zeros.
   void initialize(std::uint64_t seed) {
-    unpack();
-    check_parameters();
-    detail::NormalGenerator generator(seed, config_.initializer_range);
-    detail::initialize_parameters(*this, generator);
+    detail::initialize_from_seed(*this, seed, config_.initializer_range);
   }
 
-  Tensor3<Scalar> forward(const Tensor3<Scalar>& x) const {
-    Tensor3<Scalar> out(x.dimensions());
-    Workspace<Scalar> workspace;
-    forward(as_map(x), as_map(out), workspace);
-    return out;
-  }
-
-  /// The same, for a writable view of the input (which is still only read).
-  void forward(Tensor3Map<Scalar> x, Tensor3Map<Scalar> out, Workspace<Scalar>& workspace) const {
-    forward(ConstTensor3Map<Scalar>(x.data(), x.dimensions()), out, workspace);
-  }
+  // forward(const Tensor3&) (a new tensor) and forward(Tensor3Map x, ...) (a writable view of the input).
+  using detail::TensorForwards<EncoderLayer<ScalarType, Mixer>, ScalarType>::forward;
 
   /// Into caller-owned memory; out may be x itself (in place). Allocates nothing once the workspace has
   /// grown.
@@ -161,14 +166,7 @@ class EncoderLayer {
   /// the layer's input. dx may be dy. The same bits for every thread count.
   void backward(const Cache& cache, ConstTensor3Map<Scalar> dy, Tensor3Map<Scalar> dx,
                 Gradients<Scalar>& gradients, Workspace<Scalar>& workspace) const {
-    const char* name = "fnet::EncoderLayer::backward";
-    check_parameters(name, {});
-    detail::check_input(name, dy, static_cast<Eigen::Index>(config_.hidden_size));
-    detail::check_output(name, dy, dx);
-    detail::check_cached_rows(name, "cache", cache.tokens(),
-                              static_cast<std::size_t>(dy.dimension(0) * dy.dimension(1)));
-    backward_rows(cache, dy.dimension(0), dy.dimension(1), dy.data(), dx.data(), gradients, workspace,
-                  num_threads());
+    detail::checked_backward(*this, "fnet::EncoderLayer::backward", cache, dy, dx, gradients, workspace);
   }
 
   /// Sizes `workspace` for inputs of (batch, seq, hidden_size) at the current thread setting.
@@ -179,10 +177,6 @@ class EncoderLayer {
     buffers.mixing.reserve(mixing.scratch_size(MixingPass::forward, shape));
     feed_forward.reserve(workspace, batch, seq);
   }
-
-  /// Parameters by Hugging Face name relative to the layer (see the class comment): the walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: the mixer's, its LayerNorm, the feed-forward, the output LayerNorm.
   template <class Self, class Visitor>
@@ -200,7 +194,7 @@ class EncoderLayer {
   /// The same, for a part of `owner`: the message names the parameter after `path`.
   void check_parameters(const char* owner, const ParameterPath& path) const {
     const ParameterPath module(path, Mixer::name(), ".");
-    if constexpr (detail::mixer::has_check_parameters<Mixer>::value) mixing.check_parameters(owner, module);
+    if constexpr (detail::mixer::has_check_parameters<Mixer>) mixing.check_parameters(owner, module);
     mixing_layer_norm.check_parameters(owner, ParameterPath(module, "output.LayerNorm."));
     feed_forward.check_parameters(owner, path);
     output_layer_norm.check_parameters(owner, ParameterPath(path, "output.LayerNorm."));
@@ -210,8 +204,7 @@ class EncoderLayer {
   /// dims and memory, and the mixer's sequence limit.
   void check_call(const char* owner, const ConstTensor3Map<Scalar>& x, const Tensor3Map<Scalar>& out) const {
     check_parameters(owner, {});
-    detail::check_input(owner, x, static_cast<Eigen::Index>(config_.hidden_size));
-    detail::check_output(owner, x, out);
+    detail::check_forward(owner, x, out, static_cast<Eigen::Index>(config_.hidden_size));
     mixing.check_sequence(owner, x.dimension(1));
   }
 

@@ -42,7 +42,7 @@ void check_pooled(const char* owner, const Matrix& pooled, std::size_t hidden_si
 ///     fnet::FNetPooler<float> pooler(config);
 ///     auto pooled = pooler.forward(last_hidden_state);   // (batch, hidden), row-major
 template <class ScalarType>
-class FNetPooler {
+class FNetPooler : public detail::ParameterListing<FNetPooler<ScalarType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -59,10 +59,6 @@ class FNetPooler {
     forward_unchecked(hidden.data(), hidden.dimension(0), hidden.dimension(1), pooled.data());
     return pooled;
   }
-
-  /// "dense.weight", "dense.bias": the parameter walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: dense.*.
   template <class Self, class Visitor>
@@ -112,7 +108,7 @@ class FNetPooler {
 ///     auto mlm = heads.prediction_logits(last_hidden_state, embeddings.word_embeddings);  // (B, S, vocab)
 ///     auto nsp = heads.seq_relationship_logits(pooled);                                   // (B, 2)
 template <class ScalarType>
-class FNetPreTrainingHeads {
+class FNetPreTrainingHeads : public detail::ParameterListing<FNetPreTrainingHeads<ScalarType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -171,10 +167,6 @@ class FNetPreTrainingHeads {
                                   Eigen::Index{2});
     return logits;
   }
-
-  /// Names relative to "cls.": the parameter walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: predictions.bias (zeros), predictions.transform.dense.*,
   /// predictions.transform.LayerNorm.*, seq_relationship.*.
@@ -315,7 +307,7 @@ class FNetPreTrainingHeads {
 ///     fnet::FNetClassifier<float> classifier(config, fnet::Classifier::sequence);
 ///     auto logits = classifier.sequence_logits(pooled);   // (batch, num_labels)
 template <class ScalarType>
-class FNetClassifier {
+class FNetClassifier : public detail::ParameterListing<FNetClassifier<ScalarType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -351,10 +343,6 @@ class FNetClassifier {
                              logits.data(), num_threads());
     return logits;
   }
-
-  /// "weight" and "bias" (relative to "classifier."): the parameter walk collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk: the dense layer's weight and bias.
   template <class Self, class Visitor>

@@ -71,7 +71,7 @@ struct FNetOutput {
 /// uses the leading seq x seq block of the tpu_short_seq_length-point DFT matrix, and longer sequences are
 /// refused (see fnet::FourierMixing).
 template <class ScalarType, class MixerType>
-class Model {
+class Model : public detail::ParameterListing<Model<ScalarType, MixerType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   /// This model's token mixing: the configuration's `mixing` must be Mixer::name().
@@ -177,10 +177,7 @@ class Model {
   /// LayerNorms ones/zeros, and the pad_token_id row of the word table zero, as Hugging Face initialises a
   /// fresh model. The same seed gives the same parameters on every platform.
   void initialize(std::uint64_t seed) {
-    unpack();
-    check_parameters();
-    detail::NormalGenerator generator(seed, config_.initializer_range);
-    detail::initialize_parameters(*this, generator);
+    detail::initialize_from_seed(*this, seed, config_.initializer_range);
     embeddings.zero_padding_row();
   }
 
@@ -307,11 +304,6 @@ class Model {
                                                                       : sequences();
     return counts;
   }
-
-  /// Every parameter under its Hugging Face name (without the "fnet." prefix task models add): the walk
-  /// collected.
-  std::vector<NamedParameter<Scalar>> parameters() { return parameter_list<Scalar>(*this); }
-  std::vector<NamedParameter<const Scalar>> parameters() const { return parameter_list<const Scalar>(*this); }
 
   /// The parameter walk, the one list of the model's tensors that saving, loading, the gradients, the
   /// optimiser, initialisation and the counts all follow: embeddings.*, encoder.*, pooler.*, then cls.* and

@@ -118,24 +118,51 @@ Scalar clip_coefficient(double total_norm, double max_norm) {
   return std::min(coefficient, Scalar(1));
 }
 
+namespace detail {
+
+// The gradients of a TrainableTensor list, and of a Gradients buffer's tensors (not the padding between
+// them), as {data, size} by index: the two hand out the same tensors, so norms and clipping give the same
+// bits over either.
+template <class Scalar>
+auto gradient_at(const std::vector<TrainableTensor<Scalar>>& tensors) {
+  return [&tensors](std::size_t i) {
+    return std::pair<Scalar*, std::size_t>(tensors[i].gradient, tensors[i].size);
+  };
+}
+template <class Buffer>
+auto gradient_at(Buffer& gradients) {
+  return [&gradients](std::size_t i) { return std::make_pair(gradients.gradient(i), gradients.size(i)); };
+}
+
+template <class Scalar, class TensorAt>
+double norm_of(std::size_t count, TensorAt&& tensor_at) {
+  return static_cast<double>(std::sqrt(squared_norm<Scalar>(count, tensor_at)));
+}
+
+template <class Scalar, class TensorAt>
+double clip(std::size_t count, TensorAt&& tensor_at, double max_norm) {
+  check_max_norm(max_norm);
+  const double norm = norm_of<Scalar>(count, tensor_at);
+  if (!std::isfinite(norm)) return norm;
+  const Scalar coefficient = clip_coefficient<Scalar>(norm, max_norm);
+  if (coefficient < Scalar(1)) scale_tensors(count, tensor_at, coefficient);
+  return norm;
+}
+
+}  // namespace detail
+
 /// The 2-norm of every gradient together, as if concatenated (squares summed in double, in an order that
 /// does not depend on the thread count).
 template <class Scalar>
 double gradient_norm(const std::vector<TrainableTensor<Scalar>>& tensors) {
-  const auto total = detail::squared_norm<Scalar>(tensors.size(), [&](std::size_t i) {
-    return std::pair<const Scalar*, std::size_t>(tensors[i].gradient, tensors[i].size);
-  });
-  return static_cast<double>(std::sqrt(total));
+  return detail::norm_of<Scalar>(tensors.size(), detail::gradient_at(tensors));
 }
 
 /// The same over a Gradients buffer (its tensors, not the padding between them): the same bits as the
 /// TrainableTensor list it hands out.
 template <class Scalar>
 double gradient_norm(const Gradients<Scalar>& gradients) {
-  const auto total = detail::squared_norm<Scalar>(gradients.count(), [&](std::size_t i) {
-    return std::pair<const Scalar*, std::size_t>(gradients.gradient(i), gradients.size(i));
-  });
-  return static_cast<double>(std::sqrt(total));
+  return detail::norm_of<Scalar>(gradients.count(), detail::gradient_at(gradients));
 }
 
 /// torch.nn.utils.clip_grad_norm_ (2-norm): computes the total norm of every gradient; when
@@ -148,33 +175,13 @@ double gradient_norm(const Gradients<Scalar>& gradients) {
 ///     if (!std::isfinite(norm)) throw std::runtime_error("gradient norm is " + std::to_string(norm));
 template <class Scalar>
 double clip_grad_norm(const std::vector<TrainableTensor<Scalar>>& tensors, double max_norm) {
-  detail::check_max_norm(max_norm);
-  const double norm = gradient_norm(tensors);
-  if (!std::isfinite(norm)) return norm;
-  const Scalar coefficient = clip_coefficient<Scalar>(norm, max_norm);
-  if (coefficient < Scalar(1))
-    detail::scale_tensors(
-        tensors.size(),
-        [&](std::size_t i) { return std::pair<Scalar*, std::size_t>(tensors[i].gradient, tensors[i].size); },
-        coefficient);
-  return norm;
+  return detail::clip<Scalar>(tensors.size(), detail::gradient_at(tensors), max_norm);
 }
 
 /// The same over a Gradients buffer.
 template <class Scalar>
 double clip_grad_norm(Gradients<Scalar>& gradients, double max_norm) {
-  detail::check_max_norm(max_norm);
-  const double norm = gradient_norm(gradients);
-  if (!std::isfinite(norm)) return norm;
-  const Scalar coefficient = clip_coefficient<Scalar>(norm, max_norm);
-  if (coefficient < Scalar(1))
-    detail::scale_tensors(
-        gradients.count(),
-        [&](std::size_t i) {
-          return std::pair<Scalar*, std::size_t>(gradients.gradient(i), gradients.size(i));
-        },
-        coefficient);
-  return norm;
+  return detail::clip<Scalar>(gradients.count(), detail::gradient_at(gradients), max_norm);
 }
 
 }  // namespace fnet

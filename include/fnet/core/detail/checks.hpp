@@ -83,6 +83,34 @@ void check_output(const char* owner, const InputMap& x, const OutputMap& out) {
         ": output out partly overlaps input x (they must be the same memory or disjoint)");
 }
 
+// A forward call: a (batch, seq, hidden) input x (hidden < 0: any) and an output of its dims, x itself or
+// disjoint.
+template <class InputMap, class OutputMap>
+void check_forward(const char* owner, const InputMap& x, const OutputMap& out, Eigen::Index hidden) {
+  check_input(owner, x, hidden);
+  check_output(owner, x, out);
+}
+
+// A backward call of a layer that keeps what it needs in a cache: dy a (batch, seq, hidden) input, dx its
+// output (dy itself or disjoint), and the forward's cache (`what`) of as many rows as dy has tokens.
+template <class GradientMap, class OutputMap>
+void check_backward(const char* owner, const GradientMap& dy, const OutputMap& dx, Eigen::Index hidden,
+                    const char* what, std::size_t cached_rows) {
+  check_forward(owner, dy, dx, hidden);
+  check_cached_rows(owner, what, cached_rows, static_cast<std::size_t>(dy.dimension(0) * dy.dimension(1)));
+}
+
+// The same for a layer whose backward reads the forward's input x again: dy and dx have x's dims.
+template <class InputMap, class GradientMap, class OutputMap>
+void check_backward_of(const char* owner, const InputMap& x, const GradientMap& dy, const OutputMap& dx,
+                       Eigen::Index hidden, const char* what, std::size_t cached_rows) {
+  check_input(owner, x, hidden);
+  const Eigen::Index batch = x.dimension(0), seq = x.dimension(1);
+  check_dims(owner, "upstream gradient dy", dy, batch, seq, hidden);
+  check_dims(owner, "input gradient dx", dx, batch, seq, hidden);
+  check_cached_rows(owner, what, cached_rows, static_cast<std::size_t>(batch * seq));
+}
+
 // Parameter shapes: `path` + `name` is the parameter's name as the checked object's parameters() lists it,
 // so a message points at the checkpoint tensor.
 [[noreturn]] inline void throw_parameter_shape(const char* owner, const std::string& name,

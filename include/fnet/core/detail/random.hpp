@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <random>
 #include <type_traits>
+#include <utility>
 
 namespace fnet::detail {
 
@@ -65,6 +66,22 @@ void initialize_parameters(Object& object, NormalGenerator& generator) {
     else
       std::fill_n(p.data, p.size(), T(p.init == ParameterInit::ones ? 1 : 0));
   });
+}
+
+// What an object's initialize(seed) does: gives a prepacked object its float weights back, checks its
+// parameters' shapes (a tensor resized by hand is refused, naming it), then fills them from one N(0, sigma)
+// stream seeded with `seed`.
+template <class Object, class = void>
+struct has_unpack : std::false_type {};
+template <class Object>
+struct has_unpack<Object, std::void_t<decltype(std::declval<Object&>().unpack())>> : std::true_type {};
+
+template <class Object>
+void initialize_from_seed(Object& object, std::uint64_t seed, double sigma = kInitializerRange) {
+  if constexpr (has_unpack<Object>::value) object.unpack();
+  object.check_parameters();
+  NormalGenerator generator(seed, sigma);
+  initialize_parameters(object, generator);
 }
 
 }  // namespace fnet::detail

@@ -103,25 +103,19 @@ template <class T, std::size_t W>
 T* builtin_run_direct(const BuiltinComplexPlan<T>& plan, T* a, T* b) {
   T* x = a;
   T* y = b;
+  // The pass of each radix a plan uses (2, 3, 4, 5 and 8), by radix.
+  using Pass = void (*)(const T*, T*, const BuiltinStage&, const T*);
+  constexpr Pass passes[] = {nullptr,
+                             nullptr,
+                             &builtin_pass<T, W, BuiltinRadix2>,
+                             &builtin_pass<T, W, BuiltinRadix3>,
+                             &builtin_pass<T, W, BuiltinRadix4>,
+                             &builtin_pass<T, W, BuiltinRadix5>,
+                             nullptr,
+                             nullptr,
+                             &builtin_pass<T, W, BuiltinRadix8>};
   for (const BuiltinStage& stage : plan.stages) {
-    const T* tw = plan.twiddles.data();
-    switch (stage.radix) {
-      case 2:
-        builtin_pass<T, W, BuiltinRadix2>(x, y, stage, tw);
-        break;
-      case 3:
-        builtin_pass<T, W, BuiltinRadix3>(x, y, stage, tw);
-        break;
-      case 4:
-        builtin_pass<T, W, BuiltinRadix4>(x, y, stage, tw);
-        break;
-      case 5:
-        builtin_pass<T, W, BuiltinRadix5>(x, y, stage, tw);
-        break;
-      default:
-        builtin_pass<T, W, BuiltinRadix8>(x, y, stage, tw);
-        break;
-    }
+    passes[stage.radix](x, y, stage, plan.twiddles.data());
     T* done = y;
     y = x;
     x = done;
