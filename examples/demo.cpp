@@ -2,7 +2,7 @@
 //
 //   fnet-demo [--config base|large] [--layers L] [--batch B] [--seq S] [--threads T] [--runs R]
 //             [--backend fftw|builtin|dft] [--seed N] [--compute-type float32|bfloat16|int8]
-#include <fnet/fft/builtin.hpp>
+#include <fnet/fft/any.hpp>
 #include <fnet/fnet.hpp>
 #include <fnet/model/encoder.hpp>
 
@@ -79,14 +79,13 @@ Options parse(int argc, char** argv) {
   return options;
 }
 
-template <class Backend>
-int run(const Options& options, const char* backend_name) {
+int run(const Options& options, const fnet::fft::AnyBackend& backend) {
   fnet::EncoderConfig config =
       options.config == "large" ? fnet::EncoderConfig::fnet_large() : fnet::EncoderConfig::fnet_base();
   if (options.layers > 0) config.num_hidden_layers = static_cast<std::size_t>(options.layers);
   fnet::set_num_threads(static_cast<int>(options.threads));
 
-  fnet::FNetEncoder<float, Backend> encoder(config);
+  fnet::FNetEncoder<float, fnet::fft::AnyBackend> encoder(config, backend);
   encoder.initialize(static_cast<std::uint64_t>(options.seed));
   const std::size_t parameter_count = fnet::parameter_count(encoder);
   encoder.prepack(options.compute_type);  // the dense weights in the form their compute type reads, once
@@ -106,8 +105,8 @@ int run(const Options& options, const char* backend_name) {
               options.config.c_str(), config.num_hidden_layers, config.hidden_size, config.intermediate_size,
               fnet::to_string(config.hidden_act), parameter_count);
   std::printf("input: batch %ld x seq %ld x hidden %ld (float), FFT backend %s, GEMM %s, %ld thread(s)\n",
-              options.batch, options.seq, static_cast<long>(hidden), backend_name, fnet::gemm_backend_name,
-              options.threads);
+              options.batch, options.seq, static_cast<long>(hidden), backend.selected(),
+              fnet::gemm_backend_name, options.threads);
   std::printf("compute type %s (%s): feed-forward weights %.1f MiB\n", fnet::to_string(options.compute_type),
 #if defined(FNET_HAS_DNNL)
               "prepacked by oneDNN",
@@ -154,15 +153,16 @@ int run(const Options& options, const char* backend_name) {
 int main(int argc, char** argv) {
   try {
     const Options options = parse(argc, argv);
-    if (options.backend == "builtin") return run<fnet::fft::Builtin>(options, "builtin");
-    if (options.backend == "dft") return run<fnet::fft::DftMatrix>(options, "dft");
 #if defined(FNET_HAS_FFTW)
-    if (options.backend == "fftw" || options.backend == "default")
-      return run<fnet::fft::Fftw>(options, "fftw");
+    constexpr bool has_fftw = true;
 #else
-    if (options.backend == "default") return run<fnet::fft::Builtin>(options, "builtin");
+    constexpr bool has_fftw = false;
 #endif
-    throw std::invalid_argument("--backend must be fftw, builtin or dft, got '" + options.backend + "'");
+    const bool known = options.backend == "builtin" || options.backend == "dft" ||
+                       options.backend == "default" || (options.backend == "fftw" && has_fftw);
+    if (!known)
+      throw std::invalid_argument("--backend must be fftw, builtin or dft, got '" + options.backend + "'");
+    return run(options, fnet::fft::AnyBackend::named(options.backend == "default" ? "" : options.backend));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fnet-demo: %s\n", e.what());
     return 1;

@@ -2,6 +2,8 @@
 // touches any array; FFTW's wisdom helpers name the file or text they could not use.
 #include "fft_test_support.hpp"
 
+#include <fnet/fft/any.hpp>
+
 #include <gtest/gtest.h>
 
 #include <complex>
@@ -258,5 +260,48 @@ TEST(FftwErrors, WisdomHelpersNameTheFileOrTextTheyCannotUse) {
   std::remove(garbage.c_str());
 }
 #endif
+
+}  // namespace
+
+namespace {
+
+// AnyBackend runs the backend it names, to the bit, and refuses a name it does not know.
+template <class Backend>
+std::vector<std::complex<double>> spectrum_of(const Backend& backend, const std::vector<double>& row) {
+  std::vector<std::complex<double>> bins(row.size() / 2 + 1);
+  fnet::fft::RealToComplexBatch<double> batch;
+  batch.length = row.size();
+  batch.input = row.data();
+  batch.output = bins.data();
+  backend.forward_real(batch);
+  return bins;
+}
+
+TEST(AnyBackend, RunsTheBackendItNames) {
+  static_assert(fnet::fft::is_backend_v<fnet::fft::AnyBackend, float> &&
+                fnet::fft::is_backend_v<fnet::fft::AnyBackend, double>);
+  std::vector<double> row(30);
+  for (std::size_t i = 0; i < row.size(); ++i) row[i] = std::sin(0.7 * static_cast<double>(i) + 0.3);
+  EXPECT_EQ(spectrum_of(fnet::fft::AnyBackend::named("builtin"), row),
+            spectrum_of(fnet::fft::Builtin(), row));
+  EXPECT_EQ(spectrum_of(fnet::fft::AnyBackend::named("dft"), row), spectrum_of(fnet::fft::DftMatrix(), row));
+  EXPECT_STREQ(fnet::fft::AnyBackend::named("dft").selected(), "dft");
+  EXPECT_STREQ(fnet::fft::AnyBackend().selected(), fnet::fft::Default::name);
+  EXPECT_STREQ(fnet::fft::AnyBackend::named("").selected(), fnet::fft::Default::name);
+#if defined(FNET_HAS_FFTW)
+  EXPECT_EQ(spectrum_of(fnet::fft::AnyBackend::named("fftw"), row), spectrum_of(fnet::fft::Fftw(), row));
+#else
+  expect_invalid([] { fnet::fft::AnyBackend::named("fftw"); }, {"no FFTW"}, "fftw without FFTW");
+#endif
+  expect_invalid([] { fnet::fft::AnyBackend::named("cufft"); }, {"unknown backend \"cufft\""},
+                 "unknown name");
+  // Its cache is the chosen backend's.
+  const auto any = fnet::fft::AnyBackend::named("builtin");
+  any.clear();
+  spectrum_of(any, row);
+  EXPECT_GE(any.cache_size(), 1u);
+  any.clear();
+  EXPECT_EQ(any.cache_size(), 0u);
+}
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <fnet/fft/fftw.hpp>
 #endif
 #include <fnet/fft/default.hpp>
+#include <fnet/fft/any.hpp>
 
 // layers: dense, LayerNorm, feed-forward, activations, dropout, losses
 #include <fnet/layers/activation.hpp>

@@ -13,11 +13,7 @@
 // GRADIENTS.safetensors holds every gradient as F64 under its parameter's name, and in __metadata__ the loss
 // and its parts ("loss", "masked_lm_loss", "next_sentence_loss", "classification_loss") as C99 hexadecimal
 // floats (exact; "nan" for a head the model lacks).
-#include <fnet/fft/builtin.hpp>
-#include <fnet/fft/dft_matrix.hpp>
-#if defined(FNET_HAS_FFTW)
-#include <fnet/fft/fftw.hpp>
-#endif
+#include <fnet/fft/any.hpp>
 #include <fnet/core/gradients.hpp>
 #include <fnet/core/threads.hpp>
 #include <fnet/io/config.hpp>
@@ -78,11 +74,13 @@ fnet::TrainingLabels read_labels(std::map<std::string, std::string>& options, co
   return labels;
 }
 
-template <class Scalar, class Backend>
-void run(std::map<std::string, std::string>& options, const fnet::FNetConfig& config, fnet::FNetHeads heads) {
+template <class Scalar>
+void run(std::map<std::string, std::string>& options, const fnet::FNetConfig& config, fnet::FNetHeads heads,
+         const fnet::fft::AnyBackend& backend) {
+  using Backend = fnet::fft::AnyBackend;  // one model type for every backend
   std::vector<std::string> initialized;
-  const auto model =
-      fnet::io::load_for_training<Scalar, Backend>(options["--model"], config, heads, 0, &initialized);
+  const auto model = fnet::io::load_for_training<Scalar, Backend>(options["--model"], config, heads, 0,
+                                                                  &initialized, backend);
   if (!initialized.empty())
     throw std::invalid_argument("'" + options["--model"] + "' lacks tensor '" + initialized.front() +
                                 "': the gradients must be those of the checkpoint's own parameters");
@@ -113,19 +111,12 @@ template <class Scalar>
 void run_with_backend(std::map<std::string, std::string>& options, const fnet::FNetConfig& config,
                       fnet::FNetHeads heads) {
   const std::string backend = options.count("--backend") ? options["--backend"] : "builtin";
-  if (backend == "builtin") {
-    run<Scalar, fnet::fft::Builtin>(options, config, heads);
-  } else if (backend == "dft") {
-    run<Scalar, fnet::fft::DftMatrix>(options, config, heads);
-  } else if (backend == "fftw") {
-#if defined(FNET_HAS_FFTW)
-    run<Scalar, fnet::fft::Fftw>(options, config, heads);
-#else
-    throw std::invalid_argument("--backend fftw: built without FFTW");
-#endif
-  } else {
+  if (backend != "builtin" && backend != "dft" && backend != "fftw")
     throw std::invalid_argument("--backend must be builtin, fftw or dft, got '" + backend + "'");
-  }
+#if !defined(FNET_HAS_FFTW)
+  if (backend == "fftw") throw std::invalid_argument("--backend fftw: built without FFTW");
+#endif
+  run<Scalar>(options, config, heads, fnet::fft::AnyBackend::named(backend));
 }
 
 int run_main(int argc, char** argv) {
