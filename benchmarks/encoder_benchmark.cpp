@@ -186,7 +186,7 @@ void prepacked_feed_forward(benchmark::State& state, long seq, fnet::ComputeType
   set_counters(state, seq, feed_forward_flops(seq));
 }
 
-const bool registered = [] {
+const bool encoder_benchmarks_registered = [] {
   const int all_threads = fnet::hardware_threads();
   for (long seq : {128L, 512L}) {
     const std::string size = std::to_string(seq);

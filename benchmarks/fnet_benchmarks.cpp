@@ -69,6 +69,7 @@
 #include <vector>
 
 #include "allocation_tracker.hpp"
+#include "layer_config.hpp"
 
 #ifndef FNET_BENCH_CXX_FLAGS
 #define FNET_BENCH_CXX_FLAGS "unknown"
@@ -158,13 +159,7 @@ class NaiveFft2 {
 };
 #endif
 
-fnet::EncoderConfig layer_config(long hidden) {
-  fnet::EncoderConfig config;  // BERT/FNet-base proportions: intermediate = 4 hidden, gelu_new
-  config.hidden_size = static_cast<std::size_t>(hidden);
-  config.intermediate_size = 4 * static_cast<std::size_t>(hidden);
-  config.num_hidden_layers = 1;
-  return config;
-}
+using fnet_bench::layer_config;
 
 // Builds a fresh operation of the given kind; "kind" is the benchmark name without its sizes.
 Operation make_operation(const std::string& kind, long hidden) {

@@ -149,7 +149,7 @@ void stream_read4_write3(benchmark::State& state) {
   bytes_counter(state, 28.0 * static_cast<double>(n));
 }
 
-const bool registered = [] {
+const bool train_benchmarks_registered = [] {
   // One-thread rates are over the thread's CPU time, so that on a shared machine the time the thread spends
   // descheduled (moving no bytes) does not count; the threads:N case is over real time.
   benchmark::RegisterBenchmark("optimizer/adamw/fnet_base", [](benchmark::State& s) {

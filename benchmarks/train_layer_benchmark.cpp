@@ -20,16 +20,11 @@
 #include <string>
 
 #include "allocation_tracker.hpp"
+#include "layer_config.hpp"
 
 namespace {
 
-fnet::EncoderConfig layer_config(long hidden) {
-  fnet::EncoderConfig config;
-  config.hidden_size = static_cast<std::size_t>(hidden);
-  config.intermediate_size = static_cast<std::size_t>(4 * hidden);
-  config.num_hidden_layers = 1;
-  return config;
-}
+using fnet_bench::layer_config;
 
 // One layer's whole training state, and its step.
 template <class Encoder>
@@ -87,7 +82,7 @@ void train_step(benchmark::State& state, long seq, long hidden) {
     state.counters["peak_bytes"] = benchmark::Counter(static_cast<double>(peak));
 }
 
-const bool registered = [] {
+const bool train_layer_benchmarks_registered = [] {
   using FNet = fnet::FNetEncoder<float>;
   using Transformer = fnet::TransformerEncoder<float>;
   const std::pair<long, long> sizes[] = {{64, 256},   {512, 768},  {1024, 768},

@@ -183,7 +183,7 @@ void register_model(const std::string& name) {
   }
 }
 
-const bool registered = [] {
+const bool train_step_benchmarks_registered = [] {
   register_model<fnet::FNetModel<float>>("fnet_base");
   register_model<fnet::TransformerModel<float>>("bert_base");
   return true;

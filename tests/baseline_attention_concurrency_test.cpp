@@ -12,10 +12,10 @@
 
 namespace {
 
-using Tensor = fnet::Tensor3<float>;
+using FloatTensor = fnet::Tensor3<float>;
 
-Tensor random_tensor(long batch, long seq, long hidden, std::uint64_t seed) {
-  Tensor x(batch, seq, hidden);
+FloatTensor random_floats(long batch, long seq, long hidden, std::uint64_t seed) {
+  FloatTensor x(batch, seq, hidden);
   std::mt19937_64 engine(seed);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (long i = 0; i < x.size(); ++i) x.data()[i] = uniform(engine);
@@ -27,9 +27,9 @@ TEST(AttentionConcurrency, SharedLayerManyThreads) {
   seeded.initialize(42);
   const auto& layer = seeded;
   constexpr int threads = 8;
-  std::vector<Tensor> inputs, expected, got(threads);
+  std::vector<FloatTensor> inputs, expected, got(threads);
   for (int t = 0; t < threads; ++t) {
-    inputs.push_back(random_tensor(1 + t % 2, 5 + 7 * t, 128, static_cast<std::uint64_t>(t)));
+    inputs.push_back(random_floats(1 + t % 2, 5 + 7 * t, 128, static_cast<std::uint64_t>(t)));
     expected.push_back(layer.forward(inputs.back()));
   }
   std::vector<std::thread> pool;
@@ -55,18 +55,18 @@ TEST(TransformerLayerConcurrency, SharedLayerManyThreads) {
   seeded.initialize(9);
   const auto& layer = seeded;
   constexpr int threads = 6;
-  std::vector<Tensor> inputs, expected, got(threads);
+  std::vector<FloatTensor> inputs, expected, got(threads);
   for (int t = 0; t < threads; ++t) {
-    inputs.push_back(random_tensor(1 + t % 3, 3 + 11 * t, 64, static_cast<std::uint64_t>(100 + t)));
+    inputs.push_back(random_floats(1 + t % 3, 3 + 11 * t, 64, static_cast<std::uint64_t>(100 + t)));
     expected.push_back(layer.forward(inputs.back()));
   }
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       fnet::Workspace<float> workspace;  // one per thread, reused across its calls
-      Tensor& out = got[static_cast<std::size_t>(t)];
-      const Tensor& in = inputs[static_cast<std::size_t>(t)];
-      out = Tensor(in.dimensions());
+      FloatTensor& out = got[static_cast<std::size_t>(t)];
+      const FloatTensor& in = inputs[static_cast<std::size_t>(t)];
+      out = FloatTensor(in.dimensions());
       for (int repeat = 0; repeat < 3; ++repeat)
         layer.forward(fnet::as_map(in), fnet::as_map(out), workspace);
     });

@@ -19,6 +19,7 @@
 namespace {
 
 using fnet::MultiHeadAttention;
+using fnet_test::expect_invalid_argument;
 using fnet_test::naive_attention;
 using fnet_test::random_tensor;
 using fnet_test::randomize_parameters;
@@ -241,18 +242,6 @@ TYPED_TEST(AttentionTest, InitialisationIsSeededNormalWithZeroBiases) {
     // Gaussian tails: about 4.55% of the samples beyond two standard deviations.
     const double beyond = (values.abs() > 0.04).template cast<double>().mean();
     EXPECT_NEAR(beyond, 0.0455, 0.004);
-  }
-}
-
-template <class F>
-void expect_invalid_argument(F&& call, const std::vector<std::string>& fragments) {
-  try {
-    call();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const std::invalid_argument& error) {
-    for (const auto& fragment : fragments)
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message '" << error.what() << "' lacks '" << fragment << "'";
   }
 }
 

@@ -3,10 +3,14 @@
 
 #include <fnet/mixing/attention.hpp>
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace fnet_test {
@@ -86,6 +90,19 @@ void randomize_parameters(MultiHeadAttention<Scalar>& layer, std::uint64_t seed,
   fill(layer.qkv.bias.data(), layer.qkv.bias.size(), 0.5);
   fill(layer.output.weight.data(), layer.output.weight.size(), w);
   fill(layer.output.bias.data(), layer.output.bias.size(), 0.5);
+}
+
+// Runs `call`, expects std::invalid_argument whose message holds every one of `fragments`.
+template <class F>
+void expect_invalid_argument(F&& call, const std::vector<std::string>& fragments) {
+  try {
+    call();
+    ADD_FAILURE() << "no exception thrown";
+  } catch (const std::invalid_argument& error) {
+    for (const auto& fragment : fragments)
+      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
+          << "message '" << error.what() << "' lacks '" << fragment << "'";
+  }
 }
 
 }  // namespace fnet_test

@@ -18,6 +18,7 @@
 namespace {
 
 using fnet::TransformerEncoderLayer;
+using fnet_test::expect_invalid_argument;
 using fnet_test::naive_attention;
 using fnet_test::random_tensor;
 using fnet_test::Tensor;
@@ -133,7 +134,7 @@ double max_abs_error(const Tensor<Scalar>& got, const LongRows& want) {
 
 // Outputs are LayerNorm-ed (order 1); float keeps ~1e-6 relative through two LayerNorms and the GEMMs.
 template <class Scalar>
-double tolerance() {
+double layer_tolerance() {
   return std::is_same_v<Scalar, float> ? 2e-4 : 1e-11;
 }
 
@@ -160,7 +161,7 @@ TYPED_TEST(TransformerLayerTest, MatchesTextbookPostLayerNormLayer) {
     randomize(layer, 3 + static_cast<std::uint64_t>(c.seq));
     const auto x = random_tensor<Scalar>(c.batch, c.seq, static_cast<long>(c.hidden), 5);
     const auto y = layer.forward(x);
-    EXPECT_LE(max_abs_error(y, naive_layer(layer, x)), tolerance<Scalar>());
+    EXPECT_LE(max_abs_error(y, naive_layer(layer, x)), layer_tolerance<Scalar>());
   }
 }
 
@@ -177,7 +178,8 @@ TYPED_TEST(TransformerLayerTest, EqualsItsSublayersChained) {
   const Tensor<Scalar> h_plus_ffn = h + layer.feed_forward.forward(h);
   const Tensor<Scalar> want = layer.output_layer_norm.forward(h_plus_ffn);
   const auto y = layer.forward(x);
-  for (long i = 0; i < y.size(); ++i) ASSERT_NEAR(y.data()[i], want.data()[i], tolerance<Scalar>()) << i;
+  for (long i = 0; i < y.size(); ++i)
+    ASSERT_NEAR(y.data()[i], want.data()[i], layer_tolerance<Scalar>()) << i;
 }
 
 TYPED_TEST(TransformerLayerTest, InPlaceReusedWorkspaceAndThreadsGiveTheSameBits) {
@@ -231,18 +233,6 @@ TYPED_TEST(TransformerLayerTest, ParametersCarryBertNames) {
   EXPECT_EQ(parameters[10].data, layer.feed_forward.intermediate.weight.data());
   EXPECT_EQ(parameters[10].shape, (std::vector<std::size_t>{128, 64}));
   EXPECT_EQ(parameters[15].data, layer.output_layer_norm.bias.data());
-}
-
-template <class F>
-void expect_invalid_argument(F&& call, const std::vector<std::string>& fragments) {
-  try {
-    call();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const std::invalid_argument& error) {
-    for (const auto& fragment : fragments)
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message '" << error.what() << "' lacks '" << fragment << "'";
-  }
 }
 
 TYPED_TEST(TransformerLayerTest, RejectsBadConfigurationsInputsAndParameters) {

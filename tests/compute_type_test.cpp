@@ -4,6 +4,8 @@
 // prepacked layer, a weight changed behind prepack()'s back.
 #include <fnet/fnet.hpp>
 
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +18,8 @@
 #include <vector>
 
 namespace {
+
+using fnet_test::ThreadSetting;
 
 using fnet::ComputeType;
 
@@ -46,11 +50,6 @@ double tensor_error(const fnet::Tensor3<float>& a, const fnet::Tensor3<float>& b
 bool identical(const fnet::Tensor3<float>& a, const fnet::Tensor3<float>& b) {
   return a.dimensions() == b.dimensions() && std::equal(a.data(), a.data() + a.size(), b.data());
 }
-
-struct ThreadSetting {
-  explicit ThreadSetting(int n) { fnet::set_num_threads(n); }
-  ~ThreadSetting() { fnet::set_num_threads(1); }
-};
 
 // The documented bound of each type (fnet::ComputeType); float32 differs from the unpacked layer by rounding.
 double bound(ComputeType type) {

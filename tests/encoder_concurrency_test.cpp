@@ -8,6 +8,8 @@
 #include <fnet/mixing/fourier.hpp>
 #include <fnet/model/encoder.hpp>
 
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -18,6 +20,8 @@
 #include <vector>
 
 namespace {
+
+using fnet_test::ThreadSetting;
 
 template <class Scalar>
 fnet::Tensor3<Scalar> random_tensor(long b, long s, long h, std::uint64_t seed) {
@@ -35,11 +39,6 @@ bool identical(const fnet::Tensor3<Scalar>& a, const fnet::Tensor3<Scalar>& b) {
     if (!(a.data()[i] == b.data()[i])) return false;
   return true;
 }
-
-struct ThreadSetting {
-  explicit ThreadSetting(int n) { fnet::set_num_threads(n); }
-  ~ThreadSetting() { fnet::set_num_threads(1); }
-};
 
 template <class Encoder, class Scalar>
 void hammer(const Encoder& encoder, const std::vector<fnet::Tensor3<Scalar>>& inputs,

@@ -20,15 +20,6 @@ namespace {
 
 using namespace fnet_test;
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "<no std::invalid_argument thrown>";
-}
-
 fnet::EncoderConfig small_config(std::size_t hidden, std::size_t intermediate, std::size_t layers,
                                  fnet::Activation act = fnet::Activation::gelu_new) {
   fnet::EncoderConfig config;

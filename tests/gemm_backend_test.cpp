@@ -44,8 +44,8 @@ template <class Scalar>
 
 template <class Scalar>
 class GemmBackendTest : public ::testing::Test {};
-using Scalars = ::testing::Types<float, double, long double>;
-TYPED_TEST_SUITE(GemmBackendTest, Scalars);
+using GemmScalars = ::testing::Types<float, double, long double>;
+TYPED_TEST_SUITE(GemmBackendTest, GemmScalars);
 
 // Sizes cover a single element, shapes below and above SIMD and blocking widths, and odd remainders.
 TYPED_TEST(GemmBackendTest, AccumulateXwtMatchesTripleLoopWithStrides) {

@@ -14,20 +14,11 @@
 
 namespace {
 
+using fnet_test::names_in;
+using fnet_test::read_file;
+
 using fnet::io::AtomicFile;
 using fnet::io::FileError;
-
-std::set<std::string> names_in(const std::string& directory) {
-  std::set<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(directory))
-    names.insert(entry.path().filename().string());
-  return names;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // Lowers the soft file-size limit for the current scope, so writes past `bytes` fail with EFBIG (SIGXFSZ,
 // which would kill the process, is ignored meanwhile). Works for root too, unlike a read-only directory.

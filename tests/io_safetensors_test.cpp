@@ -14,8 +14,7 @@ using fnet::io::FormatError;
 using fnet_test::RawTensor;
 
 std::map<std::string, fnet::io::TensorView> parse(const std::string& bytes) {
-  return fnet::io::parse_safetensors(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(),
-                                     "test.safetensors");
+  return fnet_test::parse_safetensors_bytes(bytes, "test.safetensors");
 }
 
 TEST(Safetensors, ReadsNamesShapesDtypesAndData) {

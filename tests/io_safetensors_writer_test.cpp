@@ -13,19 +13,14 @@
 
 namespace {
 
+using fnet_test::bits_of;
+
 using fnet::io::DType;
 using fnet::io::FileError;
 using fnet::io::SafetensorsWriter;
 
-std::map<std::string, fnet::io::TensorView> parse(const std::string& bytes) {
-  return fnet::io::parse_safetensors(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(),
-                                     "written.safetensors");
-}
-
-std::uint32_t bits_of(float value) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  return bits;
+std::map<std::string, fnet::io::TensorView> parse_written(const std::string& bytes) {
+  return fnet_test::parse_safetensors_bytes(bytes, "written.safetensors");
 }
 
 float float_of(std::uint32_t bits) {
@@ -73,7 +68,7 @@ TEST(SafetensorsWriter, ReadsBackThroughOurParser) {
   const std::string bytes = writer.bytes();
   EXPECT_EQ(bytes.size(), writer.file_size());
 
-  const auto tensors = parse(bytes);
+  const auto tensors = parse_written(bytes);
   ASSERT_EQ(tensors.size(), 4u);
   const auto& weight = tensors.at("layer.weight");
   EXPECT_EQ(weight.dtype, DType::F32);
@@ -138,7 +133,7 @@ TEST(SafetensorsWriter, HeaderIsAsTheFormatDefinesIt) {
 TEST(SafetensorsWriter, CustomMetadataAndNoTensors) {
   SafetensorsWriter writer({{"format", "pt"}, {"note", "trained 3 epochs"}});
   const std::string bytes = writer.bytes();
-  EXPECT_TRUE(parse(bytes).empty());
+  EXPECT_TRUE(parse_written(bytes).empty());
   const auto json = nlohmann::json::parse(bytes.substr(8));
   EXPECT_EQ(json, nlohmann::json({{"__metadata__", {{"format", "pt"}, {"note", "trained 3 epochs"}}}}));
 }
@@ -176,7 +171,7 @@ TEST(SafetensorsWriter, BFloat16RoundsToNearestEvenLikeTorch) {
   SafetensorsWriter writer;
   writer.add("values", {values.size()}, values.data(), DType::BF16);
   const std::string bytes = writer.bytes();
-  const auto tensors = parse(bytes);
+  const auto tensors = parse_written(bytes);
   const auto& view = tensors.at("values");
   ASSERT_EQ(view.byte_size, 2 * values.size());
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -195,7 +190,7 @@ TEST(SafetensorsWriter, NaNStaysNaN) {
   writer.add("bf16", {nans.size()}, nans.data(), DType::BF16);
   writer.add("f32", {nans.size()}, nans.data(), DType::F32);
   const std::string bytes = writer.bytes();
-  const auto tensors = parse(bytes);
+  const auto tensors = parse_written(bytes);
   std::vector<float> bf16(nans.size()), f32(nans.size());
   fnet::io::convert_elements(DType::BF16, tensors.at("bf16").data, nans.size(), bf16.data());
   fnet::io::convert_elements(DType::F32, tensors.at("f32").data, nans.size(), f32.data());
@@ -214,7 +209,7 @@ TEST(SafetensorsWriter, DoublesRoundToFloatFirstAsTorchDoes) {
   writer.add("bf16", {values.size()}, values.data(), DType::BF16);
   writer.add("f32", {values.size()}, values.data(), DType::F32);
   const std::string bytes = writer.bytes();
-  const auto tensors = parse(bytes);
+  const auto tensors = parse_written(bytes);
   EXPECT_EQ(read_u16(tensors.at("bf16").data), 0x3F80);
   EXPECT_EQ(fnet::io::round_to_bfloat16(values[0]), 1.0);
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -234,7 +229,7 @@ TEST(SafetensorsWriter, F64KeepsEveryBitOfADouble) {
   SafetensorsWriter writer;
   writer.add("f64", {values.size()}, values.data(), DType::F64);
   const std::string bytes = writer.bytes();  // the views point into it
-  const auto tensors = parse(bytes);
+  const auto tensors = parse_written(bytes);
   ASSERT_EQ(tensors.at("f64").dtype, DType::F64);
   std::vector<double> back(values.size());
   fnet::io::convert_elements(DType::F64, tensors.at("f64").data, values.size(), back.data());
@@ -251,7 +246,7 @@ TEST(SafetensorsWriter, LargeTensorsAreConvertedInBlocks) {
   writer.add("f32", {values.size()}, values.data(), DType::F32);
   writer.add("bf16", {values.size()}, values.data(), DType::BF16);
   const std::string bytes = writer.bytes();
-  const auto tensors = parse(bytes);
+  const auto tensors = parse_written(bytes);
   std::vector<float> f32(values.size());
   fnet::io::convert_elements(DType::F32, tensors.at("f32").data, values.size(), f32.data());
   EXPECT_EQ(f32, values);

@@ -17,6 +17,10 @@
 
 namespace {
 
+using fnet_test::bits_of;
+using fnet_test::names_in;
+using fnet_test::read_file;
+
 using fnet::Classifier;
 using fnet::FNetHeads;
 using fnet::io::DType;
@@ -24,12 +28,6 @@ using fnet::io::FileError;
 
 template <class Scalar>
 using Model = fnet::FNetModel<Scalar, fnet::fft::Builtin>;
-
-std::uint32_t bits_of(float value) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  return bits;
-}
 
 // bfloat16 rounding written out here, away from the library: keep the upper 16 bits of the float and add one
 // unit of the last place when the dropped half is above 0x8000, or exactly 0x8000 with an odd kept half.
@@ -131,18 +129,6 @@ void expect_same_config(const fnet::FNetConfig& a, const fnet::FNetConfig& b) {
   EXPECT_EQ(a.architectures, b.architectures);
   EXPECT_EQ(a.mixing, b.mixing);
   EXPECT_EQ(a.num_attention_heads, b.num_attention_heads);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::set<std::string> names_in(const std::string& directory) {
-  std::set<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(directory))
-    names.insert(entry.path().filename().string());
-  return names;
 }
 
 // --- config.json -----------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Test helpers for the checkpoint I/O tests: temporary directories and hand-built safetensors / .npy bytes.
 #pragma once
 
+#include <fnet/io/safetensors.hpp>
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -9,7 +11,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -153,5 +158,32 @@ std::string raw_bytes(const std::vector<T>& values) {
             << "message \"" << error.what() << "\" lacks \"" << needle << "\""; \
     }                                                                           \
   } while (false)
+
+// The bytes of a file.
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The names of the entries of a directory.
+inline std::set<std::string> names_in(const std::string& directory) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(directory))
+    names.insert(entry.path().filename().string());
+  return names;
+}
+
+// The bit pattern of a float.
+inline std::uint32_t bits_of(float value) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  return bits;
+}
+
+// Parses safetensors bytes held in memory, naming `source` in messages.
+inline std::map<std::string, fnet::io::TensorView> parse_safetensors_bytes(const std::string& bytes,
+                                                                           const std::string& source) {
+  return fnet::io::parse_safetensors(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(), source);
+}
 
 }  // namespace fnet_test

@@ -15,7 +15,7 @@
 
 namespace {
 
-using Model = fnet::FNetModel<float, fnet::fft::Builtin>;
+using TrainingModel = fnet::FNetModel<float, fnet::fft::Builtin>;
 using fnet::io::FormatError;
 
 fnet::FNetConfig small_config() {
@@ -29,7 +29,7 @@ fnet::FNetConfig small_config() {
   return config;
 }
 
-std::map<std::string, std::vector<float>> values_of(Model& model) {
+std::map<std::string, std::vector<float>> values_of(TrainingModel& model) {
   std::map<std::string, std::vector<float>> all;
   for (const auto& p : model.parameters()) all[p.name] = std::vector<float>(p.data, p.data + p.size());
   return all;
@@ -37,17 +37,17 @@ std::map<std::string, std::vector<float>> values_of(Model& model) {
 
 TEST(LoadForTraining, NewHeadsStartAsAFreshModelsAndTheBaseComesFromTheCheckpoint) {
   fnet_test::TempDir dir;
-  Model pretrained(small_config(), {true, fnet::Classifier::none});
+  TrainingModel pretrained(small_config(), {true, fnet::Classifier::none});
   pretrained.initialize(1);
   for (auto& p : pretrained.parameters())
     for (std::size_t i = 0; i < p.size(); ++i) p.data[i] += 0.001f * static_cast<float>(i % 7);
   fnet::io::save_pretrained(pretrained, dir.path());
 
   std::vector<std::string> initialized;
-  Model loaded = fnet::io::load_for_training<float, fnet::fft::Builtin>(
+  TrainingModel loaded = fnet::io::load_for_training<float, fnet::fft::Builtin>(
       dir.path(), small_config(), {false, fnet::Classifier::sequence}, 42, &initialized);
   EXPECT_EQ(initialized, (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
-  Model fresh(small_config(), {false, fnet::Classifier::sequence});
+  TrainingModel fresh(small_config(), {false, fnet::Classifier::sequence});
   fresh.initialize(42);
   const auto from_checkpoint = values_of(pretrained), now = values_of(loaded), new_model = values_of(fresh);
   for (const auto& [name, values] : now) {
@@ -59,7 +59,7 @@ TEST(LoadForTraining, NewHeadsStartAsAFreshModelsAndTheBaseComesFromTheCheckpoin
 
   // A classifier saved with another label count is named.
   fnet_test::TempDir classified;
-  Model with_classifier(small_config(), {false, fnet::Classifier::sequence});
+  TrainingModel with_classifier(small_config(), {false, fnet::Classifier::sequence});
   with_classifier.initialize(2);
   fnet::io::save_pretrained(with_classifier, classified.path());
   auto other_labels = small_config();
@@ -73,18 +73,18 @@ TEST(LoadForTraining, ConfigAloneTrainsFromScratch) {
   fnet_test::TempDir dir;
   fnet::io::write_config(dir.file("config.json"), small_config());
   std::vector<std::string> initialized;
-  Model model = fnet::io::load_for_training<float, fnet::fft::Builtin>(
+  TrainingModel model = fnet::io::load_for_training<float, fnet::fft::Builtin>(
       dir.path(), fnet::io::read_config(dir.file("config.json")), {true, fnet::Classifier::none}, 9,
       &initialized);
   EXPECT_EQ(initialized.size(), model.parameters().size());
-  Model fresh(small_config(), {true, fnet::Classifier::none});
+  TrainingModel fresh(small_config(), {true, fnet::Classifier::none});
   fresh.initialize(9);
   EXPECT_EQ(values_of(model), values_of(fresh));
 }
 
 TEST(OptimizerState, ARestoredOptimiserContinuesBitForBit) {
   fnet_test::TempDir dir;
-  Model model(small_config(), {false, fnet::Classifier::sequence});
+  TrainingModel model(small_config(), {false, fnet::Classifier::sequence});
   model.initialize(5);
   fnet::Gradients<float> gradients(model.parameters());
   const auto set_gradients = [&](int step) {
@@ -95,7 +95,7 @@ TEST(OptimizerState, ARestoredOptimiserContinuesBitForBit) {
   fnet::AdamWOptions options;
   options.learning_rate = 1e-2;
   // Uninterrupted: 6 updates.
-  Model straight = model;
+  TrainingModel straight = model;
   fnet::Gradients<float> straight_gradients(straight.parameters());
   fnet::AdamW<float> straight_optimizer(straight_gradients.trainable(straight.parameters()), options);
   for (int step = 0; step < 6; ++step) {
@@ -111,7 +111,7 @@ TEST(OptimizerState, ARestoredOptimiserContinuesBitForBit) {
   }
   fnet::io::save_pretrained(model, dir.path());
   fnet::io::save_optimizer_state(first, dir.file("optimizer.safetensors"), {{"note", "kept"}});
-  Model resumed = fnet::io::load_pretrained<float, fnet::fft::Builtin>(dir.path());
+  TrainingModel resumed = fnet::io::load_pretrained<float, fnet::fft::Builtin>(dir.path());
   fnet::Gradients<float> resumed_gradients(resumed.parameters());
   fnet::AdamW<float> second(resumed_gradients.trainable(resumed.parameters()), options);
   const auto metadata = fnet::io::load_optimizer_state(second, dir.file("optimizer.safetensors"));
@@ -125,7 +125,7 @@ TEST(OptimizerState, ARestoredOptimiserContinuesBitForBit) {
   EXPECT_EQ(values_of(resumed), values_of(straight));
 
   // A state of another model is refused, naming the tensor, and leaves the optimiser as it was.
-  Model other(small_config(), {true, fnet::Classifier::none});
+  TrainingModel other(small_config(), {true, fnet::Classifier::none});
   fnet::Gradients<float> other_gradients(other.parameters());
   fnet::AdamW<float> other_optimizer(other_gradients.trainable(other.parameters()), options);
   FNET_EXPECT_THROW_WITH(fnet::io::load_optimizer_state(other_optimizer, dir.file("optimizer.safetensors")),

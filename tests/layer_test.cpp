@@ -29,15 +29,6 @@ class LayersTest : public ::testing::Test {
 using Scalars = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(LayersTest, Scalars);
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "<no std::invalid_argument thrown>";
-}
-
 // --- LayerNorm -------------------------------------------------------------------------------------------
 
 TYPED_TEST(LayersTest, LayerNormMatchesTextbookFormula) {

@@ -8,8 +8,10 @@
 #include <cmath>
 #include <complex>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -179,6 +181,16 @@ template <class Scalar>
 struct Tensor3Copy {
   fnet::Tensor3<Scalar> tensor;
 };
+
+// What `f` throws as std::invalid_argument, or a text that says it threw nothing.
+inline std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "<no std::invalid_argument thrown>";
+}
 
 inline std::string dims_text(long b, long s, long h) {
   return "(" + std::to_string(b) + ", " + std::to_string(s) + ", " + std::to_string(h) + ")";

@@ -32,8 +32,8 @@ long double reference(fnet::Activation activation, long double z) {
 
 template <class Scalar>
 class RowKernelsTest : public ::testing::Test {};
-using Scalars = ::testing::Types<float, double, long double>;
-TYPED_TEST_SUITE(RowKernelsTest, Scalars);
+using RowKernelScalars = ::testing::Types<float, double, long double>;
+TYPED_TEST_SUITE(RowKernelsTest, RowKernelScalars);
 
 TYPED_TEST(RowKernelsTest, BiasActivationMatchesFormulaEverywhere) {
   using Scalar = TypeParam;

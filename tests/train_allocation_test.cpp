@@ -4,6 +4,8 @@
 #include <fnet/layers/dropout.hpp>
 #include <fnet/layers/losses.hpp>
 
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,10 +19,7 @@
 
 namespace {
 
-struct ThreadSetting {
-  explicit ThreadSetting(int threads) { fnet::set_num_threads(threads); }
-  ~ThreadSetting() { fnet::set_num_threads(1); }
-};
+using fnet_test::ThreadSetting;
 
 TEST(TrainAllocation, LossesAllocateNothingAtSteadyState) {
   const std::size_t rows = 2000, cols = 30, pitch = 32;

@@ -4,6 +4,8 @@
 #include <fnet/core/threads.hpp>
 #include <fnet/layers/dropout.hpp>
 
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -19,16 +21,8 @@
 
 namespace {
 
-// Whether an exception message contains `text`, showing the message when it does not.
-::testing::AssertionResult Mentions(const char* message, const std::string& text) {
-  if (std::string(message).find(text) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << message << "\" does not mention \"" << text << "\"";
-}
-
-struct ThreadSetting {
-  explicit ThreadSetting(int threads) { fnet::set_num_threads(threads); }
-  ~ThreadSetting() { fnet::set_num_threads(1); }
-};
+using fnet_test::Mentions;
+using fnet_test::ThreadSetting;
 
 constexpr std::size_t kDraws = std::size_t{1} << 22;  // 4 Mi elements a mask
 

@@ -3,6 +3,8 @@
 #include <fnet/core/threads.hpp>
 #include <fnet/layers/losses.hpp>
 
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,17 +19,8 @@
 
 namespace {
 
-// Whether an exception message contains `text`, showing the message when it does not.
-::testing::AssertionResult Mentions(const char* message, const std::string& text) {
-  if (std::string(message).find(text) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << message << "\" does not mention \"" << text << "\"";
-}
-
-// Restores the single-thread default however a test ends.
-struct ThreadSetting {
-  explicit ThreadSetting(int threads) { fnet::set_num_threads(threads); }
-  ~ThreadSetting() { fnet::set_num_threads(1); }
-};
+using fnet_test::Mentions;
+using fnet_test::ThreadSetting;
 
 struct Expected {
   long double loss = 0;

@@ -20,7 +20,7 @@ namespace {
 
 using Model = fnet::FNetModel<double, fnet::fft::Builtin>;
 
-fnet::FNetConfig small_config(fnet::Activation activation, std::size_t num_labels = 3) {
+fnet::FNetConfig small_model_config(fnet::Activation activation, std::size_t num_labels = 3) {
   fnet::FNetConfig config;
   config.vocab_size = 23;
   config.hidden_size = 8;
@@ -116,7 +116,7 @@ void check_model_gradients(const HeadCase& head, const fnet::FNetConfig& config)
 
 TEST_P(TrainModel, GradientsMatchFiniteDifferences) {
   const HeadCase& head = kHeads[std::get<0>(GetParam())];
-  check_model_gradients<Model>(head, small_config(std::get<1>(GetParam()), head.num_labels));
+  check_model_gradients<Model>(head, small_model_config(std::get<1>(GetParam()), head.num_labels));
 }
 
 INSTANTIATE_TEST_SUITE_P(EachHeadAndActivation, TrainModel,
@@ -135,7 +135,7 @@ class TrainTransformerModel : public ::testing::TestWithParam<int> {};
 
 TEST_P(TrainTransformerModel, GradientsMatchFiniteDifferences) {
   const HeadCase& head = kHeads[GetParam()];
-  auto config = small_config(fnet::Activation::gelu_new, head.num_labels);
+  auto config = small_model_config(fnet::Activation::gelu_new, head.num_labels);
   config.mixing = "attention";
   config.num_attention_heads = 2;
   check_model_gradients<fnet::TransformerModel<double>>(head, config);
@@ -145,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(EachHead, TrainTransformerModel, ::testing::Values(0, 1
                          [](const auto& info) { return std::string(kHeads[info.param].name); });
 
 TEST(TrainTransformerModel, AFourierModelRefusesAnAttentionConfiguration) {
-  auto config = small_config(fnet::Activation::gelu_new);
+  auto config = small_model_config(fnet::Activation::gelu_new);
   config.mixing = "attention";
   config.num_attention_heads = 2;
   try {
@@ -162,7 +162,7 @@ TEST(TrainTransformerModel, AFourierModelRefusesAnAttentionConfiguration) {
 
 // The loss as Hugging Face defines it, computed here from the model's own inference outputs.
 TEST(TrainModelLoss, IsTheHeadsLossOfTheInferenceOutputs) {
-  const auto config = small_config(fnet::Activation::gelu_new);
+  const auto config = small_model_config(fnet::Activation::gelu_new);
   Model model(config, {true, fnet::Classifier::none});
   model.initialize(80);
   Batch batch = make_batch(config, 81);
@@ -199,7 +199,7 @@ TEST(TrainModelLoss, IsTheHeadsLossOfTheInferenceOutputs) {
 // nn.Embedding(padding_idx=pad_token_id): the pad row gets nothing from the lookup (the tied decoder still
 // adds into it); a fresh model's pad row is zero.
 TEST(TrainModelLoss, PadRowGetsNoLookupGradient) {
-  const auto config = small_config(fnet::Activation::gelu_new);
+  const auto config = small_model_config(fnet::Activation::gelu_new);
   Model model(config, {false, fnet::Classifier::sequence});
   model.initialize(90);
   for (long j = 0; j < 8; ++j) EXPECT_EQ(model.embeddings.word_embeddings(3, j), 0.0);
@@ -222,7 +222,7 @@ TEST(TrainModelLoss, PadRowGetsNoLookupGradient) {
 
 // Gradients accumulate over micro-batches, and loss_scale scales them (1/2 each: the mean of two).
 TEST(TrainModelLoss, MicroBatchesAccumulateAndLossScaleScales) {
-  const auto config = small_config(fnet::Activation::gelu);
+  const auto config = small_model_config(fnet::Activation::gelu);
   Model model(config, {false, fnet::Classifier::token});
   fnet_test::randomize(model.parameters(), 100);
   const Batch first = make_batch(config, 101), second = make_batch(config, 102);
@@ -308,7 +308,7 @@ Batch rows_of(const Batch& batch, long first, long count) {
 TEST(TrainModelLoss, ShardsOfAWholeBatchAddUpToIt) {
   for (const HeadCase& head : kHeads) {
     SCOPED_TRACE(head.name);
-    const auto config = small_config(fnet::Activation::gelu, head.num_labels);
+    const auto config = small_model_config(fnet::Activation::gelu, head.num_labels);
     Model model(config, head.heads);
     fnet_test::randomize(model.parameters(), 130);
     Batch whole = make_batch(config, 131, false, 5);
@@ -359,7 +359,7 @@ TEST(TrainModelLoss, ShardsOfAWholeBatchAddUpToIt) {
 }
 
 TEST(TrainModelLoss, BadLabelsAreRefusedNamingTheField) {
-  const auto config = small_config(fnet::Activation::gelu);
+  const auto config = small_model_config(fnet::Activation::gelu);
   Model pretraining(config, {true, fnet::Classifier::none});
   Batch batch = make_batch(config, 110);
   typename Model::TrainingCache cache;
@@ -381,7 +381,7 @@ TEST(TrainModelLoss, BadLabelsAreRefusedNamingTheField) {
   wrong = batch;
   wrong.labels.token_labels(0, 0) = 23;  // outside the vocabulary
   EXPECT_NE(message(pretraining, wrong).find("label 23"), std::string::npos);
-  Model regression(small_config(fnet::Activation::gelu, 1), {false, fnet::Classifier::sequence});
+  Model regression(small_model_config(fnet::Activation::gelu, 1), {false, fnet::Classifier::sequence});
   wrong = batch;
   wrong.labels.regression_targets = {1.0};
   EXPECT_NE(message(regression, wrong).find("regression_targets"), std::string::npos);

@@ -8,6 +8,8 @@
 #include <fnet/train/clip_grad_norm.hpp>
 #include <fnet/train/linear_schedule.hpp>
 
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -27,11 +29,7 @@
 
 namespace {
 
-// Restores the thread setting a test changed.
-struct ThreadSetting {
-  int saved = fnet::num_threads();
-  ~ThreadSetting() { fnet::set_num_threads(saved); }
-};
+using fnet_test::ThreadSetting;
 
 template <class T>
 bool same_bits(T a, T b) {
