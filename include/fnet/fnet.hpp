@@ -2,7 +2,7 @@
 // mixing, model, parallel, train). Included on their own: checkpoint I/O (<fnet/io/...>) and the trainer
 // (<fnet/train/trainer.hpp>), which need nlohmann_json (FNet::checkpoint); the tokenizer and the TSV loader
 // (<fnet/text/tokenizer.hpp>, <fnet/text/tsv_dataset.hpp>), which need SentencePiece (FNet::tokenizer); MPI
-// data parallelism (<fnet/parallel/data_parallel.hpp>, FNet::mpi).
+// data parallelism (<fnet/parallel/data_parallel.hpp>, FNet::mpi); ListOps data (<fnet/text/listops.hpp>).
 #pragma once
 
 #include <fnet/version.hpp>
