@@ -19,8 +19,8 @@ namespace fnet::io {
 
 /// A file save_outputs wrote: its name in the directory and the array's shape.
 ///
-///     for (const fnet::io::OutputFile& file : fnet::io::save_outputs(model, part, "out"))
-///     std::puts(file.name.c_str());
+///     const std::vector<fnet::io::OutputFile> files = fnet::io::save_outputs(model, part, "out");
+///     std::printf("%s: %zu rows\n", files[0].name.c_str(), files[0].shape[0]);
 struct OutputFile {
   std::string name;
   std::vector<std::size_t> shape;

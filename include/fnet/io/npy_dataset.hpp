@@ -28,8 +28,8 @@ namespace fnet::io {
 /// values are not checked against the model (see fnet::validate_dataset).
 ///
 ///     auto config = fnet::io::read_config("fnet-base/config.json");
-///     fnet::Dataset train = fnet::io::load_npy_dataset("data/train", fnet::Task::sequence_classification,
-///     config);
+///     const fnet::Task task = fnet::Task::sequence_classification;
+///     fnet::Dataset train = fnet::io::load_npy_dataset("data/train", task, config);
 inline Dataset load_npy_dataset(const std::string& directory, Task task, const FNetConfig& config) {
   namespace fs = std::filesystem;
   Dataset data;

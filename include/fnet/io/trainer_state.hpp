@@ -30,8 +30,7 @@ namespace fnet::io {
 /// evaluation), and its settings (run_settings; null when the file has none).
 ///
 ///     const auto newest = fnet::io::latest_checkpoint("out");
-///     if (newest) std::printf("at update %lld\n", (long
-///     long)fnet::io::read_trainer_state(*newest).global_step);
+///     const std::int64_t reached = newest ? fnet::io::read_trainer_state(*newest).global_step : 0;
 struct TrainerState {
   std::int64_t global_step = 0;
   double best_eval_loss = std::numeric_limits<double>::infinity();
@@ -40,7 +39,7 @@ struct TrainerState {
 
 /// The settings a resumed run must share with the run it continues (trainer_state.json's "settings"): the
 /// task, num_labels, the number of training examples, the run's updates, and every option that changes the
-/// numbers (batch size, optimiser, schedule, dropout, seed, shuffling).
+/// numbers (batch size, optimiser, schedule, dropout, seed, shuffling). `options` must validate().
 inline nlohmann::json run_settings(const TrainerOptions& options, const FNetConfig& config,
                                    std::size_t train_examples) {
   return {{"task", task_name(options.task)},
@@ -123,13 +122,13 @@ inline std::optional<std::string> latest_checkpoint(const std::string& output_di
 
 /// Where a run of `options` over `train_examples` training examples of a model with `config` starts: a fresh
 /// run at update 0; with options.resume, output_dir's newest complete checkpoint-K in the state it recorded,
-/// which must have the run's settings (run_settings). Throws InvalidTrainerOption for resume without such a
-/// checkpoint or with other settings (naming the first that differs), and for a stop_after that does not lie
-/// after the starting update and before the last; the io errors for a trainer_state.json that cannot be read.
+/// which must have the run's settings (run_settings). Throws InvalidTrainerOption for options that do not
+/// validate(), for resume without such a checkpoint or with other settings (naming the first that differs),
+/// and for a stop_after that does not lie after the starting update and before the last; the io errors for a
+/// trainer_state.json that cannot be read.
 ///
 ///     const fnet::io::RunStart start = fnet::io::run_start(options, model.config(), train.size());
-///     if (!start.checkpoint.empty()) std::printf("resuming at update %lld\n", (long
-///     long)start.state.global_step);
+///     const bool resumed = !start.checkpoint.empty();   // at update start.state.global_step
 struct RunStart {
   std::string checkpoint;  ///< the checkpoint-K directory resumed; empty for a fresh run
   TrainerState state;      ///< its trainer_state.json; global_step 0 and no settings for a fresh run
@@ -137,6 +136,7 @@ struct RunStart {
 
 inline RunStart run_start(const TrainerOptions& options, const FNetConfig& config,
                           std::size_t train_examples) {
+  options.validate();
   RunStart start;
   if (options.resume) {
     const auto from = latest_checkpoint(options.output_dir);
@@ -168,8 +168,8 @@ inline RunStart run_start(const TrainerOptions& options, const FNetConfig& confi
 /// last: a directory with it is complete) into `directory`, created when missing, each file whole or not at
 /// all.
 ///
-///     fnet::io::save_training_state(model, optimizer, "out/checkpoint-100", fnet::io::trainer_state_json(s,
-///     50));
+///     const nlohmann::json state = fnet::io::trainer_state_json(trainer_state, /*steps_per_epoch=*/50);
+///     fnet::io::save_training_state(model, optimizer, "out/checkpoint-100", state);
 template <class Model, class Scalar>
 void save_training_state(const Model& model, const AdamW<Scalar>& optimizer, const std::string& directory,
                          const nlohmann::json& state_json) {

@@ -23,8 +23,8 @@ namespace fnet::listops {
 
 /// Token ids: token i is vocabulary[i]. Digit d is digit_0 + d.
 ///
-///     std::string tokens = {char(fnet::listops::op_max), char(fnet::listops::digit_0 + 2),
-///     char(fnet::listops::close)};
+///     using namespace fnet::listops;
+///     const std::string max_of_2 = {char(op_max), char(digit_0 + 2), char(close)};   // "[MAX 2 ]"
 enum Token : std::uint8_t {
   pad = 0,
   cls = 1,
@@ -173,7 +173,11 @@ class Generator {
 /// generate() found fewer expressions than asked for within its bound on trees: what() says how many and what
 /// to relax; the members give the numbers, for a message in a program's own terms.
 ///
-///     try { fnet::listops::generate(settings); } catch (const fnet::listops::TooFewExpressions& e) { e.kept;
+///     try {
+///       expressions = fnet::listops::generate(settings);
+///     } catch (const fnet::listops::TooFewExpressions& e) {
+///       std::printf("%zu of %llu in %llu trees\n", e.kept, (unsigned long long)settings.count,
+///                   (unsigned long long)e.trees);
 ///     }
 class TooFewExpressions : public std::runtime_error {
  public:

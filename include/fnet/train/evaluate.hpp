@@ -111,8 +111,9 @@ Evaluation evaluate_checked(const Model& model, const Dataset& data, Task task, 
 /// std::invalid_argument, before any forward pass, for a batch_size of 0, a model without the task's heads,
 /// or data that does not fit the model (see validate_dataset).
 ///
-///     const fnet::Evaluation result = fnet::evaluate(model, eval_data, fnet::Task::sequence_classification,
-///     8); std::printf("loss %.4f accuracy %.4f\n", result.loss, result.accuracy);
+///     const fnet::Task task = fnet::Task::sequence_classification;
+///     const fnet::Evaluation result = fnet::evaluate(model, eval_data, task, /*batch_size=*/8);
+///     std::printf("loss %.4f accuracy %.4f\n", result.loss, result.accuracy);
 template <class Model>
 Evaluation evaluate(const Model& model, const Dataset& data, Task task, std::size_t batch_size,
                     const ProcessGroup& group = single_process()) {

@@ -29,7 +29,8 @@ struct StepReport {
 /// One evaluation, at the end of an epoch and at the end of the run, given to
 /// TrainerCallbacks::on_evaluation.
 ///
-///     callbacks.on_evaluation = [](const fnet::EvaluationReport& r) { if (r.best) keep(r.evaluation.loss);
+///     callbacks.on_evaluation = [](const fnet::EvaluationReport& r) {
+///       if (r.best) std::printf("new best at update %lld\n", static_cast<long long>(r.step));
 ///     };
 struct EvaluationReport {
   std::int64_t step = 0;

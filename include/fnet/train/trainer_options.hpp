@@ -17,8 +17,11 @@ namespace fnet {
 /// (fnet::io::run_start: resume, stop_after). what() is "fnet::TrainerOptions: " + option() + detail(), so a
 /// program that offers the options under other names (command-line flags, say) can say the same in its terms.
 ///
-///     try { options.validate(); } catch (const fnet::InvalidTrainerOption& e) { flag_of(e.option()) +
-///     e.detail(); }
+///     try {
+///       options.validate();
+///     } catch (const fnet::InvalidTrainerOption& e) {
+///       throw MyUsageError(my_flag_for(e.option()) + e.detail());   // "--batch-size must be >= 1, got 0"
+///     }
 class InvalidTrainerOption : public std::invalid_argument {
  public:
   InvalidTrainerOption(const std::string& option, const std::string& detail)
