@@ -1,6 +1,6 @@
 // What the command-line tools share: flag parsing with usage errors, numbers with their ranges, the FFT
 // backend and the model type chosen by name, and a main() that turns every error into one printable line on
-// stderr.
+// stderr, on one process or on the ranks an MPI launcher started.
 #pragma once
 
 #include <fnet/fft/builtin.hpp>
@@ -10,13 +10,16 @@
 #endif
 #include <fnet/io/error.hpp>
 #include <fnet/model/model.hpp>
+#include <fnet/parallel/process_group.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -151,6 +154,57 @@ int run(const char* tool, const char* usage, Main&& run_main) {
     std::fprintf(stderr, "%s: unknown error\n", tool);
     return 1;
   }
+}
+
+/// True when an MPI launcher started this process (Open MPI's mpirun, MPICH's or Slurm's PMI).
+inline bool started_by_mpi_launcher() {
+  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+    if (std::getenv(variable) != nullptr) return true;
+  return false;
+}
+
+/// run() for a tool that may run as several ranks: run_main(group) on every rank, with the ranks of
+/// MPI_COMM_WORLD (a tool linked with FNet::mpi and started by an MPI launcher) or one process. A failure the
+/// ranks agreed on (fnet::RankFailure) and a usage error (every rank parses the same command line) are
+/// reported once, by rank 0; any other error, met by one rank alone while the others may wait for it in a
+/// collective call, is reported by that rank, naming it, and stops every rank (MPI_Abort).
+template <class Main>
+int run_ranked(const char* tool, const char* usage, int& argc, char**& argv, Main&& run_main) {
+#if defined(FNET_HAS_MPI)
+  if (!started_by_mpi_launcher()) return run(tool, usage, [&] { return run_main(fnet::single_process()); });
+  std::optional<fnet::MpiSession> session;
+  std::optional<fnet::DataParallel> ranks;
+  try {
+    session.emplace(argc, argv);
+    ranks.emplace();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s: %s\n", tool, error.what());
+    return 1;
+  }
+  const fnet::DataParallelGroup group(*ranks);
+  return run(tool, usage, [&]() -> int {
+    try {
+      return run_main(static_cast<const fnet::ProcessGroup&>(group));
+    } catch (const fnet::RankFailure&) {
+      if (group.rank() != 0) return 1;
+      throw;
+    } catch (const UsageError&) {
+      if (group.rank() != 0) return 2;
+      throw;
+    } catch (const std::exception& error) {
+      if (group.size() == 1) throw;
+      std::fprintf(stderr, "%s: rank %d: %s\n", tool, group.rank(),
+                   fnet::io::printable(error.what()).c_str());
+      std::fflush(stderr);
+      MPI_Abort(ranks->communicator(), 1);
+      return 1;
+    }
+  });
+#else
+  static_cast<void>(argc);
+  static_cast<void>(argv);
+  return run(tool, usage, [&] { return run_main(fnet::single_process()); });
+#endif
 }
 
 }  // namespace fnet_cli

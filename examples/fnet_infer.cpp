@@ -9,20 +9,20 @@
 //   SentencePiece)
 //
 // Writes float32 last_hidden_state.npy (B,S,H) and pooler_output.npy (B,H); prediction_logits.npy (B,S,V) and
-// seq_relationship_logits.npy (B,2) with pre-training heads; logits.npy with a classifier. Outputs appear
-// only when everything succeeded: they are written to temporary files and renamed at the end.
-// Built with FNet::mpi, `mpirun -np K fnet-infer ...` splits the batch's rows over K ranks and rank 0 writes
-// the same files.
+// seq_relationship_logits.npy (B,2) with pre-training heads; logits.npy with a classifier
+// (fnet::io::save_outputs). Outputs appear only when everything succeeded: they are written to temporary
+// files and renamed at the end. Built with FNet::mpi, `mpirun -np K fnet-infer ...` splits the batch's rows
+// over K ranks and rank 0 writes the same files.
 #include <fnet/core/threads.hpp>
-#include <fnet/io/atomic_file.hpp>
+#include <fnet/io/model_outputs.hpp>
 #include <fnet/io/npy.hpp>
 #include <fnet/io/pretrained.hpp>
+#include <fnet/parallel/sharded_forward.hpp>
 #if defined(FNET_HAS_SENTENCEPIECE)
 #include <fnet/text/tokenizer.hpp>
 #endif
 
 #include "cli.hpp"
-#include "ranks.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -44,7 +44,6 @@ constexpr const char* usage =
     " [--pad-to N]) --output-dir OUT [--backend fftw|builtin|dft] [--threads N (default: every hardware "
     "thread)] [--compute-type float32|bfloat16|int8 (default float32)]";
 
-using fnet_cli::Ranks;
 using fnet_cli::UsageError;
 
 struct Options {
@@ -102,129 +101,43 @@ Options parse_options(int argc, char** argv) {
   return options;
 }
 
-// Output files, each written whole to a temporary (fnet::io::AtomicFile) and put in place only by commit(),
-// once all of them are written; removed if anything fails before.
-class PendingOutputs {
- public:
-  explicit PendingOutputs(std::string directory) : directory_(std::move(directory)) {}
-
-  void add(const std::string& name, const float* data, const std::vector<std::size_t>& shape) {
-    fnet::io::AtomicFile file((std::filesystem::path(directory_) / name).string());
-    file.write(fnet::io::npy_float32_bytes(data, shape));
-    file.finish();
-    files_.push_back(std::move(file));
-    summary_ += (summary_.empty() ? "" : ", ") + name + " (";
-    for (std::size_t i = 0; i < shape.size(); ++i) summary_ += (i ? ", " : "") + std::to_string(shape[i]);
-    summary_ += ")";
-  }
-
-  const std::string& summary() const { return summary_; }
-
-  void commit() {
-    for (auto& file : files_) file.commit();
-    files_.clear();
-  }
-
- private:
-  std::string directory_;
-  std::vector<fnet::io::AtomicFile> files_;
-  std::string summary_;
-};
-
-// Under mpirun each rank runs its shard of the batch's rows (Ranks::shard) and rank 0 gathers the outputs and
-// writes them: the same files, rows in the same order, as one process writes.
+// Under mpirun each rank runs its shard of the batch's rows and rank 0 gathers the outputs and writes them:
+// the same files, rows in the same order, as one process writes.
 template <class Model>
 void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds& token_types,
-         const std::string& mixing, const Ranks& ranks) {
+         const std::string& mixing, const fnet::ProcessGroup& group) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   std::optional<Model> model;
-  ranks.run_agreed(
+  group.run_agreed(
       [&] { model.emplace(fnet::io::load_for_inference_as<Model>(options.model, options.compute_type)); });
   const auto loaded = clock::now();
-  const auto batch = static_cast<std::size_t>(ids.rows()), seq = static_cast<std::size_t>(ids.cols());
-  const auto shard = ranks.shard(batch);
-  fnet::FNetOutput<float> out;
-  ranks.run_agreed([&] {
-    if (shard.count == 0) return;  // fewer rows than ranks
-    const auto first = static_cast<Eigen::Index>(shard.first), rows = static_cast<Eigen::Index>(shard.count);
-    fnet::Workspace<float> workspace;
-    model->forward(
-        ids.middleRows(first, rows),
-        token_types.size() ? fnet::TokenIds(token_types.middleRows(first, rows)) : fnet::TokenIds(), out,
-        workspace);
-  });
-  const auto computed = clock::now();  // every rank's forward: run_agreed waits for all of them
-  const fnet::FNetConfig& config = model->config();
-  const std::size_t hidden = config.hidden_size;
-
-  // Each output as (name, this rank's rows, the shape of one row), in the order they are written.
-  struct Output {
-    const char* name;
-    const float* rows;
-    std::vector<std::size_t> row_shape;
-  };
-  const auto data = [&](const auto& tensor) { return shard.count ? tensor.data() : nullptr; };
-  std::vector<Output> listed = {{"last_hidden_state.npy", data(out.last_hidden_state), {seq, hidden}},
-                                {"pooler_output.npy", data(out.pooler_output), {hidden}}};
-  if (model->pretraining) {
-    listed.push_back({"prediction_logits.npy",
-                      shard.count ? out.prediction_logits->data() : nullptr,
-                      {seq, config.vocab_size}});
-    listed.push_back(
-        {"seq_relationship_logits.npy", shard.count ? out.seq_relationship_logits->data() : nullptr, {2}});
-  }
-  if (model->classifier && model->classifier->kind() == fnet::Classifier::sequence)
-    listed.push_back(
-        {"logits.npy", shard.count ? out.sequence_logits->data() : nullptr, {config.num_labels}});
-  if (model->classifier && model->classifier->kind() == fnet::Classifier::token)
-    listed.push_back(
-        {"logits.npy", shard.count ? out.token_logits->data() : nullptr, {seq, config.num_labels}});
-
-  const bool lead = ranks.rank() == 0;
-  std::string summary;
-  ranks.run_agreed([&] {
-    std::optional<PendingOutputs> outputs;
-    if (lead) {
-      std::filesystem::create_directories(options.output_dir);
-      outputs.emplace(options.output_dir);
-    }
-    std::vector<float> whole;
-    for (const Output& output : listed) {
-      std::size_t row_elements = 1;
-      for (const std::size_t extent : output.row_shape) row_elements *= extent;
-      // One process already holds every row: only several ranks gather into a copy.
-      const float* rows = output.rows;
-      if (ranks.size() > 1) {
-        whole.resize(lead ? batch * row_elements : 0);
-        ranks.gather_rows(output.rows, shard.count, row_elements, lead ? whole.data() : nullptr);
-        rows = whole.data();
-      }
-      if (!lead) continue;
-      std::vector<std::size_t> shape = {batch};
-      shape.insert(shape.end(), output.row_shape.begin(), output.row_shape.end());
-      outputs->add(output.name, rows, shape);
-    }
-    if (lead) {
-      outputs->commit();
-      summary = outputs->summary();
-    }
-  });
-  if (!lead) return;
+  const auto part = fnet::forward_sharded(*model, ids, token_types, group);
+  const auto computed = clock::now();  // every rank's forward: forward_sharded waits for all of them
+  const auto written = fnet::io::save_outputs(*model, part, options.output_dir, group);
+  if (!group.is_lead()) return;
 
   // A summary on stdout (errors go to stderr alone): what ran, how long it took, what was written.
+  const fnet::FNetConfig& config = model->config();
+  std::string summary;
+  for (const auto& file : written) {
+    summary += (summary.empty() ? "" : ", ") + file.name + " (";
+    for (std::size_t i = 0; i < file.shape.size(); ++i)
+      summary += (i ? ", " : "") + std::to_string(file.shape[i]);
+    summary += ")";
+  }
   const double load_ms = std::chrono::duration<double, std::milli>(loaded - start).count();
   const double forward_ms = std::chrono::duration<double, std::milli>(computed - loaded).count();
   std::printf("fnet-infer: %s (hidden %zu, %zu layers, vocab %zu), %s, %s%d thread(s)\n",
-              options.model.c_str(), hidden, config.num_hidden_layers, config.vocab_size, mixing.c_str(),
-              ranks.size() > 1 ? (std::to_string(ranks.size()) + " ranks x ").c_str() : "",
+              options.model.c_str(), config.hidden_size, config.num_hidden_layers, config.vocab_size,
+              mixing.c_str(), group.size() > 1 ? (std::to_string(group.size()) + " ranks x ").c_str() : "",
               fnet::num_threads());
-  std::printf("  batch %zu x seq %zu: load %.1f ms, forward %.1f ms (%.0f tokens/s)\n", batch, seq, load_ms,
-              forward_ms, static_cast<double>(batch * seq) / (forward_ms / 1000.0));
+  std::printf("  batch %zu x seq %zu: load %.1f ms, forward %.1f ms (%.0f tokens/s)\n", part.batch, part.seq,
+              load_ms, forward_ms, static_cast<double>(part.batch * part.seq) / (forward_ms / 1000.0));
   std::printf("  wrote %s\n", summary.c_str());
 }
 
-int run_main(int argc, char** argv, const Ranks& ranks) {
+int run_main(int argc, char** argv, const fnet::ProcessGroup& group) {
   const Options options = parse_options(argc, argv);
   fnet::set_num_threads(options.threads);
 
@@ -233,15 +146,11 @@ int run_main(int argc, char** argv, const Ranks& ranks) {
   if (options.text) {
 #if defined(FNET_HAS_SENTENCEPIECE)
     const fnet::Tokenizer tokenizer((std::filesystem::path(options.model) / "spiece.model").string());
-    const fnet::Encoding encoding =
-        options.text_pair ? tokenizer.encode_pair(*options.text, *options.text_pair, options.pad_to)
-                          : tokenizer.encode(*options.text, options.pad_to);
-    ids.resize(1, static_cast<Eigen::Index>(encoding.ids.size()));
-    token_types.resize(1, static_cast<Eigen::Index>(encoding.ids.size()));
-    for (std::size_t i = 0; i < encoding.ids.size(); ++i) {
-      ids(0, static_cast<Eigen::Index>(i)) = encoding.ids[i];
-      token_types(0, static_cast<Eigen::Index>(i)) = encoding.token_types[i];
-    }
+    fnet::EncodedBatch batch = tokenizer.batch(
+        {options.text_pair ? tokenizer.encode_pair(*options.text, *options.text_pair, options.pad_to)
+                           : tokenizer.encode(*options.text, options.pad_to)});
+    ids = std::move(batch.ids);
+    token_types = std::move(batch.token_types);
 #else
     throw UsageError("--text needs a fnet-infer built with SentencePiece");
 #endif
@@ -263,7 +172,7 @@ int run_main(int argc, char** argv, const Ranks& ranks) {
   const auto config = fnet::io::read_config((std::filesystem::path(options.model) / "config.json").string());
   if (config.use_tpu_fourier_optimizations && backend.empty()) backend = "dft";
   fnet_cli::with_model(config, backend, "fnet-infer", [&](auto model, const std::string& mixing) {
-    run<typename decltype(model)::type>(options, ids, token_types, mixing, ranks);
+    run<typename decltype(model)::type>(options, ids, token_types, mixing, group);
   });
   return 0;
 }
@@ -272,5 +181,5 @@ int run_main(int argc, char** argv, const Ranks& ranks) {
 
 int main(int argc, char** argv) {
   return fnet_cli::run_ranked("fnet-infer", usage, argc, argv,
-                              [&](const Ranks& ranks) { return run_main(argc, argv, ranks); });
+                              [&](const fnet::ProcessGroup& group) { return run_main(argc, argv, group); });
 }

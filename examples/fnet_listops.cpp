@@ -11,30 +11,28 @@
 // closing `]` tokens out (argument counts become implicit, a harder task); lengths then count the tokens
 // written, and the labels are still the trees' values.
 //
+// The generator is fnet::listops::generate and the writer fnet::io::save_listops.
+//
 // DIR (created if missing) receives input_ids.npy (N, B) int64: [CLS] (1), the expression's token ids,
 // then padding (0); labels.npy (N,) int64; expressions.txt, one expression a line, tokens separated by
 // spaces; vocab.txt, line i holding token i (`]` stays in it with --no-brackets, so ids do not shift). Each
 // file is written whole or not at all; when fewer than N expressions can be found within the bounded number
 // of trees, the tool fails and writes nothing.
-#include <fnet/io/atomic_file.hpp>
-#include <fnet/io/npy.hpp>
+#include <fnet/io/listops_files.hpp>
+#include <fnet/text/listops.hpp>
 
 #include "cli.hpp"
-#include "listops.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
-#include <filesystem>
 #include <limits>
+#include <stdexcept>
 #include <string>
-#include <vector>
 
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr const char* usage =
     "usage: fnet-listops --output-dir DIR --count N [--seed S] [--max-depth D] [--max-args K] [--min-length "
@@ -48,7 +46,7 @@ using fnet_cli::UsageError;
 
 struct Options {
   std::string output_dir;
-  fnet_listops::Settings settings;
+  fnet::listops::Settings settings;
 };
 
 Options parse_options(int argc, char** argv) {
@@ -58,7 +56,7 @@ Options parse_options(int argc, char** argv) {
       {"--no-brackets"});
   const auto has = [&](const char* flag) { return seen.count(flag) != 0; };
   Options options;
-  fnet_listops::Settings& s = options.settings;
+  fnet::listops::Settings& s = options.settings;
   if (!has("--output-dir") || seen["--output-dir"].empty()) throw UsageError("--output-dir DIR is required");
   if (!has("--count")) throw UsageError("--count N is required");
   options.output_dir = seen["--output-dir"];
@@ -79,50 +77,22 @@ Options parse_options(int argc, char** argv) {
   return options;
 }
 
-// The ids and labels are below 256 and never negative: as little-endian int64, each is its byte and seven
-// zero bytes, on any host.
-std::string int64_row(const std::vector<std::uint8_t>& values, std::size_t columns) {
-  std::string row(columns * 8, '\0');
-  for (std::size_t i = 0; i < values.size(); ++i) row[i * 8] = static_cast<char>(values[i]);
-  return row;
-}
-
-void write_files(const std::string& directory, const fnet_listops::Settings& settings,
-                 const std::deque<fnet_listops::Expression>& expressions) {
-  fs::create_directories(directory);
-  const auto path = [&](const char* name) { return (fs::path(directory) / name).string(); };
-  std::vector<fnet::io::AtomicFile> files;
-
-  files.emplace_back(path("input_ids.npy"));
-  files.back().write(fnet::io::npy_header_bytes("<i8", {expressions.size(), settings.max_length}));
-  for (const auto& expression : expressions) {
-    std::vector<std::uint8_t> ids{fnet_listops::cls};
-    ids.insert(ids.end(), expression.tokens.begin(), expression.tokens.end());
-    files.back().write(int64_row(ids, settings.max_length));
-  }
-
-  std::vector<std::uint8_t> labels;
-  for (const auto& expression : expressions) labels.push_back(static_cast<std::uint8_t>(expression.value));
-  files.emplace_back(path("labels.npy"));
-  files.back().write(fnet::io::npy_header_bytes("<i8", {expressions.size()}) +
-                     int64_row(labels, labels.size()));
-
-  files.emplace_back(path("expressions.txt"));
-  for (const auto& expression : expressions) files.back().write(fnet_listops::text(expression.tokens) + "\n");
-
-  files.emplace_back(path("vocab.txt"));
-  for (const char* token : fnet_listops::vocabulary) files.back().write(std::string(token) + "\n");
-
-  // All four are complete before any is put in place.
-  for (auto& file : files) file.finish();
-  for (auto& file : files) file.commit();
-}
-
 int run_main(int argc, char** argv) {
   const Options options = parse_options(argc, argv);
-  const fnet_listops::Settings& settings = options.settings;
-  const auto expressions = fnet_listops::generate(settings);
-  write_files(options.output_dir, settings, expressions);
+  const fnet::listops::Settings& settings = options.settings;
+  std::deque<fnet::listops::Expression> expressions;
+  try {
+    expressions = fnet::listops::generate(settings);
+  } catch (const fnet::listops::TooFewExpressions& error) {  // said again in the flags' terms
+    throw std::runtime_error(
+        "only " + std::to_string(error.kept) + " of " + std::to_string(settings.count) +
+        " distinct expressions with " + std::to_string(settings.min_length) + " < length < " +
+        std::to_string(settings.max_length) + " in " + std::to_string(error.trees) + " trees (max-depth " +
+        std::to_string(settings.max_depth) + ", max-args " + std::to_string(settings.max_args) +
+        ", lengths drawn " + std::to_string(error.shortest) + ".." + std::to_string(error.longest) +
+        "): widen --min-length / --max-length, raise --max-depth / --max-args or lower --count");
+  }
+  fnet::io::save_listops(options.output_dir, expressions, settings.max_length);
 
   std::size_t shortest = std::numeric_limits<std::size_t>::max(), longest = 0, total = 0;
   std::array<std::size_t, 10> histogram{};

@@ -1,7 +1,8 @@
 // Umbrella header: the whole core library, folder by folder as the architecture stacks up (core, fft, layers,
-// mixing, model, train). Checkpoint I/O (<fnet/io/...>, needs nlohmann_json), the tokenizer
-// (<fnet/text/tokenizer.hpp>, needs SentencePiece) and data parallelism (<fnet/parallel/...>, needs MPI) are
-// included on their own, through the FNet::checkpoint, FNet::tokenizer and FNet::mpi targets.
+// mixing, model, parallel, train). Included on their own: checkpoint I/O (<fnet/io/...>) and the trainer
+// (<fnet/train/trainer.hpp>), which need nlohmann_json (FNet::checkpoint); the tokenizer and the TSV loader
+// (<fnet/text/tokenizer.hpp>, <fnet/text/tsv_dataset.hpp>), which need SentencePiece (FNet::tokenizer); MPI
+// data parallelism (<fnet/parallel/data_parallel.hpp>, FNet::mpi); ListOps data (<fnet/text/listops.hpp>).
 #pragma once
 
 #include <fnet/version.hpp>
@@ -50,7 +51,16 @@
 #include <fnet/model/training_labels.hpp>
 #include <fnet/model/training_options.hpp>
 
-// train: the optimiser, clipping and the schedule
+// parallel: the processes a model trains or runs on (one, or a group), and a forward split over them
+#include <fnet/parallel/process_group.hpp>
+#include <fnet/parallel/sharded_forward.hpp>
+
+// train: the optimiser, clipping and the schedule; tasks, data sets, evaluation and the trainer's settings
 #include <fnet/train/adamw.hpp>
 #include <fnet/train/clip_grad_norm.hpp>
+#include <fnet/train/dataset.hpp>
+#include <fnet/train/evaluate.hpp>
 #include <fnet/train/linear_schedule.hpp>
+#include <fnet/train/task.hpp>
+#include <fnet/train/trainer_callbacks.hpp>
+#include <fnet/train/trainer_options.hpp>

@@ -6,10 +6,12 @@
     "fnet/text/tokenizer.hpp needs SentencePiece: link the FNet::tokenizer CMake target (it defines FNET_HAS_SENTENCEPIECE)"
 #endif
 
+#include <fnet/core/token_ids.hpp>
 #include <fnet/io/error.hpp>
 
 #include <sentencepiece_processor.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -105,6 +107,15 @@ struct Encoding {
   std::vector<std::int64_t> token_types;
 };
 
+/// Encodings as one batch, the inputs of a model's forward: (rows, longest encoding) ids and token types.
+///
+///     const fnet::EncodedBatch batch = tokenizer.batch({tokenizer.encode("a"), tokenizer.encode("b c")});
+///     const auto out = model.forward(batch.ids, batch.token_types);
+struct EncodedBatch {
+  TokenIds ids;
+  TokenIds token_types;
+};
+
 /// FNet's tokenizer: `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`, token types 0 for the first segment with its
 /// [CLS] and [SEP], 1 for the second segment with its [SEP], and 0 for padding with `<pad>` (id 3 in the
 /// released models). The released models were trained on sequences padded to 512; pad the same way to
@@ -115,6 +126,7 @@ struct Encoding {
 ///     fnet::Tokenizer tokenizer("fnet-base/spiece.model");        // FileError when it cannot be loaded
 ///     fnet::Encoding one = tokenizer.encode("Hello world");
 ///     fnet::Encoding two = tokenizer.encode_pair("Question?", "Answer.", 512);   // padded to 512
+///     fnet::EncodedBatch batch = tokenizer.batch({one, two});                   // (2, 512) ids and types
 class Tokenizer {
  public:
   explicit Tokenizer(const std::string& model_path)
@@ -164,6 +176,22 @@ class Tokenizer {
     out.ids.push_back(sep_id_);
     out.token_types.push_back(1);
     return pad(std::move(out), pad_to);
+  }
+
+  /// `encodings` as one batch: row i holds encoding i, padded to the longest with pad_id() (token type 0).
+  EncodedBatch batch(const std::vector<Encoding>& encodings) const {
+    std::size_t longest = 0;
+    for (const auto& encoding : encodings) longest = std::max(longest, encoding.ids.size());
+    const auto rows = static_cast<Eigen::Index>(encodings.size()), cols = static_cast<Eigen::Index>(longest);
+    EncodedBatch out{TokenIds::Constant(rows, cols, pad_id_), TokenIds::Zero(rows, cols)};
+    for (Eigen::Index r = 0; r < rows; ++r) {
+      const Encoding& encoding = encodings[static_cast<std::size_t>(r)];
+      for (std::size_t c = 0; c < encoding.ids.size(); ++c) {
+        out.ids(r, static_cast<Eigen::Index>(c)) = encoding.ids[c];
+        out.token_types(r, static_cast<Eigen::Index>(c)) = encoding.token_types[c];
+      }
+    }
+    return out;
   }
 
  private:
