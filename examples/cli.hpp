@@ -3,11 +3,7 @@
 // stderr, on one process or on the ranks an MPI launcher started.
 #pragma once
 
-#include <fnet/fft/builtin.hpp>
-#include <fnet/fft/dft_matrix.hpp>
-#if defined(FNET_HAS_FFTW)
-#include <fnet/fft/fftw.hpp>
-#endif
+#include <fnet/fft/any.hpp>
 #include <fnet/io/error.hpp>
 #include <fnet/model/model.hpp>
 #include <fnet/parallel/process_group.hpp>
@@ -22,6 +18,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace fnet_cli {
@@ -91,46 +88,33 @@ inline void check_backend(const std::string& backend) {
     throw UsageError("--backend must be fftw, builtin or dft, got '" + backend + "'");
 }
 
-/// body(Backend{}) with the FFT backend `backend` names (empty: fnet::fft::Default's choice).
-template <class Body>
-void with_backend(const std::string& backend, const char* tool, Body&& body) {
-  if (backend == "dft") {
-    body(fnet::fft::DftMatrix{});
-  } else if (backend == "builtin") {
-    body(fnet::fft::Builtin{});
-  } else {
-#if defined(FNET_HAS_FFTW)
-    static_cast<void>(tool);
-    body(fnet::fft::Fftw{});
-#else
-    if (backend == "fftw")
-      throw UsageError(std::string("--backend fftw: this ") + tool + " was built without FFTW");
-    body(fnet::fft::Builtin{});
-#endif
-  }
-}
-
 /// A model type passed to a generic lambda: `typename decltype(tag)::type`.
 template <class Model>
 struct ModelTag {
   using type = Model;
 };
 
-/// body(ModelTag<Model>{}, description) with the float model `config` describes: fnet::FNetModel over the
-/// FFT backend `backend` names ("fftw backend", ...), or for attention mixing
+/// body(ModelTag<Model>{}, description, mixer_args) with the float model `config` describes, mixer_args being
+/// the std::tuple its mixers are made with (std::apply it into the model's constructor or loader):
+/// fnet::FNetModel over fnet::fft::AnyBackend holding the backend `backend` names ("fftw backend", ...; one
+/// model type whatever the backend, so each tool compiles it once), or for attention mixing
 /// fnet::TransformerModel ("attention"), which has no FFT backend to choose.
 template <class Body>
 void with_model(const fnet::FNetConfig& config, const std::string& backend, const char* tool, Body&& body) {
   if (config.mixing == "attention") {
     if (!backend.empty())
       throw UsageError("--backend " + backend + ": this model mixes tokens with attention, not FFTs");
-    body(ModelTag<fnet::TransformerModel<float>>{}, std::string("attention"));
+    body(ModelTag<fnet::TransformerModel<float>>{}, std::string("attention"), std::tuple<>());
     return;
   }
-  with_backend(backend, tool, [&](auto chosen) {
-    using Backend = decltype(chosen);
-    body(ModelTag<fnet::FNetModel<float, Backend>>{}, std::string(Backend::name) + " backend");
-  });
+#if !defined(FNET_HAS_FFTW)
+  if (backend == "fftw")
+    throw UsageError(std::string("--backend fftw: this ") + tool + " was built without FFTW");
+#endif
+  static_cast<void>(tool);
+  const auto chosen = fnet::fft::AnyBackend::named(backend);
+  body(ModelTag<fnet::FNetModel<float, fnet::fft::AnyBackend>>{}, std::string(chosen.selected()) + " backend",
+       std::make_tuple(chosen));
 }
 
 /// Runs `run_main`: a UsageError prints "tool: message (usage)" and exits 2 (--help prints the usage and

@@ -33,6 +33,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -103,14 +104,19 @@ Options parse_options(int argc, char** argv) {
 
 // Under mpirun each rank runs its shard of the batch's rows and rank 0 gathers the outputs and writes them:
 // the same files, rows in the same order, as one process writes.
-template <class Model>
+template <class Model, class MixerArgs>
 void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds& token_types,
-         const std::string& mixing, const fnet::ProcessGroup& group) {
+         const std::string& mixing, const MixerArgs& mixer_args, const fnet::ProcessGroup& group) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   std::optional<Model> model;
-  group.run_agreed(
-      [&] { model.emplace(fnet::io::load_for_inference_as<Model>(options.model, options.compute_type)); });
+  group.run_agreed([&] {
+    std::apply(
+        [&](const auto&... args) {
+          model.emplace(fnet::io::load_for_inference_as<Model>(options.model, options.compute_type, args...));
+        },
+        mixer_args);
+  });
   const auto loaded = clock::now();
   const auto part = fnet::forward_sharded(*model, ids, token_types, group);
   const auto computed = clock::now();  // every rank's forward: forward_sharded waits for all of them
@@ -171,9 +177,10 @@ int run_main(int argc, char** argv, const fnet::ProcessGroup& group) {
   std::string backend = options.backend;
   const auto config = fnet::io::read_config((std::filesystem::path(options.model) / "config.json").string());
   if (config.use_tpu_fourier_optimizations && backend.empty()) backend = "dft";
-  fnet_cli::with_model(config, backend, "fnet-infer", [&](auto model, const std::string& mixing) {
-    run<typename decltype(model)::type>(options, ids, token_types, mixing, group);
-  });
+  fnet_cli::with_model(config, backend, "fnet-infer",
+                       [&](auto model, const std::string& mixing, const auto& args) {
+                         run<typename decltype(model)::type>(options, ids, token_types, mixing, args, group);
+                       });
   return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -145,9 +146,9 @@ std::string duration_text(double seconds) {
 
 // Trains a Model (fnet::FNetModel over some FFT backend, or fnet::TransformerModel) made from `config` (the
 // model directory's config.json as read); `mixing` names its token mixing for the summary.
-template <class Model>
+template <class Model, class MixerArgs>
 void train(const Options& options, fnet::FNetConfig config, const std::string& mixing,
-           const fnet::ProcessGroup& group) {
+           const MixerArgs& mixer_args, const fnet::ProcessGroup& group) {
   const auto started = std::chrono::steady_clock::now();
   const fnet::TrainerOptions& run = options.run;
 
@@ -189,7 +190,12 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
   }
   const std::string weights_from = start.checkpoint.empty() ? options.model : start.checkpoint;
   std::vector<std::string> initialized;
-  Model model = fnet::io::load_for_training_as<Model>(weights_from, config, heads, run.seed, &initialized);
+  Model model = std::apply(
+      [&](const auto&... args) {
+        return fnet::io::load_for_training_as<Model>(weights_from, config, heads, run.seed, &initialized,
+                                                     args...);
+      },
+      mixer_args);
   if (group.is_lead() && !initialized.empty() && !run.resume)
     std::fprintf(stderr, "fnet-train: %zu tensors are not in '%s' and start as a new model's (%s%s)\n",
                  initialized.size(), options.model.c_str(), initialized.front().c_str(),
@@ -235,9 +241,10 @@ int run_main(int argc, char** argv, const fnet::ProcessGroup& group) {
   const Options options = parse_options(argc, argv);
   fnet::set_num_threads(options.threads);
   const fnet::FNetConfig config = fnet::io::read_config((fs::path(options.model) / "config.json").string());
-  fnet_cli::with_model(config, options.backend, "fnet-train", [&](auto model, const std::string& mixing) {
-    train<typename decltype(model)::type>(options, config, mixing, group);
-  });
+  fnet_cli::with_model(config, options.backend, "fnet-train",
+                       [&](auto model, const std::string& mixing, const auto& mixer_args) {
+                         train<typename decltype(model)::type>(options, config, mixing, mixer_args, group);
+                       });
   return 0;
 }
 
