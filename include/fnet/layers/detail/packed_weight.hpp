@@ -70,10 +70,12 @@ class PackedWeight {
   // The weight back as [out, in] (see DnnlLinear::unpack for the reduced types).
   Matrix unpacked() const {
 #if defined(FNET_HAS_DNNL)
-    if (dnnl_) {
-      Matrix weight(out_, in_);
-      dnnl_->unpack(weight.data());
-      return weight;
+    if constexpr (std::is_same_v<Scalar, float>) {  // oneDNN packs float layers only
+      if (dnnl_) {
+        Matrix weight(out_, in_);
+        dnnl_->unpack(weight.data());
+        return weight;
+      }
     }
 #endif
     return plain_;
