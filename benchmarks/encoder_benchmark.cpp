@@ -201,7 +201,7 @@ const bool encoder_benchmarks_registered = [] {
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     for (auto type : {fnet::ComputeType::float32, fnet::ComputeType::bfloat16, fnet::ComputeType::int8}) {
-      if (!fnet::compute_type_available(type)) continue;
+      if (!fnet::compute_type_runs(type)) continue;
       const std::string name = size + "/" + fnet::to_string(type);
       const int index = static_cast<int>(type);
       benchmark::RegisterBenchmark(("encoder/fnet_base/" + name).c_str(),

@@ -64,10 +64,10 @@ double bound(ComputeType type) {
   return 0;
 }
 
-std::vector<ComputeType> available_types() {
+std::vector<ComputeType> types_that_run() {
   std::vector<ComputeType> types;
   for (auto type : {ComputeType::float32, ComputeType::bfloat16, ComputeType::int8})
-    if (fnet::compute_type_available(type)) types.push_back(type);
+    if (fnet::compute_type_runs(type)) types.push_back(type);
   return types;
 }
 
@@ -103,7 +103,7 @@ TEST(ComputeType, NamesRoundTripAndUnknownNamesAreRefused) {
 // feed-forward whose prepacked path cuts rows into blocks (37 rows: a partial block).
 TEST(ComputeType, PrepackedLayersStayWithinTheirBounds) {
   const auto x = random_tensor(2, 37, 64, 1);
-  for (auto type : available_types()) {
+  for (auto type : types_that_run()) {
     fnet::Dense<float> dense(64, 48);
     dense.initialize(2);
     dense.bias.setRandom();
@@ -133,7 +133,7 @@ TEST(ComputeType, PrepackedLayersStayWithinTheirBounds) {
 // A NaN in a token's input makes that token's outputs NaN in every type (int8 must not quantize it into a
 // finite number) and leaves the other tokens alone.
 TEST(ComputeType, ANonFiniteInputRowComesOutNaNAlone) {
-  for (auto type : available_types()) {
+  for (auto type : types_that_run()) {
     fnet::Dense<float> dense(32, 16);
     dense.initialize(20);
     dense.prepack(type);
@@ -150,7 +150,7 @@ TEST(ComputeType, ANonFiniteInputRowComesOutNaNAlone) {
 
 TEST(ComputeType, PrepackedEncoderGivesTheSameBitsForEveryThreadCount) {
   const auto x = random_tensor(3, 50, 64, 4);
-  for (auto type : available_types()) {
+  for (auto type : types_that_run()) {
     fnet::FNetEncoder<float> encoder(small_encoder_config());
     encoder.initialize(5);
     const auto reference = encoder.forward(x);
@@ -171,7 +171,7 @@ TEST(ComputeType, PackedWeightsTakeTheirTypesMemory) {
   const std::size_t bias_bytes = 3072 * sizeof(float);
   const std::size_t float_bytes = float_layer.parameter_bytes() - bias_bytes;
   EXPECT_EQ(float_bytes, 768u * 3072u * sizeof(float));
-  for (auto type : available_types()) {
+  for (auto type : types_that_run()) {
     fnet::Dense<float> dense(768, 3072);
     dense.initialize(6);
     dense.prepack(type);
@@ -182,7 +182,7 @@ TEST(ComputeType, PackedWeightsTakeTheirTypesMemory) {
 }
 
 TEST(ComputeType, UnpackGivesTheWeightTheLayerComputedWith) {
-  for (auto type : available_types()) {
+  for (auto type : types_that_run()) {
     fnet::Dense<float> dense(40, 24);
     dense.initialize(7);
     const fnet::Dense<float>::Matrix original = dense.weight;
@@ -234,6 +234,40 @@ TEST(ComputeType, ReducedTypesWithoutOneDnnAreRefusedAndChangeNothing) {
   }
   EXPECT_FALSE(encoder.layer(0).feed_forward.intermediate.prepacked());
   EXPECT_TRUE(identical(encoder.forward(x), before));
+}
+
+// A type this build has but this CPU cannot run well (bfloat16 without AVX-512, int8 without VNNI) is
+// refused, naming the type and the CPU, before anything changes; a type that runs prepacks.
+TEST(ComputeType, ATypeThisCpuCannotRunIsRefusedNamingIt) {
+  EXPECT_TRUE(fnet::compute_type_runs(ComputeType::float32));
+  fnet::FNetEncoder<float> encoder(small_encoder_config());
+  encoder.initialize(21);
+  const auto x = random_tensor(1, 6, 64, 22);
+  const auto before = encoder.forward(x);
+  for (auto type : {ComputeType::bfloat16, ComputeType::int8}) {
+    if (!fnet::compute_type_available(type)) {
+      EXPECT_FALSE(fnet::compute_type_runs(type)) << fnet::to_string(type);
+      continue;
+    }
+    if (fnet::compute_type_runs(type)) {
+      fnet::Dense<float> dense(16, 8);
+      dense.initialize(23);
+      dense.prepack(type);
+      EXPECT_EQ(dense.compute_type(), type);
+      continue;
+    }
+    try {
+      encoder.prepack(type);
+      FAIL() << "prepack(" << fnet::to_string(type) << ") was accepted on a CPU that cannot run it";
+    } catch (const std::invalid_argument& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(std::string("compute type ") + fnet::to_string(type)), std::string::npos)
+          << message;
+      EXPECT_NE(message.find("this CPU"), std::string::npos) << message;
+    }
+    EXPECT_FALSE(encoder.layer(0).feed_forward.intermediate.prepacked());
+    EXPECT_TRUE(identical(encoder.forward(x), before));
+  }
 }
 
 TEST(ComputeType, DoubleLayersOnlyPrepackForFloat32) {
@@ -293,7 +327,7 @@ TEST(ComputeType, AWeightAssignedAfterPrepackIsRefusedNotIgnored) {
 }
 
 TEST(ComputeType, PrepackingForAnotherTypeNeedsUnpackFirst) {
-  const auto types = available_types();
+  const auto types = types_that_run();
   if (types.size() < 2) GTEST_SKIP() << "one compute type in this build";
   fnet::Dense<float> dense(8, 4);
   dense.initialize(15);
@@ -319,7 +353,7 @@ TEST(ComputeType, PrepackedModelOutputsStayWithinTheirBounds) {
   fnet::TokenIds ids(2, 40);
   std::mt19937_64 engine(16);
   for (Eigen::Index i = 0; i < ids.size(); ++i) ids.data()[i] = static_cast<std::int64_t>(engine() % 300);
-  for (auto type : available_types()) {
+  for (auto type : types_that_run()) {
     for (auto heads : {fnet::FNetHeads{true, fnet::Classifier::none},
                        fnet::FNetHeads{false, fnet::Classifier::sequence}}) {
       fnet::FNetModel<float> model(config, heads);

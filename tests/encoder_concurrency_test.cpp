@@ -104,7 +104,7 @@ TEST(Concurrency, SharedPrepackedEncoder) {
   config.intermediate_size = 96;
   config.num_hidden_layers = 2;
   for (auto type : {fnet::ComputeType::float32, fnet::ComputeType::bfloat16, fnet::ComputeType::int8}) {
-    if (!fnet::compute_type_available(type)) continue;
+    if (!fnet::compute_type_runs(type)) continue;
     fnet::FNetEncoder<float> encoder(config);
     encoder.initialize(2025);
     encoder.prepack(type);

@@ -6,9 +6,10 @@ message naming the rank and the step and writes nothing; a rank killed mid-run l
 checkpoints, and --resume continues from the newest on another rank count, ending where an uninterrupted run
 ends. fnet-infer over 2 and 3 ranks writes the files one process writes: the same bytes with a CBLAS GEMM
 (OpenBLAS rounds a row the same wherever it sits in a block), within a few float roundings with Eigen's GEMM
-(whose edge kernels sum a row in another order).
+(whose edge kernels sum a row in another order) and with oneDNN's prepacked matmul (fnet-infer's default in a
+build with oneDNN, whose kernels for a few rows can differ from those for more).
 
-    test_data_parallel.py --fnet-train PATH --fnet-infer PATH --gemm blas|eigen --mpirun PATH
+    test_data_parallel.py --fnet-train PATH --fnet-infer PATH --gemm blas|eigen|onednn --mpirun PATH
                           [--mpirun-flags="FLAGS"] [unittest args]
 
 FLAGS go to mpirun before the program (Open MPI's: "--oversubscribe --allow-run-as-root").

@@ -19,8 +19,11 @@ namespace fnet {
 ///   (row) at run time with a symmetric scale, int32 accumulation, dequantization, bias and activation fused
 ///   after it. A quarter of float32's weight memory; error bound 6e-2.
 ///
-/// The reduced types need oneDNN (FNET_WITH_DNNL); without it asking for one throws. On a CPU without
-/// AVX512_BF16 / VNNI oneDNN runs its own slower kernels for them: same results, less speed.
+/// The reduced types need oneDNN (FNET_WITH_DNNL); without it asking for one throws. They also need a CPU
+/// that oneDNN runs them well on: bfloat16 an AVX-512 one (fastest with AVX512_BF16 or AMX; oneDNN 2.x has no
+/// bfloat16 kernel for AVX2), int8 one with VNNI (AVX512_VNNI or AVX_VNNI: without it oneDNN's int8 products
+/// sum in saturating 16-bit steps and miss the bound above by several times). Elsewhere prepacking for them
+/// throws std::invalid_argument saying why; fnet::compute_type_runs(type) tells ahead.
 ///
 ///     fnet::ComputeType type = fnet::parse_compute_type("bfloat16");
 ///     std::string name = fnet::to_string(type);   // "bfloat16"

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <type_traits>
 
 namespace fnet::fft {
@@ -166,29 +167,34 @@ class Fftw : public detail::TransformEntryPoints<Fftw> {
         key, [&] { return std::make_shared<const detail::FftwPlan<T>>(key, input, output); });
   }
 
+  // The plan of a real batch (either direction), for its input and output as FFTW types. FFTW's signatures
+  // are not const-correct: neither an out-of-place r2c plan nor a c2r plan made with FFTW_PRESERVE_INPUT
+  // writes its input.
+  template <class In, class Out>
+  auto real_plan(detail::FftwKind kind, const RealBatch<In, Out>& batch) const {
+    using T = std::conditional_t<std::is_same_v<Out, std::complex<In>>, In, Out>;
+    using Api = detail::FftwApi<T>;
+    auto key = key_for(kind, batch, batch.input_distance, batch.output_distance);
+    key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
+    auto* input = reinterpret_cast<std::conditional_t<std::is_same_v<In, T>, T, typename Api::Complex>*>(
+        const_cast<In*>(batch.input));
+    auto* output =
+        reinterpret_cast<std::conditional_t<std::is_same_v<Out, T>, T, typename Api::Complex>*>(batch.output);
+    return std::make_tuple(plan_for<T>(key, input, output), input, output);
+  }
+
   template <class T>
   void run_forward_real(const RealToComplexBatch<T>& batch) const {
     check(batch);
-    using Api = detail::FftwApi<T>;
-    auto key = key_for(detail::FftwKind::real_to_complex, batch, batch.input_distance, batch.output_distance);
-    key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
-    // FFTW's signatures are not const-correct; neither planning on nor executing an out-of-place r2c plan
-    // writes its input.
-    T* input = const_cast<T*>(batch.input);
-    const auto plan = plan_for<T>(key, input, batch.output);
-    Api::execute_r2c(plan->get(), input, reinterpret_cast<typename Api::Complex*>(batch.output));
+    const auto [plan, input, output] = real_plan(detail::FftwKind::real_to_complex, batch);
+    detail::FftwApi<T>::execute_r2c(plan->get(), input, output);
   }
 
   template <class T>
   void run_inverse_real(const ComplexToRealBatch<T>& batch) const {
     check(batch);
-    using Api = detail::FftwApi<T>;
-    auto key = key_for(detail::FftwKind::complex_to_real, batch, batch.input_distance, batch.output_distance);
-    key.simd_aligned = simd_aligned<T>(batch.input, batch.output);
-    // Planned with FFTW_PRESERVE_INPUT, so the input really is left alone.
-    auto* input = reinterpret_cast<typename Api::Complex*>(const_cast<std::complex<T>*>(batch.input));
-    const auto plan = plan_for<T>(key, input, batch.output);
-    Api::execute_c2r(plan->get(), input, batch.output);
+    const auto [plan, input, output] = real_plan(detail::FftwKind::complex_to_real, batch);
+    detail::FftwApi<T>::execute_c2r(plan->get(), input, output);
   }
 
   template <class T>

@@ -26,6 +26,16 @@
 
 namespace fnet {
 
+/// Whether prepack(type) runs on this machine: compute_type_available(type) says what the build can; a
+/// reduced type also needs a CPU oneDNN runs it well on (bfloat16: AVX-512; int8: VNNI, see
+/// fnet::ComputeType). float32 always runs. Decided once per type, the first time it is asked.
+///
+///     const auto type = fnet::compute_type_runs(fnet::ComputeType::bfloat16) ? fnet::ComputeType::bfloat16
+///                                                                             : fnet::ComputeType::float32;
+inline bool compute_type_runs(ComputeType type) {
+  return detail::compute_type_runs(type);
+}
+
 /// y = x W^T + b for every token, W stored [out, in] row-major and b [out], exactly as PyTorch's nn.Linear
 /// stores them, so checkpoint tensors copy in unchanged. Every product runs through the library's one GEMM
 /// path (see <fnet/core/gemm.hpp>).

@@ -200,46 +200,38 @@ RowsView<Scalar> checked_gradient(const char* owner, const LossGradient<Scalar>&
   return out;
 }
 
-// Elements of float input converted to the accumulator type at a time: Eigen 3.4 evaluates a cast expression
-// one scalar at a time (so exp would be scalar too), while a converted tile on the stack gets Eigen's
-// vectorised exp.
+// Elements converted to the accumulator type at a time, into a 64-byte aligned tile on the stack: Eigen 3.4
+// evaluates a cast expression one scalar at a time (so exp would be scalar too), and over a tile which
+// elements take Eigen's vectorised exp and which its scalar one depends on their place in the row alone, not
+// on where the row sits in memory (over an unaligned row it would: the same logits would give other bits in
+// another buffer).
 inline constexpr std::size_t kExpTile = 256;
 
 // sum of exp(x[i] - shift) over i < count, in Accum, tile by tile in a fixed order.
 template <class Scalar, class Accum>
 Accum sum_exp(const Scalar* x, std::size_t count, Accum shift) {
   using Column = Eigen::Array<Accum, Eigen::Dynamic, 1>;
-  if constexpr (std::is_same_v<Scalar, Accum>) {
-    return (Eigen::Map<const Column>(x, static_cast<Eigen::Index>(count)) - shift).exp().sum();
-  } else {
-    alignas(64) std::array<Accum, kExpTile> tile;
-    Accum sum = 0;
-    for (std::size_t first = 0; first < count; first += kExpTile) {
-      const std::size_t n = std::min(kExpTile, count - first);
-      for (std::size_t i = 0; i < n; ++i) tile[i] = static_cast<Accum>(x[first + i]) - shift;
-      sum +=
-          Eigen::Map<const Column, Eigen::Aligned64>(tile.data(), static_cast<Eigen::Index>(n)).exp().sum();
-    }
-    return sum;
+  alignas(64) std::array<Accum, kExpTile> tile;
+  Accum sum = 0;
+  for (std::size_t first = 0; first < count; first += kExpTile) {
+    const std::size_t n = std::min(kExpTile, count - first);
+    for (std::size_t i = 0; i < n; ++i) tile[i] = static_cast<Accum>(x[first + i]) - shift;
+    sum += Eigen::Map<const Column, Eigen::Aligned64>(tile.data(), static_cast<Eigen::Index>(n)).exp().sum();
   }
+  return sum;
 }
 
 // out[i] = exp(x[i] - shift) * factor, computed in Accum and rounded once; out may be x.
 template <class Scalar, class Accum>
 void write_scaled_exp(const Scalar* x, std::size_t count, Accum shift, Accum factor, Scalar* out) {
   using Column = Eigen::Array<Accum, Eigen::Dynamic, 1>;
-  if constexpr (std::is_same_v<Scalar, Accum>) {
-    const auto n = static_cast<Eigen::Index>(count);
-    Eigen::Map<Column>(out, n) = (Eigen::Map<const Column>(x, n) - shift).exp() * factor;
-  } else {
-    alignas(64) std::array<Accum, kExpTile> tile;
-    for (std::size_t first = 0; first < count; first += kExpTile) {
-      const std::size_t n = std::min(kExpTile, count - first);
-      for (std::size_t i = 0; i < n; ++i) tile[i] = static_cast<Accum>(x[first + i]) - shift;
-      Eigen::Map<Column, Eigen::Aligned64> values(tile.data(), static_cast<Eigen::Index>(n));
-      values = values.exp() * factor;
-      for (std::size_t i = 0; i < n; ++i) out[first + i] = static_cast<Scalar>(tile[i]);
-    }
+  alignas(64) std::array<Accum, kExpTile> tile;
+  for (std::size_t first = 0; first < count; first += kExpTile) {
+    const std::size_t n = std::min(kExpTile, count - first);
+    for (std::size_t i = 0; i < n; ++i) tile[i] = static_cast<Accum>(x[first + i]) - shift;
+    Eigen::Map<Column, Eigen::Aligned64> values(tile.data(), static_cast<Eigen::Index>(n));
+    values = values.exp() * factor;
+    for (std::size_t i = 0; i < n; ++i) out[first + i] = static_cast<Scalar>(tile[i]);
   }
 }
 

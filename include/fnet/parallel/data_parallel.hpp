@@ -7,6 +7,7 @@
 
 #include <fnet/core/gradients.hpp>
 #include <fnet/model/training_labels.hpp>
+#include <fnet/parallel/shard.hpp>
 
 #include <mpi.h>
 
@@ -87,11 +88,7 @@ class MpiSession {
 /// thread that initialised MPI. Not thread-safe.
 class DataParallel {
  public:
-  /// Rows [first, first + count) of a global batch.
-  struct Shard {
-    std::size_t first = 0;
-    std::size_t count = 0;
-  };
+  using Shard = fnet::Shard;
 
   /// The ranks of `communicator` (not duplicated: the caller keeps it alive). Throws std::runtime_error if
   /// MPI is not initialised.
@@ -113,11 +110,7 @@ class DataParallel {
   Shard shard(std::size_t rows) const { return shard_of(rows, rank_, size_); }
 
   /// shard() as rank `rank` of `size` ranks sees it.
-  static Shard shard_of(std::size_t rows, int rank, int size) {
-    const auto k = static_cast<std::size_t>(size), r = static_cast<std::size_t>(rank);
-    const std::size_t base = rows / k, extra = rows % k;
-    return {r * base + std::min(r, extra), base + (r < extra ? 1 : 0)};
-  }
+  static Shard shard_of(std::size_t rows, int rank, int size) { return fnet::shard_of(rows, rank, size); }
 
   /// Adds `gradients` over the ranks, in place: afterwards every rank holds the sum, the same bits. Runs as a
   /// reduce-scatter (each block of elements summed once, by the rank that owns it) and an all-gather of the

@@ -4,6 +4,7 @@
 
 #include <fnet/core/gradients.hpp>
 #include <fnet/model/training_labels.hpp>
+#include <fnet/parallel/shard.hpp>
 #if defined(FNET_HAS_MPI)
 #include <fnet/parallel/data_parallel.hpp>
 #endif
@@ -32,10 +33,7 @@ namespace fnet {
 class ProcessGroup {
  public:
   /// Rows [first, first + count) of a batch.
-  struct Shard {
-    std::size_t first = 0;
-    std::size_t count = 0;
-  };
+  using Shard = fnet::Shard;
 
   virtual ~ProcessGroup() = default;
 
@@ -66,11 +64,7 @@ class ProcessGroup {
   Shard shard(std::size_t rows) const { return shard_of(rows, rank(), size()); }
 
   /// shard() as process `rank` of `size` sees it.
-  static Shard shard_of(std::size_t rows, int rank, int size) {
-    const auto k = static_cast<std::size_t>(size), r = static_cast<std::size_t>(rank);
-    const std::size_t base = rows / k, extra = rows % k;
-    return {r * base + std::min(r, extra), base + (r < extra ? 1 : 0)};
-  }
+  static Shard shard_of(std::size_t rows, int rank, int size) { return fnet::shard_of(rows, rank, size); }
 
   /// The gradients summed over the processes, in place.
   template <class Scalar>

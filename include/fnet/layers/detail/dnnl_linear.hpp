@@ -370,4 +370,36 @@ class DnnlLinear {
   mutable std::map<std::uint64_t, std::unique_ptr<Primitive>> primitives_;  // by rows and epilogue
 };
 
+// Why `type` cannot run on this CPU, or nothing when it can. bfloat16 needs oneDNN's AVX-512 kernels (oneDNN
+// 2.x has no bfloat16 matmul for AVX2). int8 needs VNNI: without it oneDNN multiplies int8 with 16-bit
+// intermediate sums, which saturate, and misses int8's documented bound by several times (measured: 0.17
+// against 0.06 on an AVX2 CPU). Then a small weight is packed and one row run through it with a bias and an
+// activation, in case a kernel is missing anyway. Decided once per type.
+inline const char* dnnl_refusal(ComputeType type) {
+  const auto decide = [](ComputeType tried) -> const char* {
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    const auto has = [isa](dnnl_cpu_isa_t wanted) { return (isa & wanted) == wanted; };
+    if (tried == ComputeType::bfloat16 && !has(dnnl_cpu_isa_avx512_core))
+      return "has no oneDNN kernel on this CPU (oneDNN 2.x runs bfloat16 products on AVX-512 CPUs only)";
+    if (tried == ComputeType::int8 && !has(dnnl_cpu_isa_avx512_core_vnni) && !has(dnnl_cpu_isa_avx2_vnni))
+      return "needs VNNI (AVX512_VNNI or AVX_VNNI), which this CPU lacks: without it oneDNN's int8 products "
+             "miss int8's accuracy bound";
+    try {
+      constexpr Eigen::Index kSize = 16;
+      const std::vector<float> weight(kSize * kSize, 0.5f), x(kSize, 1.0f), bias(kSize, 0.0f);
+      std::vector<float> y(kSize);
+      const DnnlLinear layer(weight.data(), kSize, kSize, tried);
+      const Activation activation = Activation::gelu_new;
+      layer.run(x.data(), 1, y.data(), bias.data(), &activation);
+      return nullptr;
+    } catch (const std::runtime_error&) {
+      return "has no oneDNN kernel on this CPU";
+    }
+  };
+  static const char* const float32 = decide(ComputeType::float32);
+  static const char* const bfloat16 = decide(ComputeType::bfloat16);
+  static const char* const int8 = decide(ComputeType::int8);
+  return type == ComputeType::float32 ? float32 : type == ComputeType::bfloat16 ? bfloat16 : int8;
+}
+
 }  // namespace fnet::detail

@@ -24,6 +24,20 @@ namespace fnet::detail {
 
 // Throws std::invalid_argument, naming `owner`, when layers of type Scalar cannot be prepacked for `type`
 // in this build.
+// Why prepack(type) cannot run here (after "compute type <name> "), or nothing when it can: float32 always
+// runs; a reduced type needs oneDNN in the build and its kernels on this CPU.
+inline const char* compute_type_refusal(ComputeType type) {
+  if (type == ComputeType::float32) return nullptr;
+#if defined(FNET_HAS_DNNL)
+  if (compute_type_available(type)) return dnnl_refusal(type);
+#endif
+  return "needs oneDNN; this build has none (configure with FNET_WITH_DNNL=ON; Debian: libdnnl-dev)";
+}
+
+inline bool compute_type_runs(ComputeType type) {
+  return compute_type_refusal(type) == nullptr;
+}
+
 template <class Scalar>
 void check_compute_type(const char* owner, ComputeType type) {
   if (!is_valid(type))
@@ -37,6 +51,9 @@ void check_compute_type(const char* owner, ComputeType type) {
   if (!std::is_same_v<Scalar, float>)
     throw std::invalid_argument(std::string(owner) + ": compute type " + to_string(type) +
                                 " is for float layers; this layer's scalar is not float");
+  if (const char* refusal = compute_type_refusal(type))
+    throw std::invalid_argument(std::string(owner) + ": compute type " + to_string(type) + " " + refusal +
+                                "; float32 runs everywhere");
 }
 
 template <class Scalar>
