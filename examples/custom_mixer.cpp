@@ -57,7 +57,10 @@ class TokenMean {
 
   void backward(const fnet::MixingGradientCall<Scalar>& call, const Cache& cache,
                 fnet::Gradients<Scalar>& gradients) const {
-    const auto& [batch, seq, hidden, threads] = call.shape;
+    // Plain copies: lambdas may not capture structured bindings before C++20.
+    const std::size_t batch = call.shape.batch;
+    const Eigen::Index seq = call.shape.seq, hidden = call.shape.hidden;
+    const int threads = call.shape.threads;
     Scalar* d_gate = gradients.of(gate.data(), "example::TokenMean::backward");
     Scalar* column_sums = call.scratch;  // sum over n of dy[n, k], per item
     std::fill_n(column_sums, static_cast<std::size_t>(hidden) * batch, Scalar(0));
@@ -90,7 +93,10 @@ class TokenMean {
  private:
   // out = (x +) gate * mean, the means (batch x hidden) into `means`. Items go to fnet's threads.
   void mix(const fnet::MixingCall<Scalar>& call, Scalar* means) const {
-    const auto& [batch, seq, hidden, threads] = call.shape;
+    // Plain copies: lambdas may not capture structured bindings before C++20.
+    const std::size_t batch = call.shape.batch;
+    const Eigen::Index seq = call.shape.seq, hidden = call.shape.hidden;
+    const int threads = call.shape.threads;
     fnet::parallel_for(batch, threads, [&](std::size_t b, int) {
       Scalar* mean = means + b * hidden;
       std::fill_n(mean, hidden, Scalar(0));
