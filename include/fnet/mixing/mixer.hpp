@@ -55,6 +55,7 @@ struct MixingGradientCall {
   Scalar* scratch = nullptr;  ///< scratch_size(MixingPass::backward, shape) Scalars, as above
 };
 
+// clang-format off
 /// # The mixing contract
 ///
 /// A token-mixing sublayer (a *mixer*) is what an FNet or BERT encoder layer puts between its input and its
@@ -64,24 +65,16 @@ struct MixingGradientCall {
 /// | member | what it does |
 /// |---|---|
 /// | `using Scalar = float;` (or double) | the type it computes in: the layer's |
-/// | `explicit M(const fnet::EncoderConfig&, args...)` | built from the layer's configuration; `args` are the
-/// extra arguments given to the layer's (encoder's, model's) constructor, none required | | `static const
-/// char* name()` | its module in checkpoints and its `mixing` in config.json (a lowercase name: letters,
-/// digits, `_`): the mixing LayerNorm is `<name>.output.LayerNorm`, its parameters `<name>.<parameter>` | |
-/// `void check_sequence(const char* owner, Eigen::Index seq) const` | throws std::invalid_argument (message
-/// starting with `owner`) when it cannot mix sequences of `seq` tokens; else nothing | | `std::size_t
-/// scratch_size(fnet::MixingPass, const fnet::MixingShape&) const` | Scalars of scratch each call needs | |
-/// `template <class RowDone> void forward(const fnet::MixingCall<Scalar>&, RowDone&& row_done) const` | the
-/// inference forward; calls row_done(item, n) once for each output row, as soon as it is final | | `void
-/// forward_train(const fnet::MixingCall<Scalar>&, Cache&) const` | the same output, keeping in a Cache what
-/// backward needs | | `void backward(const fnet::MixingGradientCall<Scalar>&, const Cache&,
-/// fnet::Gradients<Scalar>&) const` | dx from dy; adds (+=) the gradient of each parameter p into
-/// gradients.of(p.data) | | `class Cache` | default-constructible, movable, with `std::size_t bytes() const`
-/// (an empty class when nothing is kept) | | `template <class Self, class Visitor> static void
-/// visit_parameters(Self& self, Visitor&& visit)` | the parameter walk: visit(fnet::parameter("name",
-/// storage, init)) for each parameter, Self being M or const M (see fnet::visit_parameters); nothing for a
-/// mixer without parameters | | `void prepack(fnet::ComputeType)`, `void unpack()` | prepare for inference in
-/// a compute type, and back to float (a mixer that always runs in float does nothing) |
+/// | `explicit M(const fnet::EncoderConfig&, args...)` | built from the layer's configuration; `args` are the extra arguments given to the layer's (encoder's, model's) constructor, none required |
+/// | `static const char* name()` | its module in checkpoints and its `mixing` in config.json (a lowercase name: letters, digits, `_`): the mixing LayerNorm is `<name>.output.LayerNorm`, its parameters `<name>.<parameter>` |
+/// | `void check_sequence(const char* owner, Eigen::Index seq) const` | throws std::invalid_argument (message starting with `owner`) when it cannot mix sequences of `seq` tokens; else nothing |
+/// | `std::size_t scratch_size(fnet::MixingPass, const fnet::MixingShape&) const` | Scalars of scratch each call needs |
+/// | `template <class RowDone> void forward(const fnet::MixingCall<Scalar>&, RowDone&& row_done) const` | the inference forward; calls row_done(item, n) once for each output row, as soon as it is final |
+/// | `void forward_train(const fnet::MixingCall<Scalar>&, Cache&) const` | the same output, keeping in a Cache what backward needs |
+/// | `void backward(const fnet::MixingGradientCall<Scalar>&, const Cache&, fnet::Gradients<Scalar>&) const` | dx from dy; adds (+=) the gradient of each parameter p into gradients.of(p.data) |
+/// | `class Cache` | default-constructible, movable, with `std::size_t bytes() const` (an empty class when nothing is kept) |
+/// | `template <class Self, class Visitor> static void visit_parameters(Self& self, Visitor&& visit)` | the parameter walk: visit(fnet::parameter("name", storage, init)) for each parameter, Self being M or const M (see fnet::visit_parameters); nothing for a mixer without parameters |
+/// | `void prepack(fnet::ComputeType)`, `void unpack()` | prepare for inference in a compute type, and back to float (a mixer that always runs in float does nothing) |
 ///
 /// Optional: `void check_parameters(const char* owner, const fnet::ParameterPath& path) const`, which throws
 /// std::invalid_argument naming `path` + the parameter whose shape no longer matches the configuration; the
@@ -110,6 +103,7 @@ struct MixingGradientCall {
 ///     struct TokenMean { ... };                           // the members above
 ///     static_assert(fnet::is_mixer_v<TokenMean>);
 ///     fnet::Model<float, TokenMean> model(config, {false, fnet::Classifier::sequence});
+// clang-format on
 
 namespace detail::mixer {
 
