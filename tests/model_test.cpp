@@ -11,10 +11,10 @@
 
 namespace {
 
-using Model = fnet::FNetModel<double, fnet::fft::Builtin>;
-using Matrix = Model::Matrix;
+using DoubleModel = fnet::FNetModel<double, fnet::fft::Builtin>;
+using Matrix = DoubleModel::Matrix;
 
-fnet::FNetConfig small_config() {
+fnet::FNetConfig small_model_config() {
   fnet::FNetConfig config;
   config.vocab_size = 41;
   config.hidden_size = 10;
@@ -51,7 +51,7 @@ double gelu_tanh(double x) {
 }
 
 // Randomise every parameter (LayerNorm weights near 1) so no term of the model can hide.
-void randomise(Model& model, std::uint64_t seed) {
+void randomise_model(DoubleModel& model, std::uint64_t seed) {
   std::mt19937_64 random(seed);
   std::uniform_real_distribution<double> uniform(-0.5, 0.5);
   for (auto& p : model.parameters()) {
@@ -61,7 +61,7 @@ void randomise(Model& model, std::uint64_t seed) {
 }
 
 TEST(FNetModel, ParametersCarryHuggingFaceNamesAndShapes) {
-  Model model(small_config(), {true, fnet::Classifier::sequence});
+  DoubleModel model(small_model_config(), {true, fnet::Classifier::sequence});
   std::map<std::string, std::vector<std::size_t>> shapes;
   for (const auto& p : model.parameters()) shapes[p.name] = p.shape;
   EXPECT_EQ(shapes.at("embeddings.word_embeddings.weight"), (std::vector<std::size_t>{41, 10}));
@@ -84,7 +84,7 @@ TEST(FNetModel, ParametersCarryHuggingFaceNamesAndShapes) {
 TEST(FNetModel, TheParameterWalkCountsAndInitialisesAsHuggingFace) {
   const fnet::FNetModel<float, fnet::fft::Builtin> base(fnet::FNetConfig{});
   EXPECT_EQ(fnet::parameter_count(base), 82861056u);
-  Model model(small_config(), {true, fnet::Classifier::sequence});
+  DoubleModel model(small_model_config(), {true, fnet::Classifier::sequence});
   model.initialize(9);
   std::size_t visited = 0;
   fnet::visit_parameters(model, [&](const fnet::NamedParameter<double>& p) {
@@ -115,9 +115,9 @@ TEST(FNetModel, TheParameterWalkCountsAndInitialisesAsHuggingFace) {
 }
 
 TEST(FNetModel, OutputsMatchANaiveComposition) {
-  const auto config = small_config();
-  Model model(config, {true, fnet::Classifier::sequence});
-  randomise(model, 1);
+  const auto config = small_model_config();
+  DoubleModel model(config, {true, fnet::Classifier::sequence});
+  randomise_model(model, 1);
   const auto ids = make_ids({{4, 17, 40, 0, 5}, {4, 1, 2, 3, 5}});
   const auto types = make_ids({{0, 0, 1, 2, 1}, {0, 1, 1, 1, 0}});
   const auto out = model.forward(ids, types);
@@ -171,8 +171,8 @@ TEST(FNetModel, OutputsMatchANaiveComposition) {
 }
 
 TEST(FNetModel, TokenClassifierScoresEveryToken) {
-  Model model(small_config(), {false, fnet::Classifier::token});
-  randomise(model, 2);
+  DoubleModel model(small_model_config(), {false, fnet::Classifier::token});
+  randomise_model(model, 2);
   const auto out = model.forward(make_ids({{4, 9, 5}}));
   ASSERT_TRUE(out.token_logits.has_value());
   EXPECT_FALSE(out.prediction_logits.has_value());
@@ -185,7 +185,7 @@ TEST(FNetModel, TokenClassifierScoresEveryToken) {
 }
 
 TEST(FNetModel, BadInputsNameTheEntry) {
-  Model model(small_config(), {true});
+  DoubleModel model(small_model_config(), {true});
   model.initialize(3);
   FNET_EXPECT_THROW_WITH(model.forward(make_ids({{4, 41}})), std::invalid_argument, "input_ids[0, 1] = 41",
                          "vocab_size");
@@ -205,13 +205,13 @@ TEST(FNetModel, BadInputsNameTheEntry) {
 // As the reference: the TPU flag mixes sequences up to tpu_short_seq_length with the leading block of that
 // length's DFT matrix (at exactly that length, an ordinary DFT) and refuses longer ones.
 TEST(FNetModel, TpuConfigurationTruncatesTheShortSequenceDft) {
-  auto config = small_config();
+  auto config = small_model_config();
   config.use_tpu_fourier_optimizations = true;
   config.tpu_short_seq_length = 4;
-  Model tpu(config);
+  DoubleModel tpu(config);
   tpu.initialize(4);
   config.use_tpu_fourier_optimizations = false;
-  Model plain(config);
+  DoubleModel plain(config);
   plain.initialize(4);
 
   const auto four = fnet::TokenIds::Constant(1, 4, 7);
@@ -232,7 +232,7 @@ TEST(FNetModel, TpuConfigurationTruncatesTheShortSequenceDft) {
                          "sequence DFT length 4");
 
   // Above max_position_embeddings 4096 the reference ignores the flag and mixes with FFTs.
-  auto long_config = small_config();
+  auto long_config = small_model_config();
   long_config.use_tpu_fourier_optimizations = true;
   long_config.tpu_short_seq_length = 4;
   long_config.max_position_embeddings = 5000;
@@ -240,9 +240,9 @@ TEST(FNetModel, TpuConfigurationTruncatesTheShortSequenceDft) {
 }
 
 TEST(FNetModel, InvalidConfigurationIsRefused) {
-  auto config = small_config();
+  auto config = small_model_config();
   config.hidden_act = static_cast<fnet::Activation>(7);
-  FNET_EXPECT_THROW_WITH(Model{config}, std::invalid_argument, "hidden_act", "7");
+  FNET_EXPECT_THROW_WITH(DoubleModel{config}, std::invalid_argument, "hidden_act", "7");
 }
 
 // The parts' own public forwards, each against its definition computed here, and their argument checks.
@@ -262,9 +262,9 @@ Eigen::VectorXd token_of(const fnet::Tensor3<double>& x, Eigen::Index b, Eigen::
 }
 
 TEST(ModelParts, EmbeddingsForwardIsLayerNormOfTheSumThenTheProjection) {
-  const auto config = small_config();
-  Model model(config);
-  randomise(model, 11);
+  const auto config = small_model_config();
+  DoubleModel model(config);
+  randomise_model(model, 11);
   const auto& e = model.embeddings;
   const auto ids = make_ids({{4, 17, 40, 0}, {3, 1, 2, 5}});
   const auto types = make_ids({{0, 2, 1, 0}, {1, 1, 0, 2}});
@@ -291,9 +291,9 @@ TEST(ModelParts, EmbeddingsForwardIsLayerNormOfTheSumThenTheProjection) {
 }
 
 TEST(ModelParts, PoolerIsTanhOfTheDenseFirstToken) {
-  const auto config = small_config();
-  Model model(config);
-  randomise(model, 12);
+  const auto config = small_model_config();
+  DoubleModel model(config);
+  randomise_model(model, 12);
   const auto hidden = random_hidden(3, 4, 10, 13);
   const auto pooled = model.pooler.forward(hidden);
   ASSERT_EQ(pooled.rows(), 3);
@@ -311,9 +311,9 @@ TEST(ModelParts, PoolerIsTanhOfTheDenseFirstToken) {
 }
 
 TEST(ModelParts, PreTrainingHeadsScoreTheVocabularyAndTheNextSentence) {
-  const auto config = small_config();
-  Model model(config, {true});
-  randomise(model, 15);
+  const auto config = small_model_config();
+  DoubleModel model(config, {true});
+  randomise_model(model, 15);
   const auto& heads = *model.pretraining;
   const auto& words = model.embeddings.word_embeddings;
   const auto hidden = random_hidden(2, 3, 10, 16);
@@ -346,9 +346,9 @@ TEST(ModelParts, PreTrainingHeadsScoreTheVocabularyAndTheNextSentence) {
 }
 
 TEST(ModelParts, ClassifierScoresThePooledOutputOrEveryToken) {
-  const auto config = small_config();
-  Model model(config, {false, fnet::Classifier::sequence});
-  randomise(model, 18);
+  const auto config = small_model_config();
+  DoubleModel model(config, {false, fnet::Classifier::sequence});
+  randomise_model(model, 18);
   const fnet::FNetClassifier<double>& sequence = *model.classifier;
   fnet::FNetClassifier<double> token(config, fnet::Classifier::token);
   token.dense.weight = sequence.dense.weight;
@@ -378,7 +378,7 @@ TEST(ModelParts, ClassifierScoresThePooledOutputOrEveryToken) {
 }
 
 // Writes a model's parameters as a Hugging Face checkpoint (optionally with the fnet. prefix, in F32 or F64).
-void save(Model& model, const std::string& directory, const std::string& config_json, bool prefix,
+void save(DoubleModel& model, const std::string& directory, const std::string& config_json, bool prefix,
           bool as_f64) {
   std::vector<fnet_test::RawTensor> tensors;
   for (const auto& p : model.parameters()) {
@@ -402,8 +402,8 @@ const char* const small_config_json =
         "architectures": ["FNetForSequenceClassification"], "id2label": {"0": "a", "1": "b", "2": "c", "3": "d"}})";
 
 TEST(LoadPretrained, RoundTripsEveryParameterByName) {
-  Model original(small_config(), {true, fnet::Classifier::sequence});
-  randomise(original, 5);
+  DoubleModel original(small_model_config(), {true, fnet::Classifier::sequence});
+  randomise_model(original, 5);
   for (bool prefix : {true, false}) {
     fnet_test::TempDir dir;
     save(original, dir.path(), small_config_json, prefix, true);
@@ -423,8 +423,8 @@ TEST(LoadPretrained, RoundTripsEveryParameterByName) {
 }
 
 TEST(LoadPretrained, FloatModelFromFloat32Weights) {
-  Model original(small_config());
-  randomise(original, 6);
+  DoubleModel original(small_model_config());
+  randomise_model(original, 6);
   fnet_test::TempDir dir;
   save(original, dir.path(), small_config_json, false, false);
   auto loaded = fnet::io::load_pretrained<float, fnet::fft::Builtin>(dir.path());
@@ -438,8 +438,8 @@ TEST(LoadPretrained, FloatModelFromFloat32Weights) {
 }
 
 TEST(LoadPretrained, InconsistentCheckpointsAreRefused) {
-  Model original(small_config(), {true});
-  randomise(original, 7);
+  DoubleModel original(small_model_config(), {true});
+  randomise_model(original, 7);
   fnet_test::TempDir dir;
   save(original, dir.path(), small_config_json, true, false);
   const auto load = [&] { return fnet::io::load_pretrained<double, fnet::fft::Builtin>(dir.path()); };

@@ -25,7 +25,7 @@
 
 namespace {
 
-using Model = fnet::FNetModel<float, fnet::fft::Builtin>;
+using TrainerModel = fnet::FNetModel<float, fnet::fft::Builtin>;
 using fnet::Task;
 
 fnet::FNetConfig tiny_config() {
@@ -41,8 +41,8 @@ fnet::FNetConfig tiny_config() {
   return config;
 }
 
-Model tiny_model(std::uint64_t seed = 7) {
-  Model model(tiny_config(), fnet::heads_for(Task::sequence_classification));
+TrainerModel tiny_model(std::uint64_t seed = 7) {
+  TrainerModel model(tiny_config(), fnet::heads_for(Task::sequence_classification));
   model.initialize(seed);
   return model;
 }
@@ -73,7 +73,7 @@ fnet::TrainerOptions small_run() {
   return options;
 }
 
-std::vector<float> all_parameters(Model& model) {
+std::vector<float> all_parameters(TrainerModel& model) {
   std::vector<float> values;
   for (const auto& p : model.parameters()) values.insert(values.end(), p.data, p.data + p.size());
   return values;
@@ -85,7 +85,7 @@ std::string file_bytes(const std::string& path) {
 }
 
 TEST(Trainer, TrainsAndReportsEveryUpdateToTheCallbacks) {
-  Model model = tiny_model();
+  TrainerModel model = tiny_model();
   const fnet::Dataset train = generated_data(10, 8, 1), eval = generated_data(6, 8, 2);
   fnet::TrainerOptions options = small_run();
   options.epochs = 2;  // 3 updates an epoch: batches of 4, 4 and 2
@@ -120,7 +120,7 @@ TEST(Trainer, TrainsAndReportsEveryUpdateToTheCallbacks) {
 }
 
 TEST(Trainer, EvaluationIsTheModelsOwnForward) {
-  const Model model = tiny_model();
+  const TrainerModel model = tiny_model();
   const fnet::Dataset data = generated_data(12, 8, 4);
   // Per-example cross-entropy and argmax of the logits model.forward gives, in double.
   const fnet::FNetOutput<float> out = model.forward(data.ids);
@@ -149,11 +149,11 @@ TEST(Trainer, AResumedRunEndsWithTheBitsOfAnUninterruptedOne) {
   options.dropout = 0.1;
   options.save_steps = 3;
 
-  Model whole = tiny_model();
+  TrainerModel whole = tiny_model();
   options.output_dir = dir.file("whole");
   fnet::Trainer(whole, options).train(train, &eval);
 
-  Model parted = tiny_model();
+  TrainerModel parted = tiny_model();
   options.output_dir = dir.file("parted");
   options.stop_after = 5;
   std::vector<std::string> saved;
@@ -169,7 +169,7 @@ TEST(Trainer, AResumedRunEndsWithTheBitsOfAnUninterruptedOne) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("parted") + "/model.safetensors")) << "no final save";
 
   // A new process would start from the same initial model: resuming reads the weights of checkpoint-3.
-  Model resumed = tiny_model(/*seed=*/99);
+  TrainerModel resumed = tiny_model(/*seed=*/99);
   options.stop_after.reset();
   options.resume = true;
   std::vector<std::int64_t> steps;
@@ -198,7 +198,7 @@ TEST(Trainer, ResumeRefusesOtherSettingsAndAMissingCheckpoint) {
   options.save_steps = 2;
   options.stop_after = 3;
   options.output_dir = dir.path();
-  Model model = tiny_model();
+  TrainerModel model = tiny_model();
   fnet::Trainer(model, options).train(train);
   options.stop_after.reset();
   options.resume = true;
@@ -216,14 +216,14 @@ TEST(Trainer, ANonFiniteLossStopsTheRunNamingTheStep) {
   options.steps = 3;
   options.warmup_steps = 0;
   {  // poisoned weights: the first forward's loss is NaN
-    Model model = tiny_model();
+    TrainerModel model = tiny_model();
     for (const auto& parameter : model.parameters())
       if (parameter.name == "classifier.weight") parameter.data[0] = std::numeric_limits<float>::quiet_NaN();
     FNET_EXPECT_THROW_WITH(fnet::Trainer(model, options).train(train), std::runtime_error,
                            "the loss is NaN at step 1 of 3");
   }
   {  // a learning rate that blows the weights up: the first update is fine, the second loss is not
-    Model model = tiny_model();
+    TrainerModel model = tiny_model();
     options.learning_rate = 1e30;
     std::vector<std::int64_t> steps;
     fnet::TrainerCallbacks callbacks;
@@ -235,7 +235,7 @@ TEST(Trainer, ANonFiniteLossStopsTheRunNamingTheStep) {
 }
 
 TEST(Trainer, RefusesBadOptionsAndDataNamingThem) {
-  Model model = tiny_model();
+  TrainerModel model = tiny_model();
   const fnet::Dataset train = generated_data(10, 8, 8);
   const auto refused = [&](fnet::TrainerOptions options, const char* needle) {
     FNET_EXPECT_THROW_WITH((void)fnet::Trainer(model, options), std::invalid_argument, "fnet::TrainerOptions",
@@ -268,7 +268,7 @@ TEST(Trainer, RefusesBadOptionsAndDataNamingThem) {
   FNET_EXPECT_THROW_WITH(fnet::Trainer(model, options).train(unlabelled), std::invalid_argument,
                          "sequence_labels");
 
-  Model bare(tiny_config());  // no classifier to train
+  TrainerModel bare(tiny_config());  // no classifier to train
   FNET_EXPECT_THROW_WITH((void)fnet::Trainer(bare, options), std::invalid_argument, "sequence classifier");
 }
 
