@@ -2,7 +2,7 @@
 # One entry point for a fresh Debian 12 machine: installs what is missing, then builds and runs.
 #   bash setup.sh demo    native Release build, the demo (an FNet-Base encoder on a batch), then fnet-infer
 #                         on the bundled small checkpoint
-#   bash setup.sh test    every test: the optimised g++ -O3 -march=native build (release-test) with ctest;
+#   bash setup.sh test    every test: the optimised g++ -march=native build (release-test) with ctest;
 #                         CI (.ci/run) adds clang++ with ASan/UBSan (sanitize) and TSan (tsan)
 #   bash setup.sh bench   Release build with -march=native, then the benchmark suite and its plots
 set -euo pipefail
