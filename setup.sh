@@ -5,6 +5,10 @@
 #   bash setup.sh test    every test: the optimised g++ -march=native build (release-test) with ctest;
 #                         CI (.ci/run) adds clang++ with ASan/UBSan (sanitize) and TSan (tsan)
 #   bash setup.sh bench   Release build with -march=native, then the benchmark suite and its plots
+#   bash setup.sh reference
+#                         the pinned Python reference (PyTorch 2.x, transformers) in .venv-reference
+#   bash setup.sh reference-test
+#                         the checks against that reference (transformers loads our checkpoints)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -63,8 +67,27 @@ case "${1:-}" in
     shift
     benchmarks/run.sh "$@"
     ;;
+  reference | reference-test)
+    # PyPI's torch wheel brings its CUDA libraries (about 3 GB to download, 5.8 GB installed); nothing here
+    # uses a GPU. pip installs only what is missing or pinned differently.
+    ensure_packages python3 python3-venv
+    venv=.venv-reference
+    [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --require-virtualenv --disable-pip-version-check \
+      -r tests/reference/requirements.txt
+    "$venv/bin/python" tests/reference/versions.py > "$venv/versions.json"
+    echo "setup.sh: the reference environment is $venv ($venv/bin/python); its versions, in $venv/versions.json:"
+    cat "$venv/versions.json"
+    if [[ $1 == reference-test ]]; then
+      ensure_packages "${build_packages[@]}" "${test_packages[@]}"
+      cmake --preset release-test >/dev/null
+      cmake --build --preset release-test --target fnet-save-random-model -j "$jobs"
+      "$venv/bin/python" tests/reference/test_transformers_loads_ours.py \
+        --save-random-model build/release-test/tests/fnet-save-random-model
+    fi
+    ;;
   *)
-    echo "usage: bash setup.sh demo|test|bench" >&2
+    echo "usage: bash setup.sh demo|test|bench|reference|reference-test" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Checkpoints written by fnet::io::save_pretrained, loaded by the real transformers (the pinned reference
+environment's) and run there: the outputs must match ours.
+
+    test_transformers_loads_ours.py --save-random-model PATH [unittest args]
+
+For each case, fnet-save-random-model (tests/parity/save_random_model.cpp) saves a seeded random FNetModel with
+the case's heads in F32 or BF16 and writes its outputs for random ids. transformers' from_pretrained then loads
+the checkpoint into the matching class in float32 and must report no missing and no unexpected tensor, and its
+outputs must be within 1e-5 * max(1, max |transformers|) of ours.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+import transformers
+
+SAVE_RANDOM_MODEL = None
+
+# heads: (transformers class, {our output file: transformers output field})
+HEADS = {
+    "none": (transformers.FNetModel, {"last_hidden_state": "last_hidden_state", "pooler_output": "pooler_output"}),
+    "pretraining": (transformers.FNetForPreTraining,
+                    {"prediction_logits": "prediction_logits", "seq_relationship_logits": "seq_relationship_logits"}),
+    "sequence": (transformers.FNetForSequenceClassification, {"logits": "logits"}),
+    "token": (transformers.FNetForTokenClassification, {"logits": "logits"}),
+}
+
+# name: (heads, dtype, hidden, layers, seq, hidden_act, layer_norm_eps)
+CASES = {
+    "base_gelu_new_seq17": ("none", "F32", 32, 2, 17, "gelu_new", 1e-12),
+    "pretraining_gelu_seq13": ("pretraining", "F32", 24, 2, 13, "gelu", 1e-12),
+    "sequence_relu_eps1e-3_seq31": ("sequence", "F32", 40, 3, 31, "relu", 1e-3),
+    "token_gelu_new_seq1": ("token", "F32", 16, 1, 1, "gelu_new", 1e-12),
+    "sequence_bf16_seq8": ("sequence", "BF16", 32, 2, 8, "gelu_new", 1e-12),
+    "token_hidden_prime_seq29": ("token", "F32", 29, 2, 29, "gelu", 1e-6),
+}
+
+
+def write_config(path, hidden, layers, hidden_act, eps):
+    config = {
+        "model_type": "fnet", "vocab_size": 100, "hidden_size": hidden, "num_hidden_layers": layers,
+        "intermediate_size": 2 * hidden, "hidden_act": hidden_act, "hidden_dropout_prob": 0.1,
+        "max_position_embeddings": 64, "type_vocab_size": 4, "initializer_range": 0.02, "layer_norm_eps": eps,
+        "use_tpu_fourier_optimizations": False, "tpu_short_seq_length": 64, "pad_token_id": 3,
+        "bos_token_id": 1, "eos_token_id": 2, "num_labels": 3,
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(config, f)
+
+
+class TransformersLoadsOurs(unittest.TestCase):
+    def check_case(self, name):
+        heads, dtype, hidden, layers, seq, hidden_act, eps = CASES[name]
+        with tempfile.TemporaryDirectory() as work:
+            config = os.path.join(work, "config.json")
+            write_config(config, hidden, layers, hidden_act, eps)
+            rng = np.random.default_rng(len(name))
+            ids = rng.integers(0, 100, (2, seq)).astype(np.int64)
+            token_types = rng.integers(0, 4, (2, seq)).astype(np.int64)
+            np.save(os.path.join(work, "ids.npy"), ids)
+            np.save(os.path.join(work, "tt.npy"), token_types)
+            out = os.path.join(work, "out")
+            subprocess.run([SAVE_RANDOM_MODEL, "--config", config, "--heads", heads, "--dtype", dtype, "--seed", "7",
+                            "--ids", os.path.join(work, "ids.npy"), "--token-types", os.path.join(work, "tt.npy"),
+                            "--output", out], check=True, stdout=subprocess.DEVNULL)
+
+            model_class, outputs = HEADS[heads]
+            model, info = model_class.from_pretrained(os.path.join(out, "model"), output_loading_info=True,
+                                                      dtype=torch.float32)
+            self.assertEqual(set(info["missing_keys"]), set(), "tensors transformers expected but did not find")
+            self.assertEqual(set(info["unexpected_keys"]), set(), "tensors transformers did not expect")
+            model.eval()
+            with torch.no_grad():
+                result = model(input_ids=torch.from_numpy(ids), token_type_ids=torch.from_numpy(token_types))
+            for ours_name, field in outputs.items():
+                ours = np.load(os.path.join(out, "outputs", ours_name + ".npy"))
+                theirs = getattr(result, field).numpy()
+                self.assertEqual(ours.shape, theirs.shape, ours_name)
+                scale = max(1.0, float(np.abs(theirs).max()))
+                error = float(np.abs(ours - theirs).max()) / scale
+                self.assertLessEqual(error, 1e-5, f"{name}: {ours_name} differs by {error:.3g} (relative)")
+
+
+def add_case(name):
+    setattr(TransformersLoadsOurs, "test_" + name, lambda self: self.check_case(name))
+
+
+for case_name in CASES:
+    add_case(case_name)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--save-random-model", required=True)
+    args, rest = parser.parse_known_args()
+    SAVE_RANDOM_MODEL = os.path.abspath(args.save_random_model)
+    transformers.logging.set_verbosity_error()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
