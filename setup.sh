@@ -8,7 +8,7 @@
 #   bash setup.sh reference
 #                         the pinned Python reference (PyTorch 2.x, transformers) in .venv-reference
 #   bash setup.sh reference-test
-#                         the checks against that reference (transformers loads our checkpoints)
+#                         the checks against that reference (checkpoints both ways with transformers)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -81,9 +81,10 @@ case "${1:-}" in
     if [[ $1 == reference-test ]]; then
       ensure_packages "${build_packages[@]}" "${test_packages[@]}"
       cmake --preset release-test >/dev/null
-      cmake --build --preset release-test --target fnet-save-random-model -j "$jobs"
+      cmake --build --preset release-test --target fnet-save-random-model fnet-infer -j "$jobs"
       "$venv/bin/python" tests/reference/test_transformers_loads_ours.py \
         --save-random-model build/release-test/tests/fnet-save-random-model
+      "$venv/bin/python" tests/reference/test_we_load_transformers.py --fnet-infer build/release-test/examples/fnet-infer
     fi
     ;;
   *)

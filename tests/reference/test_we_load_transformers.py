@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Checkpoints that the real transformers (the pinned reference environment's) trained a few steps and saved
+with save_pretrained, run by fnet-infer: its outputs must match transformers' own.
+
+    test_we_load_transformers.py --fnet-infer PATH [unittest args]
+
+For each case, a seeded random model of the case's class takes 5 AdamW steps on random labels in transformers
+(dropout on), is saved with save_pretrained, and is run in eval mode by transformers and by fnet-infer on the
+same ids; every output fnet-infer writes must be within 1e-5 * max(1, max |transformers|) of transformers'.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+import transformers
+
+FNET_INFER = None
+
+# name: (class, hidden, layers, seq, hidden_act, layer_norm_eps, outputs fnet-infer writes)
+CASES = {
+    "base_gelu_new_seq17": (transformers.FNetModel, 32, 2, 17, "gelu_new", 1e-12,
+                            ("last_hidden_state", "pooler_output")),
+    "pretraining_gelu_seq13": (transformers.FNetForPreTraining, 24, 2, 13, "gelu", 1e-12,
+                               ("prediction_logits", "seq_relationship_logits")),
+    "sequence_relu_eps1e-3_seq31": (transformers.FNetForSequenceClassification, 40, 3, 31, "relu", 1e-3,
+                                    ("logits",)),
+    "token_gelu_new_seq29": (transformers.FNetForTokenClassification, 29, 2, 29, "gelu_new", 1e-6, ("logits",)),
+}
+
+
+def labels_for(model_class, rng, batch, seq):
+    if model_class is transformers.FNetModel:
+        return {}
+    if model_class is transformers.FNetForPreTraining:
+        return {"labels": torch.from_numpy(rng.integers(0, 100, (batch, seq))),
+                "next_sentence_label": torch.from_numpy(rng.integers(0, 2, (batch,)))}
+    if model_class is transformers.FNetForSequenceClassification:
+        return {"labels": torch.from_numpy(rng.integers(0, 3, (batch,)))}
+    return {"labels": torch.from_numpy(rng.integers(0, 3, (batch, seq)))}
+
+
+class WeLoadTransformers(unittest.TestCase):
+    def check_case(self, name):
+        model_class, hidden, layers, seq, hidden_act, eps, outputs = CASES[name]
+        torch.manual_seed(len(name))
+        rng = np.random.default_rng(len(name))
+        config = transformers.FNetConfig(vocab_size=100, hidden_size=hidden, num_hidden_layers=layers,
+                                         intermediate_size=2 * hidden, hidden_act=hidden_act, layer_norm_eps=eps,
+                                         max_position_embeddings=64, type_vocab_size=4, num_labels=3,
+                                         pad_token_id=3)
+        model = model_class(config)
+        ids = rng.integers(0, 100, (2, seq)).astype(np.int64)
+        token_types = rng.integers(0, 4, (2, seq)).astype(np.int64)
+        inputs = {"input_ids": torch.from_numpy(ids), "token_type_ids": torch.from_numpy(token_types)}
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        model.train()
+        for _ in range(5):
+            result = model(**inputs, **labels_for(model_class, rng, 2, seq))
+            loss = getattr(result, "loss", None)
+            if loss is None:  # the base model has no loss: any scalar of its outputs trains it
+                loss = result.last_hidden_state.square().mean() + result.pooler_output.square().mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+        with tempfile.TemporaryDirectory() as work:
+            model.save_pretrained(os.path.join(work, "model"))
+            np.save(os.path.join(work, "ids.npy"), ids)
+            np.save(os.path.join(work, "tt.npy"), token_types)
+            with torch.no_grad():
+                expected = model(**inputs)
+            subprocess.run([FNET_INFER, "--model", os.path.join(work, "model"), "--input-ids",
+                            os.path.join(work, "ids.npy"), "--token-type-ids", os.path.join(work, "tt.npy"),
+                            "--output-dir", os.path.join(work, "out"), "--threads", "1"],
+                           check=True, stdout=subprocess.DEVNULL)
+            for output in outputs:
+                ours = np.load(os.path.join(work, "out", output + ".npy"))
+                theirs = getattr(expected, output).numpy()
+                self.assertEqual(ours.shape, theirs.shape, output)
+                error = float(np.abs(ours - theirs).max()) / max(1.0, float(np.abs(theirs).max()))
+                self.assertLessEqual(error, 1e-5, f"{name}: {output} differs by {error:.3g} (relative)")
+
+
+def add_case(name):
+    setattr(WeLoadTransformers, "test_" + name, lambda self: self.check_case(name))
+
+
+for case_name in CASES:
+    add_case(case_name)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fnet-infer", required=True)
+    args, rest = parser.parse_known_args()
+    FNET_INFER = os.path.abspath(args.fnet_infer)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
