@@ -9,17 +9,17 @@ the case's heads in F32 or BF16 and writes its outputs for random ids. transform
 the checkpoint into the matching class in float32 and must report no missing and no unexpected tensor, and its
 outputs must be within 1e-5 * max(1, max |transformers|) of ours.
 """
-import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import unittest
 
 import numpy as np
 import torch
 import transformers
+
+from reference_check import add_cases, assert_matches, program_from_command_line
 
 SAVE_RANDOM_MODEL = None
 
@@ -81,26 +81,12 @@ class TransformersLoadsOurs(unittest.TestCase):
                 result = model(input_ids=torch.from_numpy(ids), token_type_ids=torch.from_numpy(token_types))
             for ours_name, field in outputs.items():
                 ours = np.load(os.path.join(out, "outputs", ours_name + ".npy"))
-                theirs = getattr(result, field).numpy()
-                self.assertEqual(ours.shape, theirs.shape, ours_name)
-                scale = max(1.0, float(np.abs(theirs).max()))
-                error = float(np.abs(ours - theirs).max()) / scale
-                self.assertLessEqual(error, 1e-5, f"{name}: {ours_name} differs by {error:.3g} (relative)")
+                assert_matches(self, f"{name}: {ours_name}", ours, getattr(result, field).numpy())
 
 
-def add_case(name):
-    setattr(TransformersLoadsOurs, "test_" + name, lambda self: self.check_case(name))
-
-
-for case_name in CASES:
-    add_case(case_name)
+add_cases(TransformersLoadsOurs, CASES)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--save-random-model", required=True)
-    args, rest = parser.parse_known_args()
-    SAVE_RANDOM_MODEL = os.path.abspath(args.save_random_model)
-    transformers.logging.set_verbosity_error()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    SAVE_RANDOM_MODEL = program_from_command_line(__doc__, "save-random-model")
+    unittest.main(verbosity=2)

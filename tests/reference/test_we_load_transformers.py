@@ -8,16 +8,16 @@ For each case, a seeded random model of the case's class takes 5 AdamW steps on 
 (dropout on), is saved with save_pretrained, and is run in eval mode by transformers and by fnet-infer on the
 same ids; every output fnet-infer writes must be within 1e-5 * max(1, max |transformers|) of transformers'.
 """
-import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import unittest
 
 import numpy as np
 import torch
 import transformers
+
+from reference_check import add_cases, assert_matches, program_from_command_line
 
 FNET_INFER = None
 
@@ -80,26 +80,12 @@ class WeLoadTransformers(unittest.TestCase):
                            check=True, stdout=subprocess.DEVNULL)
             for output in outputs:
                 ours = np.load(os.path.join(work, "out", output + ".npy"))
-                theirs = getattr(expected, output).numpy()
-                self.assertEqual(ours.shape, theirs.shape, output)
-                error = float(np.abs(ours - theirs).max()) / max(1.0, float(np.abs(theirs).max()))
-                self.assertLessEqual(error, 1e-5, f"{name}: {output} differs by {error:.3g} (relative)")
+                assert_matches(self, f"{name}: {output}", ours, getattr(expected, output).numpy())
 
 
-def add_case(name):
-    setattr(WeLoadTransformers, "test_" + name, lambda self: self.check_case(name))
-
-
-for case_name in CASES:
-    add_case(case_name)
+add_cases(WeLoadTransformers, CASES)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fnet-infer", required=True)
-    args, rest = parser.parse_known_args()
-    FNET_INFER = os.path.abspath(args.fnet_infer)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    FNET_INFER = program_from_command_line(__doc__, "fnet-infer")
+    unittest.main(verbosity=2)
