@@ -1,12 +1,12 @@
 // The whole FNet-Base encoder against what bounds it: the machine's GEMM rate for the feed-forward shapes,
 // and the cost of everything that is not a GEMM (mixing, LayerNorm, bias + activation).
 //
-// Names (batch 1, float, seeded weights, one thread unless the name says threads:N):
-//   encoder/fnet_base/<seq>[/threads:N]  12 layers, hidden 768, intermediate 3072, gelu_new; N is every
-//                                        hardware thread
-//   encoder/fnet_base/<seq>/<type>[/threads:N]  the same encoder prepacked for compute type float32,
-//                                        bfloat16 or int8 (fnet::ComputeType; the types this build has);
-//                                        counter weight_bytes: the prepacked dense weights' bytes
+// Names (float, seeded weights; batch 1 and one thread unless the name says batch:B or threads:N):
+//   encoder/fnet_base/<seq>[/batch:8][/threads:N]  12 layers, hidden 768, intermediate 3072, gelu_new; N is
+//                                        every hardware thread
+//   encoder/fnet_base/<seq>[/batch:8]/<type>[/threads:N]  the same encoder prepacked for compute type
+//                                        float32, bfloat16 or int8 (fnet::ComputeType; the types this build
+//                                        has); counter weight_bytes: the prepacked dense weights' bytes
 //   sgemm/feed_forward/<seq>/<type>      the two feed-forward products as prepacked dense layers (no bias)
 //   sgemm/feed_forward/<seq>             the two feed-forward products of one layer as two whole GEMMs
 //                                        (seq x 3072 x 768, seq x 768 x 3072) on the configured GEMM backend,
@@ -76,10 +76,10 @@ const fnet::FNetEncoder<Scalar>* shared_encoder(int type) {
   return encoder.get();
 }
 
-void encoder_forward(benchmark::State& state, long seq, int threads, int type = -1) {
+void encoder_forward(benchmark::State& state, long batch, long seq, int threads, int type = -1) {
   const fnet::FNetEncoder<Scalar>* encoder = shared_encoder(type);
   fnet::set_num_threads(threads);
-  fnet::Tensor3<Scalar> x(1, seq, kHidden), out(1, seq, kHidden);
+  fnet::Tensor3<Scalar> x(batch, seq, kHidden), out(batch, seq, kHidden);
   const auto values = uniform_values(static_cast<std::size_t>(x.size()), 7);
   std::copy(values.begin(), values.end(), x.data());
   fnet::Workspace<Scalar> workspace;
@@ -90,7 +90,7 @@ void encoder_forward(benchmark::State& state, long seq, int threads, int type = 
     benchmark::ClobberMemory();
   }
   fnet::set_num_threads(1);
-  set_counters(state, seq, kLayers * feed_forward_flops(seq));
+  set_counters(state, batch * seq, kLayers * feed_forward_flops(batch * seq));
   std::size_t weight_bytes = 0;
   for (std::size_t i = 0; i < encoder->num_layers(); ++i)
     weight_bytes += encoder->layer(i).feed_forward.parameter_bytes();
@@ -186,37 +186,34 @@ void prepacked_feed_forward(benchmark::State& state, long seq, fnet::ComputeType
   set_counters(state, seq, feed_forward_flops(seq));
 }
 
+// encoder/fnet_base/<seq>[/batch:B][/<type>] on one thread and, where the machine has more, on all of them.
+void register_encoder(long batch, long seq, int type, int all_threads) {
+  std::string name = "encoder/fnet_base/" + std::to_string(seq);
+  if (batch != 1) name += "/batch:" + std::to_string(batch);
+  if (type >= 0) name += std::string("/") + fnet::to_string(static_cast<fnet::ComputeType>(type));
+  std::vector<int> thread_counts{1};
+  if (all_threads > 1) thread_counts.push_back(all_threads);
+  for (int threads : thread_counts) {
+    const std::string full = threads == 1 ? name : name + "/threads:" + std::to_string(threads);
+    benchmark::RegisterBenchmark(
+        full.c_str(),
+        [batch, seq, threads, type](benchmark::State& s) { encoder_forward(s, batch, seq, threads, type); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+}
+
 const bool encoder_benchmarks_registered = [] {
   const int all_threads = fnet::hardware_threads();
   for (long seq : {128L, 512L}) {
     const std::string size = std::to_string(seq);
-    benchmark::RegisterBenchmark(("encoder/fnet_base/" + size).c_str(),
-                                 [seq](benchmark::State& s) { encoder_forward(s, seq, 1); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-    if (all_threads > 1)
-      benchmark::RegisterBenchmark(
-          ("encoder/fnet_base/" + size + "/threads:" + std::to_string(all_threads)).c_str(),
-          [seq, all_threads](benchmark::State& s) { encoder_forward(s, seq, all_threads); })
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+    for (long batch : {1L, 8L}) register_encoder(batch, seq, -1, all_threads);
     for (auto type : {fnet::ComputeType::float32, fnet::ComputeType::bfloat16, fnet::ComputeType::int8}) {
       if (!fnet::compute_type_runs(type)) continue;
-      const std::string name = size + "/" + fnet::to_string(type);
-      const int index = static_cast<int>(type);
-      benchmark::RegisterBenchmark(("encoder/fnet_base/" + name).c_str(),
-                                   [seq, index](benchmark::State& s) { encoder_forward(s, seq, 1, index); })
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
-      if (all_threads > 1)
-        benchmark::RegisterBenchmark(
-            ("encoder/fnet_base/" + name + "/threads:" + std::to_string(all_threads)).c_str(),
-            [seq, all_threads, index](benchmark::State& s) { encoder_forward(s, seq, all_threads, index); })
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
-      benchmark::RegisterBenchmark(("sgemm/feed_forward/" + name).c_str(), [seq, type](benchmark::State& s) {
-        prepacked_feed_forward(s, seq, type);
-      })->Unit(benchmark::kMillisecond);
+      for (long batch : {1L, 8L}) register_encoder(batch, seq, static_cast<int>(type), all_threads);
+      benchmark::RegisterBenchmark(("sgemm/feed_forward/" + size + "/" + fnet::to_string(type)).c_str(),
+                                   [seq, type](benchmark::State& s) { prepacked_feed_forward(s, seq, type); })
+          ->Unit(benchmark::kMillisecond);
     }
     benchmark::RegisterBenchmark(("sgemm/feed_forward/" + size).c_str(), [seq](benchmark::State& s) {
       sgemm_feed_forward(s, seq);

@@ -47,6 +47,9 @@
 
 #include <fftw3.h>
 #endif
+#if defined(FNET_HAS_DNNL) && FNET_HAS_DNNL
+#include <dnnl.h>
+#endif
 
 #include <benchmark/benchmark.h>
 
@@ -467,6 +470,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("eigen_simd", Eigen::SimdInstructionSetsInUse());
 #if defined(FNET_HAS_FFTW)
   benchmark::AddCustomContext("fftw", fftwf_version);
+#endif
+#if defined(FNET_HAS_DNNL) && FNET_HAS_DNNL
+  const dnnl_version_t* onednn = dnnl_version();
+  benchmark::AddCustomContext("onednn", std::to_string(onednn->major) + "." + std::to_string(onednn->minor) +
+                                            "." + std::to_string(onednn->patch));
 #endif
   benchmark::AddCustomContext("threads", "1 unless the name ends in threads:N");
   benchmark::AddCustomContext("peak_bytes", fnet_bench::allocation_tracking_available()
