@@ -184,6 +184,25 @@ TEST(Safetensors, OverlappingTensors) {
       data)));
 }
 
+// transformers saves a TPU-mode FNet's DFT matrices as complex64 buffers: the file must parse, and the
+// tensor must be refused as a weight by name of its dtype.
+TEST(Safetensors, Complex64IsReadAsABufferButNotAsAWeight) {
+  const auto tensors = parse(fnet_test::safetensors_bytes(
+      {{"dft_mat_seq", "C64", {2, 2}, fnet_test::f32_bytes({1, 0, 1, 0, 1, 0, -1, 0})},
+       {"w", "F32", {1}, fnet_test::f32_bytes({2.0f})}}));
+  const auto& view = tensors.at("dft_mat_seq");
+  EXPECT_EQ(view.dtype, fnet::io::DType::C64);
+  EXPECT_EQ(view.byte_size, 32u);
+  EXPECT_EQ(fnet::io::dtype_name(view.dtype), "C64");
+  std::vector<float> out(4);
+  FNET_EXPECT_THROW_WITH(fnet::io::convert_elements(view.dtype, view.data, 4, out.data()), FormatError,
+                         "C64");
+  FNET_EXPECT_THROW_WITH(
+      parse(fnet_test::safetensors_raw(R"({"a":{"dtype":"C64","shape":[2],"data_offsets":[0,8]}})",
+                                       fnet_test::f32_bytes({1, 0}))),
+      FormatError, "'a'");  // 2 complex values are 16 bytes, not 8
+}
+
 TEST(Safetensors, UnknownOrMistypedDtype) {
   const std::string data = fnet_test::f32_bytes({1});
   FNET_EXPECT_THROW_WITH(

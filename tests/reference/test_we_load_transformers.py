@@ -7,6 +7,8 @@ with save_pretrained, run by fnet-infer: its outputs must match transformers' ow
 For each case, a seeded random model of the case's class takes 5 AdamW steps on random labels in transformers
 (dropout on), is saved with save_pretrained, and is run in eval mode by transformers and by fnet-infer on the
 same ids; every output fnet-infer writes must be within 1e-5 * max(1, max |transformers|) of transformers'.
+The TPU-mode cases (use_tpu_fourier_optimizations: DFT matrix products over tpu_short_seq_length, which
+transformers saves as complex64 buffers in the checkpoint) run at that length, the only one transformers takes.
 """
 import os
 import subprocess
@@ -21,7 +23,7 @@ from reference_check import add_cases, assert_matches, program_from_command_line
 
 FNET_INFER = None
 
-# name: (class, hidden, layers, seq, hidden_act, layer_norm_eps, outputs fnet-infer writes)
+# name: (class, hidden, layers, seq, hidden_act, layer_norm_eps, outputs fnet-infer writes[, more config])
 CASES = {
     "base_gelu_new_seq17": (transformers.FNetModel, 32, 2, 17, "gelu_new", 1e-12,
                             ("last_hidden_state", "pooler_output")),
@@ -30,6 +32,10 @@ CASES = {
     "sequence_relu_eps1e-3_seq31": (transformers.FNetForSequenceClassification, 40, 3, 31, "relu", 1e-3,
                                     ("logits",)),
     "token_gelu_new_seq29": (transformers.FNetForTokenClassification, 29, 2, 29, "gelu_new", 1e-6, ("logits",)),
+    "base_tpu_seq16": (transformers.FNetModel, 32, 2, 16, "gelu_new", 1e-12, ("last_hidden_state", "pooler_output"),
+                       {"use_tpu_fourier_optimizations": True, "tpu_short_seq_length": 16}),
+    "sequence_tpu_seq23": (transformers.FNetForSequenceClassification, 20, 2, 23, "gelu", 1e-12, ("logits",),
+                           {"use_tpu_fourier_optimizations": True, "tpu_short_seq_length": 23}),
 }
 
 
@@ -46,13 +52,13 @@ def labels_for(model_class, rng, batch, seq):
 
 class WeLoadTransformers(unittest.TestCase):
     def check_case(self, name):
-        model_class, hidden, layers, seq, hidden_act, eps, outputs = CASES[name]
+        model_class, hidden, layers, seq, hidden_act, eps, outputs, *more = CASES[name]
         torch.manual_seed(len(name))
         rng = np.random.default_rng(len(name))
         config = transformers.FNetConfig(vocab_size=100, hidden_size=hidden, num_hidden_layers=layers,
                                          intermediate_size=2 * hidden, hidden_act=hidden_act, layer_norm_eps=eps,
                                          max_position_embeddings=64, type_vocab_size=4, num_labels=3,
-                                         pad_token_id=3)
+                                         pad_token_id=3, **(more[0] if more else {}))
         model = model_class(config)
         ids = rng.integers(0, 100, (2, seq)).astype(np.int64)
         token_types = rng.integers(0, 4, (2, seq)).astype(np.int64)

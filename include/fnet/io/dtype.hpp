@@ -21,13 +21,16 @@ namespace fnet::io {
 ///
 ///     auto dtype = fnet::io::parse_dtype("BF16");           // std::optional<DType>
 ///     float x = fnet::io::load_as<float>(*dtype, bytes);    // converts one element
-enum class DType { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 };
+/// C64 (complex64, two F32s) is what transformers stores FNet's TPU-mode DFT matrices in; it is read as a
+/// buffer, never as a weight.
+enum class DType { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2, C64 };
 
 namespace detail {
 // The names in the enumeration's order.
-inline constexpr const char* dtype_names[] = {"BOOL", "U8",  "I8",   "I16", "U16", "I32",     "U32",    "I64",
-                                              "U64",  "F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"};
-static_assert(std::size(dtype_names) == static_cast<std::size_t>(DType::F8_E5M2) + 1, "a name per DType");
+inline constexpr const char* dtype_names[] = {"BOOL", "U8",      "I8",      "I16", "U16",  "I32",
+                                              "U32",  "I64",     "U64",     "F16", "BF16", "F32",
+                                              "F64",  "F8_E4M3", "F8_E5M2", "C64"};
+static_assert(std::size(dtype_names) == static_cast<std::size_t>(DType::C64) + 1, "a name per DType");
 }  // namespace detail
 
 inline std::string_view dtype_name(DType dtype) noexcept {
@@ -61,6 +64,7 @@ inline std::size_t dtype_size(DType dtype) noexcept {
     case DType::I64:
     case DType::U64:
     case DType::F64:
+    case DType::C64:
       return 8;
   }
   return 0;
