@@ -435,9 +435,15 @@ def training_worker(args):
     # Hugging Face Trainer's groups: no weight decay on biases and LayerNorm weights.
     no_decay = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()}
     no_decay |= {id(p) for name, p in named if "bias" in name}
-    groups = [{"params": [p for p in parameters if id(p) not in no_decay], "weight_decay": WEIGHT_DECAY},
-              {"params": [p for p in parameters if id(p) in no_decay], "weight_decay": 0.0}]
-    optimizers = {kind: torch.optim.AdamW(groups, lr=LEARNING_RATE, **{kind: True}) for kind in OPTIMIZERS}
+
+    def groups():  # fresh dicts for each optimiser: an optimiser writes its defaults into the ones it is given
+        return [{"params": [p for p in parameters if id(p) not in no_decay], "weight_decay": WEIGHT_DECAY},
+                {"params": [p for p in parameters if id(p) in no_decay], "weight_decay": 0.0}]
+
+    optimizers = {kind: torch.optim.AdamW(groups(), lr=LEARNING_RATE, **{kind: True}) for kind in OPTIMIZERS}
+    for kind, optimizer in optimizers.items():
+        if not all(group[kind] for group in optimizer.param_groups):
+            raise SystemExit(f"compare_pytorch: torch.optim.AdamW({kind}=True) did not keep {kind} in its groups")
     parameter_storages = {p.untyped_storage().data_ptr() for p in parameters}
 
     def zero_grad():
@@ -834,6 +840,59 @@ def training_memory_lines(args, fnet_runs, torch_runs):
     return lines
 
 
+def plot_speedups(args, thread_counts, fnet_runs, torch_runs, png, subtitle):
+    """A bar per cell: PyTorch's best time over fnet's best (above 1: fnet is faster), one panel per thread
+    count, with each cell's target as a mark."""
+    import shutil
+    import tempfile
+    if shutil.which("gnuplot") is None:
+        raise SystemExit("compare_pytorch: --plot needs gnuplot (Debian package gnuplot-nox)")
+    labels = {"inference": "", "fwd_bwd": " fwd+bwd", "step": " step"}
+    with tempfile.TemporaryDirectory() as scratch:
+        script = [f"set terminal pngcairo size 1400,{420 * len(thread_counts)} font 'DejaVu Sans,10'",
+                  f"set output '{png}'", "set style data histograms", "set style fill solid 0.8 border -1",
+                  "set boxwidth 0.8", "set grid ytics", "set yrange [0:*]", "set xtics rotate by -45 font ',9'",
+                  "set ylabel 'PyTorch best / fnet best (time)'", "set key top left",
+                  f"set multiplot layout {len(thread_counts)},1 title \"fnet against PyTorch, best form against "
+                  f"best form\\n{{/*0.8 {subtitle}}}\""]
+        for threads in thread_counts:
+            rows = []
+            for precision, kind, batch, seq, cell_threads in cells(args, thread_counts):
+                if cell_threads != threads:
+                    continue
+                ours, theirs = candidates(args, fnet_runs, torch_runs, precision, kind, batch, seq, threads)
+                ratio = min(min(v) for _, v in theirs) / min(min(v) for _, v in ours)
+                name = f"{precision}{labels[kind]} {batch}x{seq}"
+                rows.append(f"\"{name}\" {ratio:.4f} {target(precision, kind, seq, threads):g}")
+            data = os.path.join(scratch, f"threads{threads}.dat")
+            with open(data, "w") as out:
+                out.write("\n".join(rows) + "\n")
+            script += [f"set title '{threads} thread(s)'",
+                       f"plot '{data}' using 2:xtic(1) title 'speed-up' lc rgb '#1f77b4', "
+                       f"'' using 0:3 with points pt 7 ps 1.2 lc rgb '#d62728' title 'target', "
+                       "1 with lines dt 2 lc rgb '#555555' notitle"]
+        script.append("unset multiplot")
+        subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
+
+
+def load_raw(path):
+    """(fnet_runs, torch_runs, context, versions) from a --raw file, as the measuring run held them."""
+    with open(path) as source:
+        raw = json.load(source)
+    fnet_runs, torch_runs = {}, {}
+    for entry in raw["processes"]:
+        key = (entry["phase"], entry["threads"])
+        if entry["side"] == "fnet":
+            figures = {}
+            for name, value in entry["figures"].items():
+                first, second, batch, seq = name.split("/")
+                figures[(first, second, int(batch), int(seq))] = value
+            fnet_runs.setdefault(key, []).append((figures, entry["cpu_share"]))
+        else:
+            torch_runs.setdefault(key, []).append(entry)
+    return fnet_runs, torch_runs, raw["context"], raw["versions"]
+
+
 def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, started, minutes,
                  loads):
     parts = [part for part, wanted in (("inference", args.forward), ("training", args.training)) if wanted]
@@ -842,8 +901,12 @@ def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, contex
         title += " (QUICK SMOKE CHECK: not a measurement)"
     lines = [title, ""]
     command = "benchmarks/compare_pytorch.py " + " ".join(sys.argv[1:])
-    lines.append(f"Written by `{command.strip()}` on {started:%Y-%m-%d %H:%M} (local time), in {minutes:.0f} "
-                 f"minutes; load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.")
+    if args.from_raw:
+        lines.append(f"Written by `{command.strip()}` from the figures of a run that ended {started:%Y-%m-%d %H:%M} "
+                     "(local time).")
+    else:
+        lines.append(f"Written by `{command.strip()}` on {started:%Y-%m-%d %H:%M} (local time), in {minutes:.0f} "
+                     f"minutes; load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.")
     lines.append("")
     example = next(r for runs in torch_runs.values() for r in runs)
     lines += ["## Machine and versions", ""]
@@ -890,6 +953,9 @@ def main():
     parser.add_argument("--training-only", action="store_true", help="compare training only")
     parser.add_argument("--markdown", help="write the report to this file")
     parser.add_argument("--raw", help="write every process's figures to this JSON file")
+    parser.add_argument("--plot", help="draw the speed-ups of every cell into this PNG (needs gnuplot)")
+    parser.add_argument("--from-raw", help="measure nothing: report (and --plot) from a --raw file of an earlier "
+                        "run, given the same --batches, --seqs and form options that run had")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--training-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -916,6 +982,17 @@ def main():
     if args.training_worker:
         return training_worker(args)
 
+    all_threads = os.cpu_count() or 1
+    thread_counts = [1] if all_threads == 1 else [1, all_threads]
+    if args.from_raw:
+        fnet_runs, torch_runs, context, versions = load_raw(args.from_raw)
+        args.processes = len(next(iter(fnet_runs.values())))
+        thread_counts = sorted({threads for _, threads in fnet_runs})
+        all_threads = thread_counts[-1]
+        stamp = datetime.datetime.fromtimestamp(os.path.getmtime(args.from_raw))
+        text = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, stamp,
+                            float("nan"), (float("nan"), float("nan")))
+        return write_outputs(args, text, thread_counts, fnet_runs, torch_runs, versions, context)
     if args.processes < 1 or args.min_time <= 0 or min(args.seqs + args.batches) < 1:
         raise SystemExit(f"compare_pytorch: --processes ({args.processes}) must be >= 1, --min-time "
                          f"({args.min_time:g}) > 0 and every --batches and --seqs value >= 1")
@@ -929,8 +1006,6 @@ def main():
                          "cmake --preset release-native && cmake --build --preset release-native "
                          "--target fnet_benchmarks")
     versions = reference_versions(args.python)
-    all_threads = os.cpu_count() or 1
-    thread_counts = [1] if all_threads == 1 else [1, all_threads]
     phases = (["inference"] if args.forward else []) + (["training"] if args.training else [])
     jobs = [(side, phase, threads) for phase in phases for threads in thread_counts for side in ("fnet", "torch")]
 
@@ -962,13 +1037,21 @@ def main():
     minutes = (time.perf_counter() - start) / 60
     text = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, started,
                         minutes, (load_start, os.getloadavg()[0]))
+    if args.raw:
+        with open(args.raw, "w") as out:
+            json.dump({"versions": versions, "context": context, "processes": raw}, out, indent=1)
+    write_outputs(args, text, thread_counts, fnet_runs, torch_runs, versions, context)
+
+
+def write_outputs(args, text, thread_counts, fnet_runs, torch_runs, versions, context):
     print(text, end="")
     if args.markdown:
         with open(args.markdown, "w") as out:
             out.write(text)
-    if args.raw:
-        with open(args.raw, "w") as out:
-            json.dump({"versions": versions, "context": context, "processes": raw}, out, indent=1)
+    if args.plot:
+        subtitle = (f"{context.get('cpu_model', 'CPU ?')} ({', '.join(cpu_features())}); fnet {context.get('fnet_version', '?')}, PyTorch "
+                    f"{versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}")
+        plot_speedups(args, thread_counts, fnet_runs, torch_runs, args.plot, subtitle)
 
 
 if __name__ == "__main__":
