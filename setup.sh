@@ -8,7 +8,8 @@
 #   bash setup.sh reference
 #                         the pinned Python reference (PyTorch 2.x, transformers) in .venv-reference
 #   bash setup.sh reference-test
-#                         the checks against that reference (checkpoints both ways with transformers)
+#                         the checks against that reference (checkpoints both ways with transformers,
+#                         training step for step, the tokenizer)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -81,10 +82,12 @@ case "${1:-}" in
     if [[ $1 == reference-test ]]; then
       ensure_packages "${build_packages[@]}" "${test_packages[@]}"
       cmake --preset release-test >/dev/null
-      cmake --build --preset release-test --target fnet-save-random-model fnet-infer -j "$jobs"
+      cmake --build --preset release-test --target fnet-save-random-model fnet-infer fnet-train -j "$jobs"
       "$venv/bin/python" tests/reference/test_transformers_loads_ours.py \
         --save-random-model build/release-test/tests/fnet-save-random-model
       "$venv/bin/python" tests/reference/test_we_load_transformers.py --fnet-infer build/release-test/examples/fnet-infer
+      "$venv/bin/python" tests/reference/test_training_matches_transformers.py \
+        --fnet-train build/release-test/examples/fnet-train
     fi
     ;;
   *)
