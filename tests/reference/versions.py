@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-PACKAGES = ("torch", "transformers", "safetensors", "sentencepiece", "tokenizers", "numpy", "scipy")
+PACKAGES = ("torch", "transformers", "safetensors", "sentencepiece", "tokenizers", "protobuf", "numpy", "scipy")
 
 
 def backend_versions():

@@ -22,7 +22,8 @@ namespace fnet {
 /// (Tokenizer::batch). Labels are class indices, or finite numbers (regression targets) when
 /// config.num_labels == 1. Blank lines are skipped and CRLF line ends accepted. Throws FileError when the
 /// file cannot be read, and std::invalid_argument naming the file and the line for a line without 2 or 3
-/// fields, an example longer than config.max_position_embeddings, a bad label, or a file without examples.
+/// fields, text that is not UTF-8, an example longer than config.max_position_embeddings, a bad label, or a
+/// file without examples.
 ///
 ///     const fnet::Tokenizer tokenizer("fnet-base/spiece.model");
 ///     fnet::Dataset train = fnet::load_tsv_dataset("train.tsv", tokenizer, config);
@@ -48,8 +49,12 @@ inline Dataset load_tsv_dataset(const std::string& path, const Tokenizer& tokeni
       throw std::invalid_argument(
           path + ": line " + std::to_string(number) + " has " + std::to_string(fields.size()) +
           " tab-separated fields; expected text<TAB>label or text<TAB>text_pair<TAB>label");
-    encodings.push_back(fields.size() == 3 ? tokenizer.encode_pair(fields[0], fields[1])
-                                           : tokenizer.encode(fields[0]));
+    try {
+      encodings.push_back(fields.size() == 3 ? tokenizer.encode_pair(fields[0], fields[1])
+                                             : tokenizer.encode(fields[0]));
+    } catch (const std::invalid_argument& error) {  // text that is not UTF-8
+      throw std::invalid_argument(path + ": line " + std::to_string(number) + ": " + error.what());
+    }
     label_texts.push_back(fields.back());
     line_numbers.push_back(number);
     if (encodings.back().ids.size() > config.max_position_embeddings)
