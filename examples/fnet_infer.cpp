@@ -8,11 +8,14 @@
 //   fnet-infer --model DIR --text "..." [--text-pair "..."] [--pad-to N] --output-dir OUT ...   (with
 //   SentencePiece)
 //
-// Writes float32 last_hidden_state.npy (B,S,H) and pooler_output.npy (B,H); prediction_logits.npy (B,S,V) and
-// seq_relationship_logits.npy (B,2) with pre-training heads; logits.npy with a classifier
-// (fnet::io::save_outputs). Outputs appear only when everything succeeded: they are written to temporary
-// files and renamed at the end. Built with FNet::mpi, `mpirun -np K fnet-infer ...` splits the batch's rows
-// over K ranks and rank 0 writes the same files.
+// Writes float32 last_hidden_state.npy (B,S,H) and pooler_output.npy (B,H); prediction_logits.npy (B,S,V)
+// with the masked-LM head and seq_relationship_logits.npy (B,2) with the next-sentence head
+// (FNetForPreTraining has both, FNetForMaskedLM and FNetForNextSentencePrediction one each); logits.npy with
+// a classifier; start_logits.npy and end_logits.npy (B,S) with a question-answering head
+// (fnet::io::save_outputs). A multiple-choice model takes IDS.npy (and TT.npy) of shape (B,C,S), C choices
+// per example, and writes logits.npy (B,C) (its other outputs with C after B). Outputs appear only when
+// everything succeeded: they are written to temporary files and renamed at the end. Built with FNet::mpi,
+// `mpirun -np K fnet-infer ...` splits the batch's rows over K ranks and rank 0 writes the same files.
 #include <fnet/core/threads.hpp>
 #include <fnet/io/model_outputs.hpp>
 #include <fnet/io/npy.hpp>
@@ -102,11 +105,28 @@ Options parse_options(int argc, char** argv) {
   return options;
 }
 
+// The input ids as the model runs them: (batch, seq), or for a multiple-choice model (batch, num_choices,
+// seq) flattened to batch * num_choices rows.
+struct Input {
+  fnet::TokenIds ids, token_types;
+  std::optional<std::size_t> num_choices;  // set when the ids had rank 3
+};
+
+// A (batch, seq) or (batch, num_choices, seq) .npy file of ids.
+fnet::io::ChoiceIds read_ids(const std::string& path, std::optional<std::size_t>& num_choices) {
+  const fnet::io::MappedFile file(path);
+  const fnet::io::NpyView view = fnet::io::parse_npy(file.data(), file.size(), path);
+  if (view.shape.size() != 3) return {fnet::io::token_ids_from_npy(view, path), 1};
+  fnet::io::ChoiceIds choices = fnet::io::choice_ids_from_npy(view, path);
+  num_choices = choices.num_choices;
+  return choices;
+}
+
 // Under mpirun each rank runs its shard of the batch's rows and rank 0 gathers the outputs and writes them:
 // the same files, rows in the same order, as one process writes.
 template <class Model, class MixerArgs>
-void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds& token_types,
-         const std::string& mixing, const MixerArgs& mixer_args, const fnet::ProcessGroup& group) {
+void run(const Options& options, const Input& input, const std::string& mixing, const MixerArgs& mixer_args,
+         const fnet::ProcessGroup& group) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   std::optional<Model> model;
@@ -116,9 +136,21 @@ void run(const Options& options, const fnet::TokenIds& ids, const fnet::TokenIds
           model.emplace(fnet::io::load_for_inference_as<Model>(options.model, options.compute_type, args...));
         },
         mixer_args);
+    const bool chooses = model->heads().classifier == fnet::Classifier::multiple_choice;
+    if (chooses && !input.num_choices)
+      throw std::invalid_argument("'" + options.model +
+                                  "' is a multiple-choice model: it takes input ids of rank 3 (batch, "
+                                  "num_choices, seq), got rank 2 (batch, seq)");
+    if (!chooses && input.num_choices)
+      throw std::invalid_argument(
+          "--input-ids '" + options.input_ids +
+          "' has rank 3 (batch, num_choices, seq), which only a multiple-choice model "
+          "takes; '" +
+          options.model + "' takes rank 2 (batch, seq)");
   });
   const auto loaded = clock::now();
-  const auto part = fnet::forward_sharded(*model, ids, token_types, group);
+  const auto part =
+      fnet::forward_sharded(*model, input.ids, input.token_types, group, input.num_choices.value_or(1));
   const auto computed = clock::now();  // every rank's forward: forward_sharded waits for all of them
   const auto written = fnet::io::save_outputs(*model, part, options.output_dir, group);
   if (!group.is_lead()) return;
@@ -147,8 +179,9 @@ int run_main(int argc, char** argv, const fnet::ProcessGroup& group) {
   const Options options = parse_options(argc, argv);
   fnet::set_num_threads(options.threads);
 
-  fnet::TokenIds ids;
-  fnet::TokenIds token_types;
+  Input input;
+  fnet::TokenIds& ids = input.ids;
+  fnet::TokenIds& token_types = input.token_types;
   if (options.text) {
 #if defined(FNET_HAS_SENTENCEPIECE)
     const fnet::Tokenizer tokenizer((std::filesystem::path(options.model) / "spiece.model").string());
@@ -161,14 +194,21 @@ int run_main(int argc, char** argv, const fnet::ProcessGroup& group) {
     throw UsageError("--text needs a fnet-infer built with SentencePiece");
 #endif
   } else {
-    ids = fnet::io::read_token_ids(options.input_ids);
+    ids = read_ids(options.input_ids, input.num_choices).ids;
     if (!options.token_type_ids.empty()) {
-      token_types = fnet::io::read_token_ids(options.token_type_ids);
-      if (token_types.rows() != ids.rows() || token_types.cols() != ids.cols())
-        throw std::invalid_argument("--token-type-ids '" + options.token_type_ids + "' has shape (" +
-                                    std::to_string(token_types.rows()) + ", " +
-                                    std::to_string(token_types.cols()) + ") but --input-ids has shape (" +
-                                    std::to_string(ids.rows()) + ", " + std::to_string(ids.cols()) + ")");
+      std::optional<std::size_t> type_choices;
+      token_types = read_ids(options.token_type_ids, type_choices).ids;
+      const auto shape = [](const fnet::TokenIds& rows, std::optional<std::size_t> choices) {
+        const std::size_t per_example = choices.value_or(1);
+        return "(" + std::to_string(static_cast<std::size_t>(rows.rows()) / per_example) + ", " +
+               (choices ? std::to_string(*choices) + ", " : std::string()) + std::to_string(rows.cols()) +
+               ")";
+      };
+      if (token_types.rows() != ids.rows() || token_types.cols() != ids.cols() ||
+          type_choices != input.num_choices)
+        throw std::invalid_argument("--token-type-ids '" + options.token_type_ids + "' has shape " +
+                                    shape(token_types, type_choices) + " but --input-ids has shape " +
+                                    shape(ids, input.num_choices));
     }
   }
 
@@ -179,7 +219,7 @@ int run_main(int argc, char** argv, const fnet::ProcessGroup& group) {
   if (config.use_tpu_fourier_optimizations && backend.empty()) backend = "dft";
   fnet_cli::with_model(config, backend, "fnet-infer",
                        [&](auto model, const std::string& mixing, const auto& args) {
-                         run<typename decltype(model)::type>(options, ids, token_types, mixing, args, group);
+                         run<typename decltype(model)::type>(options, input, mixing, args, group);
                        });
   return 0;
 }

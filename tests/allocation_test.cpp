@@ -105,14 +105,16 @@ TYPED_TEST(AllocationTest, ModelWorkspaceOverload) {
   config.intermediate_size = 160;
   config.num_hidden_layers = 2;
   config.max_position_embeddings = 200;
-  for (const auto classifier : {fnet::Classifier::sequence, fnet::Classifier::token}) {
+  for (const auto classifier : {fnet::Classifier::sequence, fnet::Classifier::token,
+                                fnet::Classifier::multiple_choice, fnet::Classifier::question_answering}) {
     fnet::FNetModel<float, TypeParam> model(config, {true, classifier});
     model.initialize(6);
     fnet::TokenIds ids(2, 150), types = fnet::TokenIds::Zero(2, 150);
     for (Eigen::Index i = 0; i < ids.size(); ++i) ids.data()[i] = (i * 37) % 300;
+    const std::size_t choices = classifier == fnet::Classifier::multiple_choice ? 2 : 1;
     fnet::FNetOutput<float> out;
     fnet::Workspace<float> workspace;
-    expect_steady_state_allocation_free([&] { model.forward(ids, types, out, workspace); },
+    expect_steady_state_allocation_free([&] { model.forward(ids, types, out, workspace, choices); },
                                         backend_never_mallocs<TypeParam>());
     EXPECT_TRUE(out.prediction_logits.has_value());
   }
@@ -183,8 +185,12 @@ TEST(Allocation, TrainingStepOnReusedState) {
   config.max_position_embeddings = 200;
   config.num_labels = 3;
   for (const auto heads :
-       {fnet::FNetHeads{true, fnet::Classifier::none}, fnet::FNetHeads{false, fnet::Classifier::sequence},
-        fnet::FNetHeads{false, fnet::Classifier::token}}) {
+       {fnet::FNetHeads{true, fnet::Classifier::none}, fnet::FNetHeads{false, fnet::Classifier::none, true},
+        fnet::FNetHeads{false, fnet::Classifier::none, false, true},
+        fnet::FNetHeads{false, fnet::Classifier::sequence}, fnet::FNetHeads{false, fnet::Classifier::token},
+        fnet::FNetHeads{false, fnet::Classifier::multiple_choice},
+        fnet::FNetHeads{false, fnet::Classifier::question_answering}}) {
+    config.num_labels = heads.classifier == fnet::Classifier::question_answering ? 2 : 3;
     fnet::FNetModel<float> model(config, heads);
     model.initialize(7);
     fnet::TokenIds ids(2, 120);
@@ -192,9 +198,15 @@ TEST(Allocation, TrainingStepOnReusedState) {
     labels.token_labels = fnet::TokenIds::Constant(2, 120, -100);
     for (Eigen::Index i = 0; i < ids.size(); ++i) {
       ids.data()[i] = 4 + (i * 37) % 296;
-      if (i % 5 == 0) labels.token_labels.data()[i] = (i * 13) % (heads.pretraining ? 300 : 3);
+      if (i % 5 == 0) labels.token_labels.data()[i] = (i * 13) % (heads.has_masked_lm() ? 300 : 3);
     }
     labels.sequence_labels = {1, 0};
+    labels.start_positions = {3, 500};  // the second past the sequence: ignored
+    labels.end_positions = {7, 119};
+    if (heads.classifier == fnet::Classifier::multiple_choice) {  // one example of two choices
+      labels.num_choices = 2;
+      labels.sequence_labels = {1};
+    }
     fnet::Gradients<float> gradients(model.parameters());
     fnet::AdamW<float> optimizer(gradients.trainable(model.parameters()));
     fnet::FNetModel<float>::TrainingCache cache;

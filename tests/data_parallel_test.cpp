@@ -90,11 +90,15 @@ TEST(DataParallelSum, OfGradientsAndLossCounts) {
   counts.masked_lm = 10 + static_cast<std::size_t>(ranks.rank());
   counts.next_sentence = 2;
   counts.classification = 0;
+  counts.answer_start = 3;
+  counts.answer_end = static_cast<std::size_t>(ranks.rank());
   const fnet::LossCounts total = ranks.sum(counts);
   const auto k = static_cast<std::size_t>(ranks.size());
   EXPECT_EQ(total.masked_lm, 10 * k + k * (k - 1) / 2);
   EXPECT_EQ(total.next_sentence, 2 * k);
   EXPECT_EQ(total.classification, 0u);
+  EXPECT_EQ(total.answer_start, 3 * k);
+  EXPECT_EQ(total.answer_end, k * (k - 1) / 2);
 }
 
 TEST(DataParallelGather, PutsEveryRanksRowsInOrderOnRankZero) {

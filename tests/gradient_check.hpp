@@ -12,6 +12,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fnet_test {
@@ -108,17 +109,19 @@ inline void randomize(std::vector<fnet::NamedParameter<double>> parameters, std:
   }
 }
 
-// For a model or layer with attention: the key bias adds q . b_k to every score of a row, which the softmax
-// cancels: its gradient is zero, where a relative error means nothing. Checks that it is zero to rounding,
-// then every other tensor by finite differences.
-inline void check_attention_gradients(std::vector<fnet::NamedParameter<double>> parameters,
-                                      std::vector<fnet::NamedParameter<double>> gradients,
-                                      const std::function<double()>& loss, std::uint64_t seed) {
+// Checks that every tensor `is_invariant` names (one the loss cannot see, such as a bias a softmax cancels)
+// has a zero gradient to rounding, where a relative error means nothing, then every other tensor by finite
+// differences. At least one tensor must be invariant.
+template <class Predicate>
+void check_gradients_with_invariants(std::vector<fnet::NamedParameter<double>> parameters,
+                                     std::vector<fnet::NamedParameter<double>> gradients,
+                                     const std::function<double()>& loss, std::uint64_t seed,
+                                     Predicate&& is_invariant) {
   ASSERT_EQ(parameters.size(), gradients.size());
   std::vector<fnet::NamedParameter<double>> checked_parameters, checked_gradients;
   for (std::size_t i = 0; i < parameters.size(); ++i) {
     const std::string& name = parameters[i].name;
-    if (name.size() >= 13 && name.compare(name.size() - 13, 13, "self.key.bias") == 0) {
+    if (is_invariant(name)) {
       for (std::size_t k = 0; k < gradients[i].size(); ++k)
         EXPECT_LE(std::fabs(gradients[i].data[k]), 1e-12) << name << "[" << k << "] is not zero";
       continue;
@@ -126,8 +129,23 @@ inline void check_attention_gradients(std::vector<fnet::NamedParameter<double>> 
     checked_parameters.push_back(parameters[i]);
     checked_gradients.push_back(gradients[i]);
   }
-  EXPECT_LT(checked_parameters.size(), parameters.size()) << "no key bias was listed";
+  EXPECT_LT(checked_parameters.size(), parameters.size()) << "no invariant tensor was listed";
   check_parameter_gradients(checked_parameters, checked_gradients, loss, seed);
+}
+
+inline bool ends_with(const std::string& name, const std::string& suffix) {
+  return name.size() >= suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// For a model or layer with attention: the key bias adds q . b_k to every score of a row, which the softmax
+// cancels: its gradient is zero. Checks that it is zero to rounding, then every other tensor by finite
+// differences.
+inline void check_attention_gradients(std::vector<fnet::NamedParameter<double>> parameters,
+                                      std::vector<fnet::NamedParameter<double>> gradients,
+                                      const std::function<double()>& loss, std::uint64_t seed) {
+  check_gradients_with_invariants(std::move(parameters), std::move(gradients), loss, seed,
+                                  [](const std::string& name) { return ends_with(name, "self.key.bias"); });
 }
 
 }  // namespace fnet_test

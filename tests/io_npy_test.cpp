@@ -52,6 +52,40 @@ TEST(Npy, FortranOrderVersion2AndBigEndianAreUnderstood) {
   EXPECT_EQ(values(ids), (std::vector<std::int64_t>{9, 1}));
 }
 
+// Multiple-choice ids: (batch, num_choices, seq) as batch * num_choices rows, in C and in Fortran order.
+TEST(Npy, ChoiceIdsFlattenTheChoicesIntoRows) {
+  fnet_test::TempDir dir;
+  const std::string path = dir.file("choices.npy");
+  std::vector<std::int64_t> c_order(2 * 3 * 4);
+  for (std::size_t i = 0; i < c_order.size(); ++i) c_order[i] = static_cast<std::int64_t>(i);
+  fnet_test::write_file(path,
+                        fnet_test::npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3, 4), }",
+                                             fnet_test::raw_bytes(c_order)));
+  fnet::io::ChoiceIds choices = fnet::io::read_choice_ids(path);
+  EXPECT_EQ(choices.num_choices, 3u);
+  EXPECT_EQ(choices.ids.rows(), 6);
+  EXPECT_EQ(choices.ids.cols(), 4);
+  EXPECT_EQ(values(choices.ids), c_order);
+  // Fortran order stores element (a, b, c) at a + 2 b + 6 c.
+  std::vector<std::int32_t> fortran(c_order.size());
+  for (std::size_t a = 0; a < 2; ++a)
+    for (std::size_t b = 0; b < 3; ++b)
+      for (std::size_t c = 0; c < 4; ++c)
+        fortran[a + 2 * b + 6 * c] = static_cast<std::int32_t>(a * 12 + b * 4 + c);
+  fnet_test::write_file(path,
+                        fnet_test::npy_bytes("{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3, 4), }",
+                                             fnet_test::raw_bytes(fortran)));
+  choices = fnet::io::read_choice_ids(path);
+  EXPECT_EQ(values(choices.ids), c_order);
+  FNET_EXPECT_THROW_WITH(fnet::io::read_choice_ids(dir.file("missing.npy")), FileError, "missing.npy");
+  fnet_test::write_file(path, fnet_test::npy_bytes(ids_dict_i8, fnet_test::raw_bytes(c_order).substr(0, 48)));
+  FNET_EXPECT_THROW_WITH(fnet::io::read_choice_ids(path), FormatError, "choices.npy",
+                         "must have rank 3 (batch, num_choices, seq), got rank 2");
+  fnet_test::write_file(
+      path, fnet_test::npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (2, 0, 4), }", ""));
+  FNET_EXPECT_THROW_WITH(fnet::io::read_choice_ids(path), FormatError, "empty dimension: shape (2, 0, 4)");
+}
+
 TEST(Npy, WrongDtypeOrRankIsRefused) {
   fnet_test::TempDir dir;
   FNET_EXPECT_THROW_WITH(

@@ -74,7 +74,7 @@ void randomise(AnyModel& model, std::uint64_t seed) {
 }
 
 fnet::TokenIds test_ids() {
-  fnet::TokenIds ids(2, 7);
+  fnet::TokenIds ids(2, 7);  // for a multiple-choice model: one example of two choices
   ids << 4, 9, 17, 3, 36, 0, 5, 4, 1, 2, 30, 22, 8, 5;
   return ids;
 }
@@ -106,6 +106,12 @@ void expect_same_outputs(const fnet::FNetOutput<Scalar>& a, const fnet::FNetOutp
   if (a.sequence_logits) expect_same_values(*a.sequence_logits, *b.sequence_logits, "sequence_logits");
   ASSERT_EQ(a.token_logits.has_value(), b.token_logits.has_value());
   if (a.token_logits) expect_same_values(*a.token_logits, *b.token_logits, "token_logits");
+  ASSERT_EQ(a.choice_logits.has_value(), b.choice_logits.has_value());
+  if (a.choice_logits) expect_same_values(*a.choice_logits, *b.choice_logits, "choice_logits");
+  ASSERT_EQ(a.start_logits.has_value(), b.start_logits.has_value());
+  if (a.start_logits) expect_same_values(*a.start_logits, *b.start_logits, "start_logits");
+  ASSERT_EQ(a.end_logits.has_value(), b.end_logits.has_value());
+  if (a.end_logits) expect_same_values(*a.end_logits, *b.end_logits, "end_logits");
 }
 
 void expect_same_config(const fnet::FNetConfig& a, const fnet::FNetConfig& b) {
@@ -256,12 +262,26 @@ std::string case_name(const testing::TestParamInfo<SaveCase>& info) {
   return describe(info.param);
 }
 
+// small_config for a case: a question-answering head has exactly two labels, its start and end.
+fnet::FNetConfig case_config(const SaveCase& c) {
+  fnet::FNetConfig config = small_config(c.tpu);
+  if (c.heads.classifier == Classifier::question_answering) {
+    config.num_labels = 2;
+    config.id2label = {"start", "end"};
+  }
+  return config;
+}
+
 std::vector<SaveCase> save_cases() {
   const std::vector<std::pair<const char*, FNetHeads>> heads = {
       {"bare", {false, Classifier::none}},
       {"pretraining", {true, Classifier::none}},
+      {"masked_lm", {false, Classifier::none, /*masked_lm=*/true}},
+      {"next_sentence", {false, Classifier::none, false, /*next_sentence=*/true}},
       {"sequence", {false, Classifier::sequence}},
       {"token", {false, Classifier::token}},
+      {"multiple_choice", {false, Classifier::multiple_choice}},
+      {"question_answering", {false, Classifier::question_answering}},
       {"pretraining_and_sequence", {true, Classifier::sequence}}};
   std::vector<SaveCase> cases;
   for (const auto& [name, head] : heads)
@@ -276,13 +296,15 @@ TEST_P(SavePretrained, LoadsBackWithTheSameParametersAndOutputs) {
   const SaveCase& c = GetParam();
   fnet_test::TempDir dir;
   const std::string directory = dir.file("nested/checkpoint");  // created with its parent
-  Model<float> model(small_config(c.tpu), c.heads);
+  Model<float> model(case_config(c), c.heads);
   randomise(model, 1234);
   fnet::io::save_pretrained(model, directory, {c.dtype});
   EXPECT_EQ(names_in(directory), (std::set<std::string>{"config.json", "model.safetensors"}));
 
   const auto loaded = fnet::io::load_pretrained<float, fnet::fft::Builtin>(directory);
-  EXPECT_EQ(loaded.heads().pretraining, c.heads.pretraining);
+  EXPECT_EQ(loaded.heads().pretraining, c.heads.has_masked_lm() && c.heads.has_next_sentence());
+  EXPECT_EQ(loaded.heads().masked_lm, c.heads.has_masked_lm());
+  EXPECT_EQ(loaded.heads().next_sentence, c.heads.has_next_sentence());
   EXPECT_EQ(loaded.heads().classifier, c.heads.classifier);
   fnet::FNetConfig expected_config = model.config();
   expected_config.architectures = fnet::io::architectures_for(c.heads);
@@ -310,20 +332,23 @@ TEST_P(SavePretrained, LoadsBackWithTheSameParametersAndOutputs) {
     EXPECT_GT(changed_by_rounding, 0u);
   }
 
-  expect_same_outputs(loaded.forward(test_ids(), test_types()), expected.forward(test_ids(), test_types()));
+  const std::size_t choices = c.heads.classifier == Classifier::multiple_choice ? 2 : 1;
+  expect_same_outputs(loaded.forward(test_ids(), test_types(), choices),
+                      expected.forward(test_ids(), test_types(), choices));
 }
 
 TEST_P(SavePretrained, WritesTheHubLayout) {
   const SaveCase& c = GetParam();
   fnet_test::TempDir dir;
-  Model<float> model(small_config(c.tpu), c.heads);
+  Model<float> model(case_config(c), c.heads);
   randomise(model, 99);
   fnet::io::save_pretrained(model, dir.path(), {c.dtype});
 
-  const bool has_head = c.heads.pretraining || c.heads.classifier != Classifier::none;
+  const bool has_head = c.heads.has_any();
   std::map<std::string, std::vector<std::size_t>> expected;
   for (const auto& p : model.parameters()) {
-    const bool is_head = p.name.rfind("cls.", 0) == 0 || p.name.rfind("classifier.", 0) == 0;
+    const bool is_head = p.name.rfind("cls.", 0) == 0 || p.name.rfind("classifier.", 0) == 0 ||
+                         p.name.rfind("qa_outputs.", 0) == 0;
     expected[(has_head && !is_head ? "fnet." : "") + p.name] = p.shape;
   }
   const fnet::io::SafetensorsFile file(dir.file("model.safetensors"));
@@ -348,7 +373,9 @@ TEST_P(SavePretrained, WritesTheHubLayout) {
   EXPECT_EQ(config.at("architectures"), nlohmann::json(fnet::io::architectures_for(c.heads)));
   EXPECT_EQ(config.at("torch_dtype"), c.dtype == DType::BF16 ? "bfloat16" : "float32");
   EXPECT_EQ(config.at("use_tpu_fourier_optimizations"), c.tpu);
-  EXPECT_EQ(config.at("id2label"), nlohmann::json::parse(R"({"0":"neg","1":"neutral","2":"pos"})"));
+  EXPECT_EQ(config.at("id2label"), c.heads.classifier == Classifier::question_answering
+                                       ? nlohmann::json::parse(R"({"0":"start","1":"end"})")
+                                       : nlohmann::json::parse(R"({"0":"neg","1":"neutral","2":"pos"})"));
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryHeadAndDtype, SavePretrained, testing::ValuesIn(save_cases()), case_name);
@@ -391,14 +418,32 @@ TEST(SavePretrainedTransformer, LoadsBackWithTheSameParametersAndOutputs) {
 TEST(SavePretrainedArchitectures, AreTransformersClassNames) {
   EXPECT_EQ(fnet::io::architectures_for({}), std::vector<std::string>{"FNetModel"});
   EXPECT_EQ(fnet::io::architectures_for({true}), std::vector<std::string>{"FNetForPreTraining"});
+  EXPECT_EQ(fnet::io::architectures_for({false, Classifier::none, true, true}),
+            std::vector<std::string>{"FNetForPreTraining"});
+  EXPECT_EQ(fnet::io::architectures_for({false, Classifier::none, true}),
+            std::vector<std::string>{"FNetForMaskedLM"});
+  EXPECT_EQ(fnet::io::architectures_for({false, Classifier::none, false, true}),
+            std::vector<std::string>{"FNetForNextSentencePrediction"});
   EXPECT_EQ(fnet::io::architectures_for({false, Classifier::sequence}),
             std::vector<std::string>{"FNetForSequenceClassification"});
   EXPECT_EQ(fnet::io::architectures_for({false, Classifier::token}),
             std::vector<std::string>{"FNetForTokenClassification"});
+  EXPECT_EQ(fnet::io::architectures_for({false, Classifier::multiple_choice}),
+            std::vector<std::string>{"FNetForMultipleChoice"});
+  EXPECT_EQ(fnet::io::architectures_for({false, Classifier::question_answering}),
+            std::vector<std::string>{"FNetForQuestionAnswering"});
   EXPECT_EQ(fnet::io::checkpoint_name("pooler.dense.weight", {}), "pooler.dense.weight");
   EXPECT_EQ(fnet::io::checkpoint_name("pooler.dense.weight", {true}), "fnet.pooler.dense.weight");
   EXPECT_EQ(fnet::io::checkpoint_name("cls.predictions.bias", {true}), "cls.predictions.bias");
+  EXPECT_EQ(fnet::io::checkpoint_name("pooler.dense.weight", {false, Classifier::none, false, true}),
+            "fnet.pooler.dense.weight");
+  EXPECT_EQ(fnet::io::checkpoint_name("cls.seq_relationship.bias", {false, Classifier::none, false, true}),
+            "cls.seq_relationship.bias");
   EXPECT_EQ(fnet::io::checkpoint_name("classifier.weight", {false, Classifier::token}), "classifier.weight");
+  EXPECT_EQ(fnet::io::checkpoint_name("qa_outputs.bias", {false, Classifier::question_answering}),
+            "qa_outputs.bias");
+  EXPECT_EQ(fnet::io::checkpoint_name("pooler.dense.bias", {false, Classifier::multiple_choice}),
+            "fnet.pooler.dense.bias");
 }
 
 TEST(SavePretrainedDouble, ADoubleModelIsStoredAsItsFloatRounding) {

@@ -139,14 +139,15 @@ TEST(FNetModel, OutputsMatchANaiveComposition) {
   for (Eigen::Index i = 0; i < hidden.size(); ++i)
     ASSERT_NEAR(out.last_hidden_state.data()[i], hidden.data()[i], 1e-12);
 
-  const auto& heads = *model.pretraining;
+  const auto& heads = *model.masked_lm;
+  const auto& nsp_head = *model.next_sentence;
   for (Eigen::Index b = 0; b < 2; ++b) {
     Eigen::VectorXd first(h);
     for (Eigen::Index j = 0; j < h; ++j) first(j) = hidden(b, 0, j);
     const Eigen::VectorXd pooled =
         (model.pooler.dense.weight * first + model.pooler.dense.bias).array().tanh().matrix();
     for (Eigen::Index j = 0; j < h; ++j) EXPECT_NEAR(out.pooler_output(b, j), pooled(j), 1e-12);
-    const Eigen::VectorXd nsp = heads.seq_relationship.weight * pooled + heads.seq_relationship.bias;
+    const Eigen::VectorXd nsp = nsp_head.seq_relationship.weight * pooled + nsp_head.seq_relationship.bias;
     EXPECT_NEAR((*out.seq_relationship_logits)(b, 0), nsp(0), 1e-12);
     EXPECT_NEAR((*out.seq_relationship_logits)(b, 1), nsp(1), 1e-12);
     const Eigen::VectorXd labels = model.classifier->dense.weight * pooled + model.classifier->dense.bias;
@@ -314,7 +315,8 @@ TEST(ModelParts, PreTrainingHeadsScoreTheVocabularyAndTheNextSentence) {
   const auto config = small_model_config();
   DoubleModel model(config, {true});
   randomise_model(model, 15);
-  const auto& heads = *model.pretraining;
+  const auto& heads = *model.masked_lm;
+  const auto& nsp_head = *model.next_sentence;
   const auto& words = model.embeddings.word_embeddings;
   const auto hidden = random_hidden(2, 3, 10, 16);
   const auto logits = heads.prediction_logits(hidden, words);
@@ -329,19 +331,19 @@ TEST(ModelParts, PreTrainingHeadsScoreTheVocabularyAndTheNextSentence) {
     }
   Matrix pooled(2, 10);
   pooled.setRandom();
-  const auto nsp = heads.seq_relationship_logits(pooled);
+  const auto nsp = nsp_head.seq_relationship_logits(pooled);
   ASSERT_EQ(nsp.cols(), 2);
   for (Eigen::Index b = 0; b < 2; ++b) {
     const Eigen::VectorXd expected =
-        heads.seq_relationship.weight * pooled.row(b).transpose() + heads.seq_relationship.bias;
+        nsp_head.seq_relationship.weight * pooled.row(b).transpose() + nsp_head.seq_relationship.bias;
     for (Eigen::Index k = 0; k < 2; ++k) EXPECT_NEAR(nsp(b, k), expected(k), 1e-12);
   }
   const Matrix wrong_words = Matrix::Zero(40, 10);
   FNET_EXPECT_THROW_WITH(heads.prediction_logits(hidden, wrong_words), std::invalid_argument,
                          "word_embeddings (tied decoder)", "[40, 10]", "[41, 10]");
   FNET_EXPECT_THROW_WITH(heads.prediction_logits(random_hidden(2, 3, 8, 17), words), std::invalid_argument,
-                         "fnet::FNetPreTrainingHeads", "(2, 3, 8)");
-  FNET_EXPECT_THROW_WITH(heads.seq_relationship_logits(Matrix::Zero(2, 9)), std::invalid_argument,
+                         "fnet::FNetMaskedLMHead", "(2, 3, 8)");
+  FNET_EXPECT_THROW_WITH(nsp_head.seq_relationship_logits(Matrix::Zero(2, 9)), std::invalid_argument,
                          "pooled output", "[2, 9]");
 }
 
@@ -370,7 +372,7 @@ TEST(ModelParts, ClassifierScoresThePooledOutputOrEveryToken) {
       for (Eigen::Index k = 0; k < 4; ++k) EXPECT_NEAR(per_token(b, s, k), expected(k), 1e-12);
     }
   FNET_EXPECT_THROW_WITH((fnet::FNetClassifier<double>(config, fnet::Classifier::none)),
-                         std::invalid_argument, "Classifier::sequence or Classifier::token");
+                         std::invalid_argument, "kind must be Classifier::sequence");
   FNET_EXPECT_THROW_WITH(sequence.sequence_logits(Matrix::Zero(0, 10)), std::invalid_argument,
                          "pooled output", "[0, 10]");
   FNET_EXPECT_THROW_WITH(token.token_logits(random_hidden(1, 2, 3, 20)), std::invalid_argument,

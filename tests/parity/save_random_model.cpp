@@ -4,12 +4,16 @@
 //   fnet-save-random-model --config CONFIG.json --heads HEADS --dtype F32|BF16 --seed N --ids IDS.npy
 //                          --token-types TT.npy --output DIR
 //
-// HEADS: none, pretraining, sequence, token, pretraining+sequence or pretraining+token. Writes
+// HEADS: none, pretraining, masked_lm, next_sentence, sequence, token, multiple_choice, question_answering,
+// pretraining+sequence or pretraining+token. IDS and TT are (batch, seq), or (batch, num_choices, seq) for
+// multiple_choice. Writes
 //   DIR/model/          the checkpoint (config.json, model.safetensors)
 //   DIR/parameters/     every parameter before saving, float32, one NAME.npy each (names without "fnet.")
 //   DIR/outputs/        the model's outputs for the ids as float32 .npy (last_hidden_state, pooler_output,
-//                       prediction_logits, seq_relationship_logits, logits), computed with the parameters the
-//                       checkpoint holds: with --dtype BF16, each rounded to bfloat16 first.
+//                       prediction_logits, seq_relationship_logits, logits, start_logits, end_logits),
+//                       computed with the parameters the checkpoint holds: with --dtype BF16, each rounded to
+//                       bfloat16 first. multiple_choice's logits are (batch, num_choices), and its per-row
+//                       outputs have num_choices after batch.
 // Parameters are random (LayerNorm weights near 1, biases non-zero), and one element in seven has its lower
 // 16 bits set to 0x8000, an exact tie for the bfloat16 rounding to break.
 #include <fnet/fft/builtin.hpp>
@@ -35,13 +39,17 @@ using Model = fnet::FNetModel<float, fnet::fft::Builtin>;
 fnet::FNetHeads parse_heads(const std::string& text) {
   if (text == "none") return {};
   if (text == "pretraining") return {true};
+  if (text == "masked_lm") return {false, fnet::Classifier::none, /*masked_lm=*/true};
+  if (text == "next_sentence") return {false, fnet::Classifier::none, false, /*next_sentence=*/true};
   if (text == "sequence") return {false, fnet::Classifier::sequence};
   if (text == "token") return {false, fnet::Classifier::token};
+  if (text == "multiple_choice") return {false, fnet::Classifier::multiple_choice};
+  if (text == "question_answering") return {false, fnet::Classifier::question_answering};
   if (text == "pretraining+sequence") return {true, fnet::Classifier::sequence};
   if (text == "pretraining+token") return {true, fnet::Classifier::token};
   throw std::invalid_argument(
-      "--heads must be none, pretraining, sequence, token, pretraining+sequence or "
-      "pretraining+token, got '" +
+      "--heads must be none, pretraining, masked_lm, next_sentence, sequence, token, multiple_choice, "
+      "question_answering, pretraining+sequence or pretraining+token, got '" +
       text + "'");
 }
 
@@ -90,8 +98,13 @@ int run(int argc, char** argv) {
   if (dtype_text != "F32" && dtype_text != "BF16")
     throw std::invalid_argument("--dtype must be F32 or BF16, got '" + dtype_text + "'");
   const fnet::io::DType dtype = dtype_text == "BF16" ? fnet::io::DType::BF16 : fnet::io::DType::F32;
-  const fnet::TokenIds ids = fnet::io::read_token_ids(options["--ids"]);
-  const fnet::TokenIds types = fnet::io::read_token_ids(options["--token-types"]);
+  const bool chooses = heads.classifier == fnet::Classifier::multiple_choice;
+  const auto read_ids = [&](const std::string& path) {
+    return chooses ? fnet::io::read_choice_ids(path) : fnet::io::ChoiceIds{fnet::io::read_token_ids(path), 1};
+  };
+  const fnet::io::ChoiceIds input = read_ids(options["--ids"]);
+  const fnet::TokenIds& ids = input.ids;
+  const fnet::TokenIds types = read_ids(options["--token-types"]).ids;
   const std::filesystem::path output(options["--output"]);
 
   Model model(config, heads);
@@ -107,19 +120,30 @@ int run(int argc, char** argv) {
   if (dtype == fnet::io::DType::BF16)
     for (auto& p : model.parameters())
       for (std::size_t i = 0; i < p.size(); ++i) p.data[i] = fnet::io::round_to_bfloat16(p.data[i]);
-  const auto out = model.forward(ids, types);
+  const auto out = model.forward(ids, types, input.num_choices);
   const auto outputs_dir = output / "outputs";
   std::filesystem::create_directories(outputs_dir);
-  const auto batch = static_cast<std::size_t>(ids.rows()), seq = static_cast<std::size_t>(ids.cols());
+  const std::size_t choices = input.num_choices;
+  const auto batch = static_cast<std::size_t>(ids.rows()) / choices,
+             seq = static_cast<std::size_t>(ids.cols());
   const std::size_t hidden = config.hidden_size, labels = config.num_labels;
-  write_output(outputs_dir, "last_hidden_state", out.last_hidden_state, {batch, seq, hidden});
-  write_output(outputs_dir, "pooler_output", out.pooler_output, {batch, hidden});
+  // The shape of a per-row output: a multiple-choice example is num_choices rows.
+  const auto rows = [&](std::vector<std::size_t> row_shape) {
+    row_shape.insert(row_shape.begin(), batch);
+    if (chooses) row_shape.insert(row_shape.begin() + 1, choices);
+    return row_shape;
+  };
+  write_output(outputs_dir, "last_hidden_state", out.last_hidden_state, rows({seq, hidden}));
+  write_output(outputs_dir, "pooler_output", out.pooler_output, rows({hidden}));
   if (out.prediction_logits)
-    write_output(outputs_dir, "prediction_logits", *out.prediction_logits, {batch, seq, config.vocab_size});
+    write_output(outputs_dir, "prediction_logits", *out.prediction_logits, rows({seq, config.vocab_size}));
   if (out.seq_relationship_logits)
-    write_output(outputs_dir, "seq_relationship_logits", *out.seq_relationship_logits, {batch, 2});
+    write_output(outputs_dir, "seq_relationship_logits", *out.seq_relationship_logits, rows({2}));
   if (out.sequence_logits) write_output(outputs_dir, "logits", *out.sequence_logits, {batch, labels});
   if (out.token_logits) write_output(outputs_dir, "logits", *out.token_logits, {batch, seq, labels});
+  if (out.choice_logits) write_output(outputs_dir, "logits", *out.choice_logits, {batch, choices});
+  if (out.start_logits) write_output(outputs_dir, "start_logits", *out.start_logits, {batch, seq});
+  if (out.end_logits) write_output(outputs_dir, "end_logits", *out.end_logits, {batch, seq});
   return 0;
 }
 

@@ -316,6 +316,83 @@ class TrainCliTest(TrainCliBase):
                    output, "--steps", "3", "--batch-size", "4", "--lr", "1e-2")
         self.check_saved_checkpoint(output, "pretraining", 9)
 
+    # --- multiple choice and question answering -----------------------------------------------------------
+    def infer_outputs(self, output, ids, types):
+        """fnet-infer's outputs for the checkpoint in `output` on `ids` and `types`, by file stem."""
+        paths = [os.path.join(output, "..", name) for name in ("heads-ids.npy", "heads-types.npy")]
+        np.save(paths[0], ids)
+        np.save(paths[1], types)
+        infer_out = output + "-infer"
+        shutil.rmtree(infer_out, ignore_errors=True)
+        result = subprocess.run([FNET_INFER, "--model", output, "--input-ids", paths[0], "--token-type-ids", paths[1],
+                                 "--output-dir", infer_out], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return {name[:-4]: np.load(os.path.join(infer_out, name)) for name in os.listdir(infer_out)}
+
+    def test_multiple_choice_and_question_answering(self):
+        """transformers' FNetForMultipleChoice and FNetForQuestionAnswering heads, new on the pre-trained
+        checkpoint, trained on their .npy data (input_ids.npy (N, C, S) and labels.npy; start_positions.npy and
+        end_positions.npy), saved under their class and run by fnet-infer with parity against the reference's
+        encoder and the head written out here; their bad data and flags refused."""
+        rng = np.random.default_rng(21)
+        cfg = self.pre_cfg
+        flat, flat_types = random_ids(rng, cfg, 18, 7)  # 6 examples of 3 choices
+        ids, types = flat.reshape(6, 3, 7), flat_types.reshape(6, 3, 7)
+        choices = write_npy_data(os.path.join(self.work, "choice-train"), ids, types, rng.integers(0, 3, 6))
+        args = ["--model", self.pre_model, "--task", "multiple-choice", "--train", choices, "--output-dir",
+                self.fresh("saved-choice"), "--steps", "3", "--batch-size", "4", "--lr", "1e-2"]
+        result = self.train(*with_option(args, "--eval", choices))
+        self.assertIn("start as a new model's (classifier.weight", result.stderr)
+        output = args[args.index("--output-dir") + 1]
+        saved, weights, _ = ref.read_checkpoint(output)
+        self.assertEqual(saved["architectures"], ["FNetForMultipleChoice"])
+        self.assertEqual(list(weights["classifier.weight"].shape), [1, cfg["hidden_size"]])
+        infer = self.infer_outputs(output, ids, types)
+        base = ref.forward(weights, saved, "none", torch.from_numpy(flat), torch.from_numpy(flat_types))
+        expected = {"logits": (base["pooler_output"] @ weights["classifier.weight"].T +
+                               weights["classifier.bias"]).reshape(6, 3),
+                    "pooler_output": base["pooler_output"].reshape(6, 3, -1),
+                    "last_hidden_state": base["last_hidden_state"].reshape(6, 3, 7, -1)}
+        self.assertEqual(set(infer), set(expected))
+        for name, value in expected.items():
+            error = run_parity.compare(name, infer[name], value)
+            self.assertIsNone(error, error)
+        labels = np.load(os.path.join(choices, "labels.npy"))
+        labels[4] = 3
+        self.expect_failure(with_option(args, "--train", self.bad_data("bad-choice", choices, labels=labels)),
+                            "label (the right choice) of example 4", "is 3, outside [0, 3)")
+        self.expect_failure(with_option(args, "--num-labels", "3"), "--num-labels does not apply to multiple-choice")
+        self.expect_failure(with_option(args, "--train", self.token_train), "input_ids.npy",
+                            "must have rank 3 (batch, num_choices, seq)")
+
+        ids, types = random_ids(rng, cfg, 6, 9)
+        answers = write_npy_data(os.path.join(self.work, "answer-train"), ids, types, np.zeros(6, np.int64))
+        os.remove(os.path.join(answers, "labels.npy"))
+        starts = rng.integers(0, 9, 6)
+        np.save(os.path.join(answers, "start_positions.npy"), starts)
+        np.save(os.path.join(answers, "end_positions.npy"), starts + 2)  # some past the sequence: ignored
+        args = ["--model", self.pre_model, "--task", "question-answering", "--train", answers, "--output-dir",
+                self.fresh("saved-answer"), "--steps", "3", "--batch-size", "4", "--lr", "1e-2"]
+        result = self.train(*args)
+        self.assertIn("start as a new model's (qa_outputs.weight", result.stderr)
+        output = args[args.index("--output-dir") + 1]
+        saved, weights, _ = ref.read_checkpoint(output)
+        self.assertEqual(saved["architectures"], ["FNetForQuestionAnswering"])
+        self.assertEqual(list(weights["qa_outputs.weight"].shape), [2, cfg["hidden_size"]])
+        infer = self.infer_outputs(output, ids, types)
+        base = ref.forward(weights, saved, "none", torch.from_numpy(ids), torch.from_numpy(types))
+        spans = base["last_hidden_state"] @ weights["qa_outputs.weight"].T + weights["qa_outputs.bias"]
+        expected = {"start_logits": spans[..., 0], "end_logits": spans[..., 1], "pooler_output": base["pooler_output"],
+                    "last_hidden_state": base["last_hidden_state"]}
+        self.assertEqual(set(infer), set(expected))
+        for name, value in expected.items():
+            error = run_parity.compare(name, infer[name], value)
+            self.assertIsNone(error, error)
+        starts[1] = -1
+        self.expect_failure(with_option(args, "--train", self.bad_data("bad-answer", answers, start_positions=starts)),
+                            "start position of example 1 is -1, negative")
+        self.expect_failure(with_option(args, "--num-labels", "3"), "question-answering has 2 labels")
+
     # --- bad input -----------------------------------------------------------------------------------------
     def bad_data(self, name, source, **replace):
         """A copy of the data directory `source` with files replaced by the arrays given (name without .npy)."""
@@ -382,8 +459,8 @@ class TrainCliTest(TrainCliBase):
         self.expect_failure(args, "loss is", "at step 2 of 6", after_progress=True)
 
     def test_bad_command_lines(self):
-        self.expect_failure(["--model", self.seq_model, "--task", "question-answering", "--train", self.seq_train,
-                             "--output-dir", self.failed_out], "unknown task 'question-answering'")
+        self.expect_failure(["--model", self.seq_model, "--task", "summarization", "--train", self.seq_train,
+                             "--output-dir", self.failed_out], "unknown task 'summarization'")
         self.expect_failure(["--model", self.pre_model, "--task", "sequence-classification", "--train",
                              self.seq_train, "--output-dir", self.failed_out], "no classifier",
                             "needs --num-labels")

@@ -6,7 +6,13 @@ with save_pretrained, run by fnet-infer: its outputs must match transformers' ow
 
 For each case, a seeded random model of the case's class takes 5 AdamW steps on random labels in transformers
 (dropout on), is saved with save_pretrained, and is run in eval mode by transformers and by fnet-infer on the
-same ids; every output fnet-infer writes must be within 1e-5 * max(1, max |transformers|) of transformers'.
+same ids; every output fnet-infer writes must be within 1e-5 * max(1, max |transformers|) of transformers'. The
+multiple-choice cases run ids of shape (batch, num_choices, seq); the question-answering ones train on start and
+end positions (some past the sequence, which transformers clamps and ignores) and compare both logits; the
+FNetForMaskedLM cases train on masked-LM labels (-100 where nothing is predicted) and compare fnet-infer's
+prediction_logits with transformers' logits, the FNetForNextSentencePrediction ones on labels of shape (batch,)
+and compare seq_relationship_logits. Every case also compares the base outputs (last_hidden_state,
+pooler_output) with the class's FNetModel's.
 The TPU-mode cases (use_tpu_fourier_optimizations: DFT matrix products over tpu_short_seq_length, which
 transformers saves as complex64 buffers in the checkpoint) run at that length, the only one transformers takes.
 """
@@ -23,12 +29,23 @@ from reference_check import add_cases, assert_matches, program_from_command_line
 
 FNET_INFER = None
 
-# name: (class, hidden, layers, seq, hidden_act, layer_norm_eps, outputs fnet-infer writes[, more config])
+# name: (class, hidden, layers, seq, hidden_act, layer_norm_eps, outputs fnet-infer writes[, more config]); an
+# output is the name of fnet-infer's file and transformers' field, or (file, field) when they differ.
 CASES = {
     "base_gelu_new_seq17": (transformers.FNetModel, 32, 2, 17, "gelu_new", 1e-12,
                             ("last_hidden_state", "pooler_output")),
     "pretraining_gelu_seq13": (transformers.FNetForPreTraining, 24, 2, 13, "gelu", 1e-12,
                                ("prediction_logits", "seq_relationship_logits")),
+    "masked_lm_gelu_new_seq13": (transformers.FNetForMaskedLM, 32, 2, 13, "gelu_new", 1e-12,
+                                 (("prediction_logits", "logits"),)),
+    "masked_lm_relu_eps1e-6_seq6": (transformers.FNetForMaskedLM, 24, 1, 6, "relu", 1e-6,
+                                    (("prediction_logits", "logits"),)),
+    "masked_lm_tpu_seq16": (transformers.FNetForMaskedLM, 20, 2, 16, "gelu", 1e-12, (("prediction_logits", "logits"),),
+                            {"use_tpu_fourier_optimizations": True, "tpu_short_seq_length": 16}),
+    "next_sentence_gelu_seq11": (transformers.FNetForNextSentencePrediction, 40, 2, 11, "gelu", 1e-12,
+                                 (("seq_relationship_logits", "logits"),)),
+    "next_sentence_gelu_new_eps1e-3_seq1": (transformers.FNetForNextSentencePrediction, 16, 3, 1, "gelu_new", 1e-3,
+                                            (("seq_relationship_logits", "logits"),)),
     "sequence_relu_eps1e-3_seq31": (transformers.FNetForSequenceClassification, 40, 3, 31, "relu", 1e-3,
                                     ("logits",)),
     "token_gelu_new_seq29": (transformers.FNetForTokenClassification, 29, 2, 29, "gelu_new", 1e-6, ("logits",)),
@@ -36,7 +53,17 @@ CASES = {
                        {"use_tpu_fourier_optimizations": True, "tpu_short_seq_length": 16}),
     "sequence_tpu_seq23": (transformers.FNetForSequenceClassification, 20, 2, 23, "gelu", 1e-12, ("logits",),
                            {"use_tpu_fourier_optimizations": True, "tpu_short_seq_length": 23}),
+    "multiple_choice_gelu_new_seq13": (transformers.FNetForMultipleChoice, 24, 2, 13, "gelu_new", 1e-12, ("logits",)),
+    "multiple_choice_relu_eps1e-6_seq7": (transformers.FNetForMultipleChoice, 32, 1, 7, "relu", 1e-6, ("logits",)),
+    "question_answering_gelu_seq21": (transformers.FNetForQuestionAnswering, 36, 2, 21, "gelu", 1e-12,
+                                      ("start_logits", "end_logits"), {"num_labels": 2}),
+    "question_answering_tpu_seq16": (transformers.FNetForQuestionAnswering, 20, 2, 16, "gelu_new", 1e-12,
+                                     ("start_logits", "end_logits"),
+                                     {"num_labels": 2, "use_tpu_fourier_optimizations": True,
+                                      "tpu_short_seq_length": 16}),
 }
+
+NUM_CHOICES = 4  # choices per example of the multiple-choice cases
 
 
 def labels_for(model_class, rng, batch, seq):
@@ -45,8 +72,20 @@ def labels_for(model_class, rng, batch, seq):
     if model_class is transformers.FNetForPreTraining:
         return {"labels": torch.from_numpy(rng.integers(0, 100, (batch, seq))),
                 "next_sentence_label": torch.from_numpy(rng.integers(0, 2, (batch,)))}
+    if model_class is transformers.FNetForMaskedLM:  # about a third of the tokens predicted, at least one
+        labels = rng.integers(0, 100, (batch, seq))
+        labels[rng.random((batch, seq)) > 0.35] = -100
+        labels[:, 0] = rng.integers(0, 100, (batch,))
+        return {"labels": torch.from_numpy(labels)}
+    if model_class is transformers.FNetForNextSentencePrediction:
+        return {"labels": torch.from_numpy(rng.integers(0, 2, (batch,)))}
     if model_class is transformers.FNetForSequenceClassification:
         return {"labels": torch.from_numpy(rng.integers(0, 3, (batch,)))}
+    if model_class is transformers.FNetForMultipleChoice:
+        return {"labels": torch.from_numpy(rng.integers(0, NUM_CHOICES, (batch,)))}
+    if model_class is transformers.FNetForQuestionAnswering:  # up to seq + 2: past the sequence is ignored
+        return {"start_positions": torch.from_numpy(rng.integers(0, seq + 3, (batch,))),
+                "end_positions": torch.from_numpy(rng.integers(0, seq + 3, (batch,)))}
     return {"labels": torch.from_numpy(rng.integers(0, 3, (batch, seq)))}
 
 
@@ -55,13 +94,14 @@ class WeLoadTransformers(unittest.TestCase):
         model_class, hidden, layers, seq, hidden_act, eps, outputs, *more = CASES[name]
         torch.manual_seed(len(name))
         rng = np.random.default_rng(len(name))
+        settings = {"num_labels": 3, **(more[0] if more else {})}
         config = transformers.FNetConfig(vocab_size=100, hidden_size=hidden, num_hidden_layers=layers,
                                          intermediate_size=2 * hidden, hidden_act=hidden_act, layer_norm_eps=eps,
-                                         max_position_embeddings=64, type_vocab_size=4, num_labels=3,
-                                         pad_token_id=3, **(more[0] if more else {}))
+                                         max_position_embeddings=64, type_vocab_size=4, pad_token_id=3, **settings)
         model = model_class(config)
-        ids = rng.integers(0, 100, (2, seq)).astype(np.int64)
-        token_types = rng.integers(0, 4, (2, seq)).astype(np.int64)
+        shape = (2, NUM_CHOICES, seq) if model_class is transformers.FNetForMultipleChoice else (2, seq)
+        ids = rng.integers(0, 100, shape).astype(np.int64)
+        token_types = rng.integers(0, 4, shape).astype(np.int64)
         inputs = {"input_ids": torch.from_numpy(ids), "token_type_ids": torch.from_numpy(token_types)}
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         model.train()
@@ -85,8 +125,19 @@ class WeLoadTransformers(unittest.TestCase):
                             "--output-dir", os.path.join(work, "out"), "--threads", "1"],
                            check=True, stdout=subprocess.DEVNULL)
             for output in outputs:
-                ours = np.load(os.path.join(work, "out", output + ".npy"))
-                assert_matches(self, f"{name}: {output}", ours, getattr(expected, output).numpy())
+                file, field = (output, output) if isinstance(output, str) else output
+                ours = np.load(os.path.join(work, "out", file + ".npy"))
+                assert_matches(self, f"{name}: {file}", ours, getattr(expected, field).numpy())
+            # The base outputs fnet-infer writes for every model, which a head class does not return: its
+            # FNetModel ("fnet") on the rows.
+            base = getattr(model, "fnet", None)  # None: the model is an FNetModel, compared above
+            with torch.no_grad():
+                rows = base and base(input_ids=torch.from_numpy(ids.reshape(-1, seq)),
+                                     token_type_ids=torch.from_numpy(token_types.reshape(-1, seq)))
+            for field in ("last_hidden_state", "pooler_output") if base else ():
+                theirs = getattr(rows, field).numpy()
+                ours = np.load(os.path.join(work, "out", field + ".npy")).reshape(theirs.shape)
+                assert_matches(self, f"{name}: {field}", ours, theirs)
 
 
 add_cases(WeLoadTransformers, CASES)

@@ -28,11 +28,14 @@ struct OutputFile {
 
 /// Writes the outputs of `model` in `part` (forward_sharded's, from every process of `group`) into
 /// `directory` (created when missing) as float32 .npy files, rows in batch order: last_hidden_state.npy
-/// (B, S, H) and pooler_output.npy (B, H); prediction_logits.npy (B, S, V) and seq_relationship_logits.npy
-/// (B, 2) with pre-training heads; logits.npy, (B, num_labels) or (B, S, num_labels), with a classifier. The
-/// lead gathers the rows and writes; every file is complete before any is put in place, so a failure leaves
-/// none of them, and a failure on any process is thrown on all. Returns the files written, in that order, on
-/// the lead (nothing on the other processes). Throws FileError naming a file that cannot be written.
+/// (B, S, H) and pooler_output.npy (B, H); prediction_logits.npy (B, S, V) with the masked-LM head and
+/// seq_relationship_logits.npy (B, 2) with the next-sentence head (both for pre-training); logits.npy, (B,
+/// num_labels) or (B, S, num_labels), with a classifier; start_logits.npy and end_logits.npy (B, S) with a
+/// question-answering head. A multiple-choice model's logits.npy is (B, C), C = part.num_choices, and its
+/// other outputs have C after B: last_hidden_state.npy (B, C, S, H), pooler_output.npy (B, C, H). The lead
+/// gathers the rows and writes; every file is complete before any is put in place, so a failure leaves none
+/// of them, and a failure on any process is thrown on all. Returns the files written, in that order, on the
+/// lead (nothing on the other processes). Throws FileError naming a file that cannot be written.
 ///
 ///     const auto part = fnet::forward_sharded(model, ids, token_types);
 ///     for (const auto& file : fnet::io::save_outputs(model, part, "out")) std::puts(file.name.c_str());
@@ -45,6 +48,12 @@ std::vector<OutputFile> save_outputs(const Model& model, const ShardedOutput<flo
   const std::size_t hidden = config.hidden_size, seq = part.seq;
   const FNetOutput<float>& out = part.out;
   const bool any = part.shard.count > 0;
+  const Classifier kind = model.classifier ? model.classifier->kind() : Classifier::none;
+  // A multiple-choice example is num_choices rows of every per-row output.
+  const auto per_example = [&](std::vector<std::size_t> row_shape) {
+    if (kind == Classifier::multiple_choice) row_shape.insert(row_shape.begin(), part.num_choices);
+    return row_shape;
+  };
 
   // Each output as (name, this process's rows, the shape of one row), in the order they are written.
   struct Output {
@@ -53,18 +62,24 @@ std::vector<OutputFile> save_outputs(const Model& model, const ShardedOutput<flo
     std::vector<std::size_t> row_shape;
   };
   std::vector<Output> listed = {
-      {"last_hidden_state.npy", any ? out.last_hidden_state.data() : nullptr, {seq, hidden}},
-      {"pooler_output.npy", any ? out.pooler_output.data() : nullptr, {hidden}}};
-  if (model.pretraining) {
-    listed.push_back(
-        {"prediction_logits.npy", any ? out.prediction_logits->data() : nullptr, {seq, config.vocab_size}});
-    listed.push_back(
-        {"seq_relationship_logits.npy", any ? out.seq_relationship_logits->data() : nullptr, {2}});
-  }
-  if (model.classifier && model.classifier->kind() == Classifier::sequence)
+      {"last_hidden_state.npy", any ? out.last_hidden_state.data() : nullptr, per_example({seq, hidden})},
+      {"pooler_output.npy", any ? out.pooler_output.data() : nullptr, per_example({hidden})}};
+  if (model.masked_lm)
+    listed.push_back({"prediction_logits.npy", any ? out.prediction_logits->data() : nullptr,
+                      per_example({seq, config.vocab_size})});
+  if (model.next_sentence)
+    listed.push_back({"seq_relationship_logits.npy", any ? out.seq_relationship_logits->data() : nullptr,
+                      per_example({2})});
+  if (kind == Classifier::sequence)
     listed.push_back({"logits.npy", any ? out.sequence_logits->data() : nullptr, {config.num_labels}});
-  if (model.classifier && model.classifier->kind() == Classifier::token)
+  if (kind == Classifier::token)
     listed.push_back({"logits.npy", any ? out.token_logits->data() : nullptr, {seq, config.num_labels}});
+  if (kind == Classifier::multiple_choice)
+    listed.push_back({"logits.npy", any ? out.choice_logits->data() : nullptr, {part.num_choices}});
+  if (kind == Classifier::question_answering) {
+    listed.push_back({"start_logits.npy", any ? out.start_logits->data() : nullptr, {seq}});
+    listed.push_back({"end_logits.npy", any ? out.end_logits->data() : nullptr, {seq}});
+  }
 
   const bool lead = group.is_lead();
   std::vector<OutputFile> written;

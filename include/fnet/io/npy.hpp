@@ -217,46 +217,6 @@ inline NpyView parse_npy(const std::byte* bytes, std::size_t size, const std::st
   return view;
 }
 
-/// Converts a parsed (batch, seq) int32 or int64 array (C or Fortran order) to fnet::TokenIds. Any other
-/// dtype or rank, or an empty dimension, throws FormatError naming `source` and what was found.
-inline TokenIds token_ids_from_npy(const NpyView& view, const std::string& source) {
-  if (view.kind != 'i' || (view.item_size != 4 && view.item_size != 8))
-    detail::bad_npy(source, "dtype '" + view.descr + "' is not int32 or int64");
-  if (view.shape.size() != 2)
-    detail::bad_npy(source, "must have rank 2 (batch, seq), got rank " + std::to_string(view.shape.size()));
-  if (view.shape[0] == 0 || view.shape[1] == 0)
-    detail::bad_npy(source, "has an empty dimension: shape (" + std::to_string(view.shape[0]) + ", " +
-                                std::to_string(view.shape[1]) + ")");
-  const std::size_t rows = view.shape[0], cols = view.shape[1];
-  TokenIds ids(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
-  for (std::size_t i = 0; i < view.element_count; ++i) {
-    const std::byte* element = view.data + i * view.item_size;
-    std::byte swapped[8];
-    if (view.big_endian) {
-      for (std::size_t b = 0; b < view.item_size; ++b) swapped[b] = element[view.item_size - 1 - b];
-      element = swapped;
-    }
-    const std::int64_t value =
-        view.item_size == 4 ? static_cast<std::int64_t>(static_cast<std::int32_t>(
-                                  detail::read_little_endian<std::uint32_t>(element)))
-                            : static_cast<std::int64_t>(detail::read_little_endian<std::uint64_t>(element));
-    // Fortran order stores column after column.
-    const std::size_t row = view.fortran_order ? i % rows : i / cols;
-    const std::size_t col = view.fortran_order ? i / rows : i % cols;
-    ids(static_cast<Eigen::Index>(row), static_cast<Eigen::Index>(col)) = value;
-  }
-  return ids;
-}
-
-/// Reads a (batch, seq) .npy file of int32 or int64 (see token_ids_from_npy). FileError when it cannot be
-/// read, FormatError when it is malformed or of the wrong dtype or rank.
-///
-///     fnet::TokenIds ids = fnet::io::read_token_ids("input_ids.npy");
-inline TokenIds read_token_ids(const std::string& path) {
-  const MappedFile file(path);
-  return token_ids_from_npy(parse_npy(file.data(), file.size(), path), path);
-}
-
 namespace detail {
 
 // Element i (in file order) of a parsed array, in native byte order, as its own type's value.
@@ -290,11 +250,16 @@ inline double npy_real(const NpyView& view, std::size_t i) {
   return value;
 }
 
-// The C-order position of element i (in file order) of a rank-1 or rank-2 array.
+// The C-order position of element i (in file order) of an array: Fortran order runs the first index fastest.
 inline std::size_t npy_c_order_index(const NpyView& view, std::size_t i) {
   if (!view.fortran_order || view.shape.size() < 2) return i;
-  const std::size_t rows = view.shape[0], cols = view.shape[1];
-  return (i % rows) * cols + i / rows;
+  std::size_t index = 0, stride = view.element_count;
+  for (const std::size_t extent : view.shape) {
+    stride /= extent;
+    index += (i % extent) * stride;
+    i /= extent;
+  }
+  return index;
 }
 
 inline void check_label_rank(const NpyView& view, const std::string& source) {
@@ -302,7 +267,74 @@ inline void check_label_rank(const NpyView& view, const std::string& source) {
     bad_npy(source, "must have rank 1 or 2, got rank " + std::to_string(view.shape.size()));
 }
 
+// The elements of a parsed array of int32 or int64 ids of `rank` dimensions (`shape_text` names them), none
+// empty, in C order as rows of its last extent. FormatError for another dtype or rank, or an empty one.
+inline TokenIds id_rows_from_npy(const NpyView& view, const std::string& source, std::size_t rank,
+                                 const char* shape_text) {
+  if (view.kind != 'i' || (view.item_size != 4 && view.item_size != 8))
+    bad_npy(source, "dtype '" + view.descr + "' is not int32 or int64");
+  if (view.shape.size() != rank)
+    bad_npy(source, "must have rank " + std::to_string(rank) + " " + shape_text + ", got rank " +
+                        std::to_string(view.shape.size()));
+  std::string shape;
+  bool empty = false;
+  for (const std::size_t extent : view.shape) {
+    shape += (shape.empty() ? "" : ", ") + std::to_string(extent);
+    empty = empty || extent == 0;
+  }
+  if (empty) bad_npy(source, "has an empty dimension: shape (" + shape + ")");
+  const std::size_t cols = view.shape.back(), rows = view.element_count / cols;
+  TokenIds ids(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+  for (std::size_t i = 0; i < view.element_count; ++i)
+    ids.data()[npy_c_order_index(view, i)] = npy_integer(view, i);
+  return ids;
+}
+
 }  // namespace detail
+
+/// Converts a parsed (batch, seq) int32 or int64 array (C or Fortran order) to fnet::TokenIds. Any other
+/// dtype or rank, or an empty dimension, throws FormatError naming `source` and what was found.
+inline TokenIds token_ids_from_npy(const NpyView& view, const std::string& source) {
+  return detail::id_rows_from_npy(view, source, 2, "(batch, seq)");
+}
+
+/// The ids of a multiple-choice batch as a model runs them: rows of ids, num_choices consecutive rows per
+/// example (its choices), as transformers flattens FNetForMultipleChoice's (batch, num_choices, seq) input.
+///
+///     const fnet::io::ChoiceIds input = fnet::io::read_choice_ids("input_ids.npy");   // (B, C, S) on file
+///     auto logits = model.forward(input.ids, {}, input.num_choices).choice_logits;    // (B, C)
+struct ChoiceIds {
+  TokenIds ids;                 ///< (batch * num_choices, seq)
+  std::size_t num_choices = 1;  ///< choices per example
+};
+
+/// Converts a parsed (batch, num_choices, seq) int32 or int64 array (C or Fortran order) to ChoiceIds. Any
+/// other dtype or rank, or an empty dimension, throws FormatError naming `source` and what was found.
+inline ChoiceIds choice_ids_from_npy(const NpyView& view, const std::string& source) {
+  ChoiceIds choices;
+  choices.ids = detail::id_rows_from_npy(view, source, 3, "(batch, num_choices, seq)");
+  choices.num_choices = view.shape[1];
+  return choices;
+}
+
+/// Reads a (batch, seq) .npy file of int32 or int64 (see token_ids_from_npy). FileError when it cannot be
+/// read, FormatError when it is malformed or of the wrong dtype or rank.
+///
+///     fnet::TokenIds ids = fnet::io::read_token_ids("input_ids.npy");
+inline TokenIds read_token_ids(const std::string& path) {
+  const MappedFile file(path);
+  return token_ids_from_npy(parse_npy(file.data(), file.size(), path), path);
+}
+
+/// Reads a (batch, num_choices, seq) .npy file of int32 or int64: multiple-choice ids (see
+/// choice_ids_from_npy). FileError when it cannot be read, FormatError when it is malformed or of the wrong
+/// dtype or rank.
+///
+///     const fnet::io::ChoiceIds input = fnet::io::read_choice_ids("input_ids.npy");
+inline ChoiceIds read_choice_ids(const std::string& path) {
+  const MappedFile file(path);
+  return choice_ids_from_npy(parse_npy(file.data(), file.size(), path), path);
+}
 
 /// The elements of a rank-1 or rank-2 array of integers (any signed or unsigned width, or bool) as int64, in
 /// C order: labels. A float dtype throws FormatError naming `source` (a label must be a class index).

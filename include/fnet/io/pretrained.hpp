@@ -16,17 +16,27 @@
 
 namespace fnet::io {
 
-/// Which heads a checkpoint carries: "cls.*" means pre-training heads, "classifier.*" a classifier (token
-/// classification when config.json's architectures says FNetForTokenClassification, else sequence).
+/// Which heads a checkpoint carries: "cls.predictions.*" means the masked-LM head (FNetForMaskedLM),
+/// "cls.seq_relationship.*" the next-sentence head (FNetForNextSentencePrediction), both the two of
+/// FNetForPreTraining; "qa_outputs.*" a question-answering head, "classifier.*" a classifier (token
+/// classification when config.json's architectures says FNetForTokenClassification, multiple choice when it
+/// says FNetForMultipleChoice, else sequence). A checkpoint with either pre-training head whose config.json
+/// says FNetForPreTraining is expected to hold both (loading then names the missing tensor). The result is
+/// resolved (FNetHeads::resolved).
 inline FNetHeads detect_heads(const Checkpoint& checkpoint, const FNetConfig& config) {
   FNetHeads heads;
   for (const auto& name : checkpoint.names()) {
-    if (name.rfind("cls.predictions.", 0) == 0 || name.rfind("cls.seq_relationship.", 0) == 0)
-      heads.pretraining = true;
+    if (name.rfind("cls.predictions.", 0) == 0) heads.masked_lm = true;
+    if (name.rfind("cls.seq_relationship.", 0) == 0) heads.next_sentence = true;
     if (name.rfind("classifier.", 0) == 0)
-      heads.classifier = config.is_token_classifier() ? Classifier::token : Classifier::sequence;
+      heads.classifier = config.is_token_classifier()                         ? Classifier::token
+                         : config.lists_architecture("FNetForMultipleChoice") ? Classifier::multiple_choice
+                                                                              : Classifier::sequence;
+    if (name.rfind("qa_outputs.", 0) == 0) heads.classifier = Classifier::question_answering;
   }
-  return heads;
+  if ((heads.masked_lm || heads.next_sentence) && config.lists_architecture("FNetForPreTraining"))
+    heads.masked_lm = heads.next_sentence = true;
+  return heads.resolved();
 }
 
 namespace detail {
@@ -40,9 +50,8 @@ void read_parameters(Model& model, const Checkpoint& checkpoint, const std::stri
   const FNetConfig& config = model.config();
   std::set<std::string> expected;
   fnet::visit_parameters(model, [&](const auto& parameter) {
-    const bool head = parameter.name.rfind("cls.", 0) == 0 || parameter.name.rfind("classifier.", 0) == 0;
     if (!checkpoint.contains(parameter.name)) {
-      if (head && missing_heads != nullptr) {
+      if (is_head_parameter(parameter.name) && missing_heads != nullptr) {
         missing_heads->push_back(parameter.name);
         return;
       }
@@ -64,7 +73,7 @@ void read_parameters(Model& model, const Checkpoint& checkpoint, const std::stri
   check_tied("cls.predictions.decoder.bias", {config.vocab_size});
 
   // A base-model tensor with no place in the model means config.json and the weights disagree (for instance
-  // more layers than num_hidden_layers); other heads (question answering, ...) are simply not used.
+  // more layers than num_hidden_layers); heads the model was not made with are simply not used.
   for (const auto& name : checkpoint.names()) {
     const bool base =
         name.rfind("embeddings.", 0) == 0 || name.rfind("encoder.", 0) == 0 || name.rfind("pooler.", 0) == 0;
@@ -99,10 +108,12 @@ ModelType load_pretrained_as(const std::string& directory, const MixingArgs&... 
 
 /// Reads `directory`/config.json and the weights (model.safetensors, or shards via
 /// model.safetensors.index.json), and returns the model with every parameter converted straight from the
-/// memory-mapped file into its storage. Tensor names may carry the "fnet." prefix or not. The tied MLM
-/// decoder may be absent. Buffers are ignored. Throws FileError (a missing or unreadable file) or FormatError
-/// naming the file and the tensor: malformed files, a missing tensor, a shape that disagrees with
-/// config.json, a non-float weight, or a tensor of the base model (embeddings / encoder / pooler) the
+/// memory-mapped file into its storage. Tensor names may carry the "fnet." prefix or not. The heads are
+/// those the checkpoint has (detect_heads): a masked-LM checkpoint (FNetForMaskedLM) gives a model with the
+/// masked-LM head alone, a next-sentence one (FNetForNextSentencePrediction) the next-sentence head alone.
+/// The tied MLM decoder may be absent. Buffers are ignored. Throws FileError (a missing or unreadable file)
+/// or FormatError naming the file and the tensor: malformed files, a missing tensor, a shape that disagrees
+/// with config.json, a non-float weight, or a tensor of the base model (embeddings / encoder / pooler) the
 /// configuration has no place for.
 ///
 ///     auto model = fnet::io::load_pretrained<float>("fnet-base");          // fnet::fft::Default backend

@@ -1,4 +1,6 @@
-// The layers on top of the encoder: FNetPooler, FNetPreTrainingHeads (MLM + NSP) and FNetClassifier.
+// The layers on top of the encoder: FNetPooler, the pre-training heads FNetMaskedLMHead and
+// FNetNextSentenceHead, and FNetClassifier (sequence and token classification, multiple choice, question
+// answering).
 #pragma once
 
 #include <fnet/core/detail/access.hpp>
@@ -33,6 +35,34 @@ void check_pooled(const char* owner, const Matrix& pooled, std::size_t hidden_si
     throw std::invalid_argument(std::string(owner) + ": pooled output has shape [" +
                                 std::to_string(pooled.rows()) + ", " + std::to_string(pooled.cols()) +
                                 "] but needs [batch >= 1, " + std::to_string(hidden_size) + "]");
+}
+
+// std::invalid_argument unless `rows` rows (of ids, or pooled) are whole examples of `num_choices` rows each.
+inline void check_num_choices(const char* owner, Eigen::Index rows, std::size_t num_choices) {
+  if (num_choices == 0) throw std::invalid_argument(std::string(owner) + ": num_choices must be >= 1, got 0");
+  if (static_cast<std::size_t>(rows) % num_choices != 0)
+    throw std::invalid_argument(std::string(owner) + ": " + std::to_string(rows) +
+                                " rows are not whole examples of num_choices " + std::to_string(num_choices) +
+                                " (each example's choices are num_choices consecutive rows)");
+}
+
+// A question-answering head's outputs, (tokens, 2) rows of (start, end), as its start logits and its end
+// logits (tokens each): the two columns transformers splits off.
+template <class Scalar>
+void split_span_logits(const Scalar* pairs, std::size_t tokens, Scalar* start, Scalar* end) {
+  for (std::size_t t = 0; t < tokens; ++t) {
+    start[t] = pairs[2 * t];
+    end[t] = pairs[2 * t + 1];
+  }
+}
+
+// The reverse of split_span_logits (for their gradients); `pairs` may not overlap the others.
+template <class Scalar>
+void join_span_logits(const Scalar* start, const Scalar* end, std::size_t tokens, Scalar* pairs) {
+  for (std::size_t t = 0; t < tokens; ++t) {
+    pairs[2 * t] = start[t];
+    pairs[2 * t + 1] = end[t];
+  }
 }
 
 }  // namespace detail
@@ -100,23 +130,22 @@ class FNetPooler : public detail::ParameterListing<FNetPooler<ScalarType>, Scala
   }
 };
 
-/// The pre-training heads of FNetForPreTraining ("cls.*"). Masked-LM: LayerNorm(act(dense(h))) times the word
-/// embeddings (the decoder is tied to them) plus `predictions.bias`; next-sentence: Linear(hidden, 2) on the
-/// pooled output.
+/// The masked-LM head ("cls.predictions.*" of FNetForMaskedLM and FNetForPreTraining, transformers'
+/// FNetOnlyMLMHead): LayerNorm(act(dense(h))) times the word embeddings (the decoder is tied to them) plus
+/// `prediction_bias`, for every token.
 ///
-///     fnet::FNetPreTrainingHeads<float> heads(config);
-///     auto mlm = heads.prediction_logits(last_hidden_state, embeddings.word_embeddings);  // (B, S, vocab)
-///     auto nsp = heads.seq_relationship_logits(pooled);                                   // (B, 2)
+///     fnet::FNetMaskedLMHead<float> head(config);
+///     auto logits = head.prediction_logits(last_hidden_state, embeddings.word_embeddings);  // (B, S, vocab)
 template <class ScalarType>
-class FNetPreTrainingHeads : public detail::ParameterListing<FNetPreTrainingHeads<ScalarType>, ScalarType> {
+class FNetMaskedLMHead : public detail::ParameterListing<FNetMaskedLMHead<ScalarType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
-  /// What a training forward of the masked-LM head keeps for the backward pass: the transform's
-  /// pre-activations, its activations (the LayerNorm's input) with their statistics, and the normalised rows
-  /// (the decoder's input). Caller-owned and reused.
+  /// What a training forward keeps for the backward pass: the transform's pre-activations, its activations
+  /// (the LayerNorm's input) with their statistics, and the normalised rows (the decoder's input).
+  /// Caller-owned and reused.
   class Cache {
    public:
     std::size_t tokens() const { return tokens_; }
@@ -125,28 +154,26 @@ class FNetPreTrainingHeads : public detail::ParameterListing<FNetPreTrainingHead
     }
 
    private:
-    friend class FNetPreTrainingHeads;
+    friend class FNetMaskedLMHead;
     detail::AlignedBuffer<Scalar> transformed_, activated_, normed_;
     typename LayerNorm<Scalar>::Statistics statistics_;
     std::size_t tokens_ = 0;
   };
 
-  explicit FNetPreTrainingHeads(const FNetConfig& config)
+  explicit FNetMaskedLMHead(const FNetConfig& config)
       : transform(config.hidden_size, config.hidden_size),
         transform_layer_norm(config.hidden_size, config.layer_norm_eps),
         prediction_bias(Vector::Zero(static_cast<Eigen::Index>(config.vocab_size))),
-        seq_relationship(config.hidden_size, 2),
         vocab_size_(config.vocab_size),
         activation_(config.hidden_act) {}
 
   Dense<Scalar> transform;                 ///< "predictions.transform.dense.{weight,bias}", [hidden, hidden]
   LayerNorm<Scalar> transform_layer_norm;  ///< "predictions.transform.LayerNorm.{weight,bias}"
   Vector prediction_bias;                  ///< [vocab], "predictions.bias" (the decoder's bias)
-  Dense<Scalar> seq_relationship;          ///< "seq_relationship.{weight,bias}", [2, hidden]
 
   /// (batch, seq, vocab) masked-LM logits; `word_embeddings` is the [vocab, hidden] table (tied decoder).
   Tensor3<Scalar> prediction_logits(const Tensor3<Scalar>& hidden, const Matrix& word_embeddings) const {
-    constexpr const char* owner = "fnet::FNetPreTrainingHeads";
+    constexpr const char* owner = "fnet::FNetMaskedLMHead";
     check_parameters(owner, {});
     check_decoder(owner, word_embeddings);
     detail::check_hidden_states(owner, hidden, static_cast<Eigen::Index>(transform.in_features()));
@@ -157,29 +184,18 @@ class FNetPreTrainingHeads : public detail::ParameterListing<FNetPreTrainingHead
     return logits;
   }
 
-  /// (batch, 2) next-sentence logits from the pooled output (batch, hidden).
-  Matrix seq_relationship_logits(const Matrix& pooled) const {
-    constexpr const char* owner = "fnet::FNetPreTrainingHeads";
-    check_parameters(owner, {});
-    detail::check_pooled(owner, pooled, seq_relationship.in_features());
-    Matrix logits(pooled.rows(), 2);
-    seq_relationship.forward_rows(pooled.data(), pooled.rows(), pooled.cols(), logits.data(),
-                                  Eigen::Index{2});
-    return logits;
-  }
-
-  /// The parameter walk: predictions.bias (zeros), predictions.transform.dense.*,
-  /// predictions.transform.LayerNorm.*, seq_relationship.*.
+  /// The parameter walk, named inside transformers' `cls` module: predictions.bias (zeros),
+  /// predictions.transform.dense.*, predictions.transform.LayerNorm.*. The tied decoder is the word table and
+  /// is not listed.
   template <class Self, class Visitor>
   static void visit_parameters(Self& self, Visitor&& visit) {
     visit(parameter("predictions.bias", self.prediction_bias, ParameterInit::zeros));
     fnet::visit_parameters(self.transform, prefixed("predictions.transform.dense.", visit));
     fnet::visit_parameters(self.transform_layer_norm, prefixed("predictions.transform.LayerNorm.", visit));
-    fnet::visit_parameters(self.seq_relationship, prefixed("seq_relationship.", visit));
   }
 
   /// Throws std::invalid_argument naming a parameter whose shape no longer matches the configuration.
-  void check_parameters() const { check_parameters("fnet::FNetPreTrainingHeads", {}); }
+  void check_parameters() const { check_parameters("fnet::FNetMaskedLMHead", {}); }
 
   /// The same, for a part of `owner`: the message names the parameter after `path`.
   void check_parameters(const char* owner, const ParameterPath& path) const {
@@ -187,7 +203,6 @@ class FNetPreTrainingHeads : public detail::ParameterListing<FNetPreTrainingHead
     transform_layer_norm.check_parameters(owner, ParameterPath(path, "predictions.transform.LayerNorm."));
     detail::check_vector_shape(owner, path, "predictions.bias", prediction_bias,
                                static_cast<Eigen::Index>(vocab_size_));
-    seq_relationship.check_parameters(owner, ParameterPath(path, "seq_relationship."));
   }
 
   /// Throws std::invalid_argument unless `word_embeddings` (the tied decoder) is [vocab, hidden].
@@ -229,18 +244,15 @@ class FNetPreTrainingHeads : public detail::ParameterListing<FNetPreTrainingHead
     });
   }
 
-  // Kernel (training): the backward pass of forward_train for the masked-LM logits' gradient d_logits and of
-  // the next-sentence head for its logits' gradient d_relationship (from the `batch` pooled rows). Adds into
-  // `gradients` (predictions.bias, the transform and its LayerNorm, seq_relationship, and the word table's
-  // gradient for the tied decoder), into d_hidden and into d_pooled. `scratch` holds tokens x hidden
-  // elements.
+  // Kernel (training): the backward pass of forward_train for the logits' gradient d_logits. Adds into
+  // `gradients` (predictions.bias, the transform and its LayerNorm, and the word table's gradient for the
+  // tied decoder) and into d_hidden. `scratch` holds tokens x hidden elements.
   void backward_rows(const Scalar* hidden, std::size_t tokens, const Matrix& word_embeddings,
                      const Cache& cache, const Scalar* d_logits, Scalar* d_hidden, Scalar* scratch,
-                     const Scalar* pooled, Eigen::Index batch, const Scalar* d_relationship, Scalar* d_pooled,
                      Gradients<Scalar>& gradients, int threads) const {
     using detail::Operand;
     using Acc = detail::Accumulator<Scalar>;
-    constexpr const char* owner = "fnet::FNetPreTrainingHeads::backward";
+    constexpr const char* owner = "fnet::FNetMaskedLMHead::backward";
     const auto h = static_cast<Eigen::Index>(transform.in_features());
     const auto vocab = static_cast<Eigen::Index>(vocab_size_);
     const auto rows = static_cast<Eigen::Index>(tokens);
@@ -268,8 +280,6 @@ class FNetPreTrainingHeads : public detail::ParameterListing<FNetPreTrainingHead
                                        static_cast<Eigen::Index>(count), h, activation_);
     });
     transform.backward_rows(hidden, h, scratch, h, tokens, d_hidden, h, true, gradients, threads);
-    seq_relationship.backward_rows(pooled, h, d_relationship, Eigen::Index{2},
-                                   static_cast<std::size_t>(batch), d_pooled, h, true, gradients, threads);
   }
 
   // Decoder columns (vocabulary entries) per block of the training products.
@@ -301,25 +311,95 @@ class FNetPreTrainingHeads : public detail::ParameterListing<FNetPreTrainingHead
   Activation activation_;
 };
 
-/// Linear(hidden, num_labels) ("classifier.*"): on the pooled output for sequence classification, on every
-/// token's final state for token classification. Label names come from config.json's id2label.
+/// The next-sentence head ("cls.seq_relationship.*" of FNetForNextSentencePrediction and FNetForPreTraining,
+/// transformers' FNetOnlyNSPHead): Linear(hidden, 2) on the pooled output, no dropout; logit 0 scores "the
+/// second sentence follows the first", logit 1 "it is a random sentence".
+///
+///     fnet::FNetNextSentenceHead<float> head(config);
+///     auto logits = head.seq_relationship_logits(pooled);   // (B, 2)
+template <class ScalarType>
+class FNetNextSentenceHead : public detail::ParameterListing<FNetNextSentenceHead<ScalarType>, ScalarType> {
+ public:
+  using Scalar = ScalarType;
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+  explicit FNetNextSentenceHead(const FNetConfig& config) : seq_relationship(config.hidden_size, 2) {}
+
+  Dense<Scalar> seq_relationship;  ///< "seq_relationship.{weight,bias}", [2, hidden]
+
+  /// (batch, 2) next-sentence logits from the pooled output (batch, hidden).
+  Matrix seq_relationship_logits(const Matrix& pooled) const {
+    constexpr const char* owner = "fnet::FNetNextSentenceHead";
+    check_parameters(owner, {});
+    detail::check_pooled(owner, pooled, seq_relationship.in_features());
+    Matrix logits(pooled.rows(), 2);
+    seq_relationship.forward_rows(pooled.data(), pooled.rows(), pooled.cols(), logits.data(),
+                                  Eigen::Index{2});
+    return logits;
+  }
+
+  /// The parameter walk, named inside transformers' `cls` module: seq_relationship.*.
+  template <class Self, class Visitor>
+  static void visit_parameters(Self& self, Visitor&& visit) {
+    fnet::visit_parameters(self.seq_relationship, prefixed("seq_relationship.", visit));
+  }
+
+  /// Throws std::invalid_argument naming a parameter whose shape no longer matches the configuration.
+  void check_parameters() const { check_parameters("fnet::FNetNextSentenceHead", {}); }
+
+  /// The same, for a part of `owner`: the message names the parameter after `path`.
+  void check_parameters(const char* owner, const ParameterPath& path) const {
+    seq_relationship.check_parameters(owner, ParameterPath(path, "seq_relationship."));
+  }
+};
+
+/// What FNetClassifier::span_logits returns: a question-answering head's score of every token as the start
+/// and as the end of the answer.
+template <class Scalar>
+struct SpanLogits {
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Matrix start_logits;  ///< (batch, seq)
+  Matrix end_logits;    ///< (batch, seq)
+};
+
+/// A Linear(hidden, outputs) head, as the transformers class of its kind has it:
+/// - Classifier::sequence: "classifier.*" [num_labels, hidden] on the pooled output;
+/// - Classifier::token: "classifier.*" [num_labels, hidden] on every token's final state;
+/// - Classifier::multiple_choice: "classifier.*" [1, hidden] on the pooled output of each choice (a row of
+///   its own); an example's choice scores are its logits;
+/// - Classifier::question_answering: "qa_outputs.*" [2, hidden] on every token's final state, the token's
+///   start and end logits (num_labels must be 2).
+/// Label names come from config.json's id2label.
 ///
 ///     fnet::FNetClassifier<float> classifier(config, fnet::Classifier::sequence);
 ///     auto logits = classifier.sequence_logits(pooled);   // (batch, num_labels)
+///     fnet::FNetClassifier<float> chooser(config, fnet::Classifier::multiple_choice);
+///     auto scores = chooser.choice_logits(pooled, 4);     // (batch / 4, 4): 4 choices per example
 template <class ScalarType>
 class FNetClassifier : public detail::ParameterListing<FNetClassifier<ScalarType>, ScalarType> {
  public:
   using Scalar = ScalarType;
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-  /// Throws std::invalid_argument when `kind` is Classifier::none.
+  /// Throws std::invalid_argument when `kind` is Classifier::none, or for question answering when
+  /// config.num_labels is not 2.
   FNetClassifier(const FNetConfig& config, Classifier kind)
-      : dense(config.hidden_size, config.num_labels), kind_(checked(kind)) {}
+      : dense(config.hidden_size, outputs(config, kind)), kind_(kind) {}
 
-  Dense<Scalar> dense;  ///< [num_labels, hidden], "weight" and "bias" (under "classifier.")
+  Dense<Scalar> dense;  ///< [outputs, hidden], "weight" and "bias" (under parameter_prefix())
 
   Classifier kind() const { return kind_; }
+  /// Its outputs per row: num_labels, 1 for multiple choice (one score per choice), 2 for question answering.
   std::size_t num_labels() const { return dense.out_features(); }
+  /// Where a checkpoint keeps it: "qa_outputs." for question answering, else "classifier.".
+  const char* parameter_prefix() const {
+    return kind_ == Classifier::question_answering ? "qa_outputs." : "classifier.";
+  }
+  /// Whether it reads every token's final state (token classification, question answering) rather than the
+  /// pooled output.
+  bool reads_tokens() const { return kind_ == Classifier::token || kind_ == Classifier::question_answering; }
+  /// Whether training drops out its input, as transformers does before every classifier but qa_outputs.
+  bool drops_input() const { return kind_ != Classifier::question_answering; }
 
   /// (batch, num_labels) from the pooled output (batch, hidden).
   Matrix sequence_logits(const Matrix& pooled) const {
@@ -332,6 +412,24 @@ class FNetClassifier : public detail::ParameterListing<FNetClassifier<ScalarType
     return logits;
   }
 
+  /// Multiple choice: (batch, num_choices) from the pooled output of batch * num_choices rows, the choices of
+  /// each example in consecutive rows. Throws std::invalid_argument unless the rows are whole examples.
+  Matrix choice_logits(const Matrix& pooled, std::size_t num_choices) const {
+    constexpr const char* owner = "fnet::FNetClassifier";
+    check_parameters(owner, {});
+    detail::check_pooled(owner, pooled, dense.in_features());
+    detail::check_num_choices(owner, pooled.rows(), num_choices);
+    if (num_labels() != 1)
+      throw std::invalid_argument(std::string(owner) +
+                                  ": choice_logits needs one output per row, this head has " +
+                                  std::to_string(num_labels()) + " (see Classifier::multiple_choice)");
+    const auto choices = static_cast<Eigen::Index>(num_choices);
+    // One score per row, row-major: already (batch, num_choices).
+    Matrix logits(pooled.rows() / choices, choices);
+    dense.forward_rows(pooled.data(), pooled.rows(), pooled.cols(), logits.data(), Eigen::Index{1});
+    return logits;
+  }
+
   /// (batch, seq, num_labels) from the final hidden states.
   Tensor3<Scalar> token_logits(const Tensor3<Scalar>& hidden) const {
     constexpr const char* owner = "fnet::FNetClassifier";
@@ -341,6 +439,22 @@ class FNetClassifier : public detail::ParameterListing<FNetClassifier<ScalarType
     dense.forward_token_rows(hidden.data(),
                              static_cast<std::size_t>(hidden.dimension(0) * hidden.dimension(1)),
                              logits.data(), num_threads());
+    return logits;
+  }
+
+  /// Question answering: each token's start and end logits, (batch, seq) each, from the final hidden states.
+  SpanLogits<Scalar> span_logits(const Tensor3<Scalar>& hidden) const {
+    constexpr const char* owner = "fnet::FNetClassifier";
+    if (num_labels() != 2)
+      throw std::invalid_argument(std::string(owner) +
+                                  ": span_logits needs two outputs per token, this head has " +
+                                  std::to_string(num_labels()) + " (see Classifier::question_answering)");
+    const Tensor3<Scalar> pairs = token_logits(hidden);
+    SpanLogits<Scalar> logits;
+    logits.start_logits.resize(hidden.dimension(0), hidden.dimension(1));
+    logits.end_logits.resize(hidden.dimension(0), hidden.dimension(1));
+    detail::split_span_logits(pairs.data(), static_cast<std::size_t>(logits.start_logits.size()),
+                              logits.start_logits.data(), logits.end_logits.data());
     return logits;
   }
 
@@ -359,11 +473,28 @@ class FNetClassifier : public detail::ParameterListing<FNetClassifier<ScalarType
   }
 
  private:
-  static Classifier checked(Classifier kind) {
-    if (kind != Classifier::sequence && kind != Classifier::token)
-      throw std::invalid_argument(
-          "fnet::FNetClassifier: kind must be Classifier::sequence or Classifier::token");
-    return kind;
+  static std::size_t outputs(const FNetConfig& config, Classifier kind) {
+    constexpr const char* owner = "fnet::FNetClassifier";
+    switch (kind) {
+      case Classifier::sequence:
+      case Classifier::token:
+        return config.num_labels;
+      case Classifier::multiple_choice:
+        return 1;
+      case Classifier::question_answering:
+        // transformers splits qa_outputs' outputs into exactly a start and an end logit.
+        if (config.num_labels != 2)
+          throw std::invalid_argument(std::string(owner) +
+                                      ": question answering needs num_labels 2 (a start and an end logit "
+                                      "per token), got num_labels " +
+                                      std::to_string(config.num_labels));
+        return 2;
+      case Classifier::none:
+        break;
+    }
+    throw std::invalid_argument(std::string(owner) +
+                                ": kind must be Classifier::sequence, Classifier::token, "
+                                "Classifier::multiple_choice or Classifier::question_answering");
   }
 
   Classifier kind_;

@@ -51,7 +51,7 @@ struct FNetConfig {
   long long eos_token_id = 2;
   std::size_t num_labels = 2;
   std::vector<std::string> id2label;       ///< label names by index, empty when the config has none
-  std::vector<std::string> architectures;  ///< e.g. "FNetForPreTraining", "FNetForSequenceClassification"
+  std::vector<std::string> architectures;  ///< e.g. "FNetForPreTraining", "FNetForMaskedLM", ...
   /// Not a Hugging Face FNet field: the name of the encoder's mixer (its name(), see
   /// <fnet/mixing/mixer.hpp>). "fourier" for every FNet checkpoint; "attention" makes the same model with a
   /// BERT encoder (fnet::TransformerModel), for comparisons on equal terms; a mixer of your own has its own.
@@ -115,22 +115,67 @@ struct FNetConfig {
                                   " labels but num_labels is " + std::to_string(num_labels));
   }
 
-  /// True when the config names a token-classification model (one label per token rather than per sequence).
-  bool is_token_classifier() const {
-    for (const auto& name : architectures)
-      if (name == "FNetForTokenClassification") return true;
+  /// True when `architectures` lists the transformers class `name` (e.g. "FNetForMultipleChoice").
+  bool lists_architecture(const std::string& name) const {
+    for (const auto& listed : architectures)
+      if (listed == name) return true;
     return false;
+  }
+
+  /// True when the config names a token-classification model (one label per token rather than per sequence).
+  bool is_token_classifier() const { return lists_architecture("FNetForTokenClassification"); }
+};
+
+/// What a classifier head classifies: nothing (no head), each sequence (from the pooled output), each token,
+/// each of several choices (transformers' FNetForMultipleChoice: one score per choice from its pooled
+/// output, the choices of an example compared by a softmax), or each token as the start and the end of an
+/// answer span (FNetForQuestionAnswering).
+enum class Classifier { none, sequence, token, multiple_choice, question_answering };
+
+/// Which task heads an FNetModel carries besides the always-present pooler. The two pre-training heads are
+/// separate, as transformers has them: the masked-LM head alone is FNetForMaskedLM, the next-sentence head
+/// alone FNetForNextSentencePrediction, both FNetForPreTraining. `pretraining` asks for both at once (as it
+/// did before the two were separable, so `{true}` and `{true, Classifier::sequence}` still mean what they
+/// meant); the has_* members say what a struct asks for, whichever way it was written. A model's heads() are
+/// resolved(): there `masked_lm` and `next_sentence` say which heads it has and `pretraining` is true exactly
+/// when it has both.
+///
+///     fnet::FNetHeads mlm;                                   // FNetForMaskedLM
+///     mlm.masked_lm = true;
+///     fnet::FNetHeads nsp;                                   // FNetForNextSentencePrediction
+///     nsp.next_sentence = true;
+///     fnet::FNetHeads both{true};                            // FNetForPreTraining
+///     fnet::FNetHeads classifier{false, fnet::Classifier::sequence};
+struct FNetHeads {
+  bool pretraining = false;                  ///< both pre-training heads: masked_lm and next_sentence
+  Classifier classifier = Classifier::none;  ///< "classifier.*", or "qa_outputs.*" for question answering
+  bool masked_lm = false;                    ///< "cls.predictions.*": the masked-LM head
+  bool next_sentence = false;                ///< "cls.seq_relationship.*": the next-sentence head
+
+  /// Whether these heads include the masked-LM head (masked_lm, or pretraining).
+  constexpr bool has_masked_lm() const { return pretraining || masked_lm; }
+  /// Whether these heads include the next-sentence head (next_sentence, or pretraining).
+  constexpr bool has_next_sentence() const { return pretraining || next_sentence; }
+  /// Whether there is any head at all (a bare FNetModel has none).
+  constexpr bool has_any() const {
+    return has_masked_lm() || has_next_sentence() || classifier != Classifier::none;
+  }
+  /// The same heads with the three pre-training flags agreeing: masked_lm and next_sentence as has_*()
+  /// says, pretraining when both are there.
+  constexpr FNetHeads resolved() const {
+    FNetHeads heads = *this;
+    heads.masked_lm = has_masked_lm();
+    heads.next_sentence = has_next_sentence();
+    heads.pretraining = heads.masked_lm && heads.next_sentence;
+    return heads;
   }
 };
 
-/// What a classifier head classifies: nothing (no head), each sequence (from the pooled output), or each
-/// token.
-enum class Classifier { none, sequence, token };
-
-/// Which task heads an FNetModel carries besides the always-present pooler.
-struct FNetHeads {
-  bool pretraining = false;                  ///< "cls.*": masked-LM and next-sentence heads
-  Classifier classifier = Classifier::none;  ///< "classifier.*"
-};
+/// Whether the parameter `name` (as Model::parameters() lists it) belongs to a head rather than to the base
+/// model: "cls.*" (the masked-LM and next-sentence heads), "classifier.*" or "qa_outputs.*". Checkpoints
+/// store head tensors without the "fnet." prefix of the base model's.
+inline bool is_head_parameter(const std::string& name) {
+  return name.rfind("cls.", 0) == 0 || name.rfind("classifier.", 0) == 0 || name.rfind("qa_outputs.", 0) == 0;
+}
 
 }  // namespace fnet

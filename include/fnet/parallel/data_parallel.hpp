@@ -178,12 +178,15 @@ class DataParallel {
 
   /// The loss counts of the whole batch from each rank's shard's (what TrainingOptions::whole_batch wants).
   LossCounts sum(const LossCounts& counts) const {
-    std::uint64_t values[3] = {counts.masked_lm, counts.next_sentence, counts.classification};
-    check(MPI_Allreduce(MPI_IN_PLACE, values, 3, MPI_UINT64_T, MPI_SUM, communicator_), "MPI_Allreduce");
+    std::uint64_t values[5] = {counts.masked_lm, counts.next_sentence, counts.classification,
+                               counts.answer_start, counts.answer_end};
+    check(MPI_Allreduce(MPI_IN_PLACE, values, 5, MPI_UINT64_T, MPI_SUM, communicator_), "MPI_Allreduce");
     LossCounts total;
     total.masked_lm = static_cast<std::size_t>(values[0]);
     total.next_sentence = static_cast<std::size_t>(values[1]);
     total.classification = static_cast<std::size_t>(values[2]);
+    total.answer_start = static_cast<std::size_t>(values[3]);
+    total.answer_end = static_cast<std::size_t>(values[4]);
     return total;
   }
 

@@ -29,8 +29,10 @@ struct Evaluation {
   /// what its examples do); batches without a finite loss (nothing to predict) are left out. NaN when none is
   /// left.
   double loss = 0;
-  /// The share of labels (-100 aside) the logits' argmax predicts: classes, tokens, or for pre-training the
-  /// masked-LM tokens. NaN for regression (no classes) or when nothing is labelled.
+  /// The share of labels (-100 aside) the logits' argmax predicts: classes, tokens, choices, for question
+  /// answering the start and end positions (those inside the sequence) together, for pre-training and masked
+  /// LM the masked-LM tokens, for next-sentence prediction the next-sentence labels. NaN for regression (no
+  /// classes) or when nothing is labelled.
   double accuracy = 0;
 };
 
@@ -45,6 +47,7 @@ Evaluation evaluate_checked(const Model& model, const Dataset& data, Task task, 
   Workspace<Scalar> workspace;
   TokenIds ids, types;
   TrainingLabels labels;
+  std::vector<std::int64_t> starts, ends;  // question answering: the positions clamped as transformers does
   const std::vector<std::size_t> order = epoch_order(data.size(), 0, 0, false);
   double loss_sum = 0, correct = 0, counted = 0;
   std::size_t examples = 0;
@@ -53,11 +56,12 @@ Evaluation evaluate_checked(const Model& model, const Dataset& data, Task task, 
        first += stride) {
     const std::size_t count = std::min(batch_size, data.size() - first);
     gather_batch(data, order, first, count, ids, types, labels);
-    model.forward(ids, types, out, workspace);
+    model.forward(ids, types, out, workspace, labels.num_choices);
     const auto argmax_accuracy = [&](const Scalar* logits, std::size_t rows, std::size_t classes,
-                                     const std::int64_t* targets) {
+                                     const std::int64_t* targets,
+                                     std::int64_t ignored = default_ignore_index) {
       for (std::size_t r = 0; r < rows; ++r) {
-        if (targets[r] == default_ignore_index) continue;
+        if (targets[r] == ignored) continue;
         const Scalar* row = logits + r * classes;
         correct += static_cast<double>(std::max_element(row, row + classes) - row) ==
                    static_cast<double>(targets[r]);
@@ -65,18 +69,42 @@ Evaluation evaluate_checked(const Model& model, const Dataset& data, Task task, 
       }
     };
     double batch_loss = 0;
-    if (task == Task::pretraining) {
+    if (trains_pretraining_heads(task)) {
+      // Pre-training: MLM + NSP, its accuracy the masked-LM tokens'; either head alone: its own.
       const std::size_t vocab = model.config().vocab_size, tokens = count * data.seq();
-      batch_loss = cross_entropy(RowsView<const Scalar>(out.prediction_logits->data(), tokens, vocab),
-                                 LabelsView(labels.token_labels)) +
-                   cross_entropy(RowsView<const Scalar>(out.seq_relationship_logits->data(), count, 2),
-                                 LabelsView(labels.sequence_labels));
-      argmax_accuracy(out.prediction_logits->data(), tokens, vocab, labels.token_labels.data());
+      if (task != Task::next_sentence) {
+        batch_loss += cross_entropy(RowsView<const Scalar>(out.prediction_logits->data(), tokens, vocab),
+                                    LabelsView(labels.token_labels));
+        argmax_accuracy(out.prediction_logits->data(), tokens, vocab, labels.token_labels.data());
+      }
+      if (task != Task::masked_lm) {
+        batch_loss += cross_entropy(RowsView<const Scalar>(out.seq_relationship_logits->data(), count, 2),
+                                    LabelsView(labels.sequence_labels));
+        if (task == Task::next_sentence)
+          argmax_accuracy(out.seq_relationship_logits->data(), count, 2, labels.sequence_labels.data());
+      }
     } else if (task == Task::token_classification) {
       const std::size_t classes = model.config().num_labels, tokens = count * data.seq();
       batch_loss = cross_entropy(RowsView<const Scalar>(out.token_logits->data(), tokens, classes),
                                  LabelsView(labels.token_labels));
       argmax_accuracy(out.token_logits->data(), tokens, classes, labels.token_labels.data());
+    } else if (task == Task::multiple_choice) {
+      const std::size_t choices = labels.num_choices;
+      batch_loss = cross_entropy(RowsView<const Scalar>(out.choice_logits->data(), count, choices),
+                                 LabelsView(labels.sequence_labels));
+      argmax_accuracy(out.choice_logits->data(), count, choices, labels.sequence_labels.data());
+    } else if (task == Task::question_answering) {
+      const std::size_t seq = data.seq();
+      const auto ignored = static_cast<std::int64_t>(seq);
+      detail::clamp_answer_positions(labels.start_positions, seq, starts);
+      detail::clamp_answer_positions(labels.end_positions, seq, ends);
+      batch_loss = (cross_entropy(RowsView<const Scalar>(out.start_logits->data(), count, seq),
+                                  LabelsView(starts), {}, ignored) +
+                    cross_entropy(RowsView<const Scalar>(out.end_logits->data(), count, seq),
+                                  LabelsView(ends), {}, ignored)) /
+                   2;
+      argmax_accuracy(out.start_logits->data(), count, seq, starts.data(), ignored);
+      argmax_accuracy(out.end_logits->data(), count, seq, ends.data(), ignored);
     } else if (model.config().num_labels == 1) {
       std::vector<Scalar> targets(labels.regression_targets.begin(), labels.regression_targets.end());
       batch_loss = mse_loss(RowsView<const Scalar>(out.sequence_logits->data(), count, 1),

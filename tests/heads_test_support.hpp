@@ -1,0 +1,74 @@
+// What the head tests share: randomised models and ids, parameters copied between models by name, rows of
+// an output, and the .npy files fnet-infer and fnet-train read and write.
+#pragma once
+
+#include <fnet/io/npy.hpp>
+#include <fnet/model/model.hpp>
+
+#include "io_test_support.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace heads_test_support {
+
+// Every parameter random (LayerNorm weights near 1), so that no term can hide behind a zero or a one.
+template <class AnyModel>
+void randomise(AnyModel& model, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::uniform_real_distribution<double> uniform(-0.5, 0.5);
+  for (auto& p : model.parameters()) {
+    const bool norm_weight = p.name.find("LayerNorm.weight") != std::string::npos;
+    for (std::size_t i = 0; i < p.size(); ++i)
+      p.data[i] = static_cast<std::remove_reference_t<decltype(*p.data)>>((norm_weight ? 1.0 : 0.0) +
+                                                                          uniform(random));
+  }
+}
+
+inline fnet::TokenIds random_ids(Eigen::Index rows, Eigen::Index seq, std::int64_t upper, std::uint64_t seed,
+                                 std::int64_t lower = 0) {
+  std::mt19937_64 random(seed);
+  fnet::TokenIds ids(rows, seq);
+  for (Eigen::Index i = 0; i < ids.size(); ++i)
+    ids.data()[i] = lower + static_cast<std::int64_t>(random() % static_cast<std::uint64_t>(upper - lower));
+  return ids;
+}
+
+// The parameters of `from` copied into `to` by name, for every name both have; head parameters only when
+// `heads` (a head of another kind may share a name and not a shape).
+template <class A, class B>
+void copy_by_name(const A& from, B& to, bool heads) {
+  std::map<std::string, const double*> source;
+  for (const auto& p : const_cast<A&>(from).parameters()) source[p.name] = p.data;
+  for (auto& p : to.parameters())
+    if (source.count(p.name) && (heads || !fnet::is_head_parameter(p.name)))
+      std::copy_n(source.at(p.name), p.size(), p.data);
+}
+
+inline Eigen::VectorXd row_of(const fnet::Tensor3<double>& x, Eigen::Index b, Eigen::Index s) {
+  Eigen::VectorXd row(x.dimension(2));
+  for (Eigen::Index j = 0; j < row.size(); ++j) row(j) = x(b, s, j);
+  return row;
+}
+
+inline std::vector<float> npy_floats(const std::string& path, std::vector<std::size_t>& shape) {
+  const fnet::io::MappedFile file(path);
+  const fnet::io::NpyView view = fnet::io::parse_npy(file.data(), file.size(), path);
+  shape = view.shape;
+  std::vector<float> values(view.element_count);
+  std::memcpy(values.data(), view.data, values.size() * sizeof(float));
+  return values;
+}
+
+inline void write_ids(const std::string& path, const std::vector<std::int64_t>& values,
+                      const std::vector<std::size_t>& shape) {
+  fnet_test::write_file(path, fnet::io::npy_header_bytes("<i8", shape) + fnet_test::raw_bytes(values));
+}
+
+}  // namespace heads_test_support
