@@ -5,6 +5,16 @@
 // (fnet::load_tsv_dataset, with DIR/spiece.model). OUT: see fnet::TrainerOptions::output_dir. Built with
 // FNet::mpi, `mpirun -np K fnet-train ...` trains on K ranks with the same flags (--batch-size is the global
 // batch).
+//
+// The .npy files of DATA by task (shapes: N examples, S tokens, C choices):
+//   sequence-classification  input_ids (N,S), labels (N,): class indices, or floats with --num-labels 1
+//   token-classification     input_ids (N,S), labels (N,S): -100 ignored
+//   multiple-choice          input_ids (N,C,S), labels (N,): the right choice, in [0, C)
+//   question-answering       input_ids (N,S), start_positions (N,), end_positions (N,): >= S ignored
+//   pretraining              input_ids (N,S), labels (N,S): masked-LM targets, next_sentence_label (N,)
+//   masked-lm                input_ids (N,S), labels (N,S): masked-LM targets, -100 where nothing is
+//   predicted next-sentence            input_ids (N,S), next_sentence_label (N,): 0 follows, 1 random
+// token_type_ids (the shape of input_ids) is optional for every task.
 #include <fnet/core/threads.hpp>
 #include <fnet/io/config.hpp>
 #include <fnet/io/npy_dataset.hpp>
@@ -35,8 +45,10 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* usage =
-    "usage: fnet-train --model DIR --task sequence-classification|token-classification|pretraining "
-    "--train DATA [--eval DATA] --output-dir OUT [--num-labels N] [--epochs E | --steps N] [--batch-size B] "
+    "usage: fnet-train --model DIR --task "
+    "sequence-classification|token-classification|multiple-choice|question-answering|pretraining|masked-lm|"
+    "next-sentence --train DATA [--eval DATA] --output-dir OUT [--num-labels N] [--epochs E | --steps N] "
+    "[--batch-size B] "
     "[--lr LR] [--weight-decay WD] [--warmup-steps W] [--max-grad-norm C] [--adam-eps EPS] [--dropout P] "
     "[--seed S] [--no-shuffle] [--threads N] [--backend fftw|builtin|dft] [--save-steps K] [--resume] "
     "[--stop-after K]";
@@ -70,6 +82,7 @@ Options parse_options(int argc, char** argv) {
   options.train = take("--train");
   options.eval = take("--eval");
   run.output_dir = take("--output-dir");
+  run.tokenizer_from = options.model;  // the saved models carry the model's tokenizer files
   options.backend = take("--backend");
   if (options.model.empty()) throw UsageError("--model DIR is required");
   if (options.train.empty()) throw UsageError("--train DATA is required");
@@ -78,7 +91,8 @@ Options parse_options(int argc, char** argv) {
   const auto task = fnet::task_from_name(take("--task"));
   if (!task)
     throw UsageError("unknown task '" + take("--task") +
-                     "' (expected sequence-classification, token-classification or pretraining)");
+                     "' (expected sequence-classification, token-classification, multiple-choice, "
+                     "question-answering, pretraining, masked-lm or next-sentence)");
   run.task = *task;
   if (has("--num-labels")) options.num_labels = static_cast<std::size_t>(count("--num-labels", 1, 1u << 20));
   if (has("--epochs") && has("--steps")) throw UsageError("give --epochs or --steps, not both");
@@ -153,12 +167,25 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
   const fnet::TrainerOptions& run = options.run;
 
   // The model's heads and labels: a classifier the checkpoint has, or a new one of --num-labels classes.
+  // Multiple choice has one output per choice and question answering two (start, end): no label count.
   const fnet::FNetHeads heads = fnet::heads_for(run.task);
-  const bool has_classifier =
-      fnet::io::detail::has_weights(options.model) &&
-      fnet::io::detect_heads(fnet::io::Checkpoint::open(options.model), config).classifier !=
-          fnet::Classifier::none;
-  if (heads.classifier != fnet::Classifier::none) {
+  const fnet::Classifier found =
+      fnet::io::detail::has_weights(options.model)
+          ? fnet::io::detect_heads(fnet::io::Checkpoint::open(options.model), config).classifier
+          : fnet::Classifier::none;
+  const bool has_classifier = found == fnet::Classifier::sequence || found == fnet::Classifier::token;
+  if (heads.classifier == fnet::Classifier::multiple_choice) {
+    if (options.num_labels)
+      throw UsageError("--num-labels does not apply to multiple-choice (one score per choice)");
+  } else if (heads.classifier == fnet::Classifier::question_answering) {
+    if (options.num_labels && *options.num_labels != 2)
+      throw UsageError("question-answering has 2 labels (start, end), not --num-labels " +
+                       std::to_string(*options.num_labels));
+    if (found != fnet::Classifier::question_answering && config.num_labels != 2) {  // a new head
+      config.num_labels = 2;
+      config.id2label.clear();
+    }
+  } else if (heads.classifier != fnet::Classifier::none) {
     if (has_classifier) {
       if (options.num_labels && *options.num_labels != config.num_labels)
         throw UsageError("--num-labels " + std::to_string(*options.num_labels) +
@@ -171,8 +198,8 @@ void train(const Options& options, fnet::FNetConfig config, const std::string& m
       throw UsageError(std::string(fnet::task_name(run.task)) + " on '" + options.model +
                        "', which has no classifier, needs --num-labels");
     }
-    config.architectures = fnet::io::architectures_for(heads);
   }
+  if (heads.classifier != fnet::Classifier::none) config.architectures = fnet::io::architectures_for(heads);
 
   const fnet::Dataset train_data = load_dataset(options.train, run.task, config, options.model);
   std::optional<fnet::Dataset> eval_data;

@@ -190,6 +190,45 @@ TEST(Trainer, AResumedRunEndsWithTheBitsOfAnUninterruptedOne) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("parted") + "/train_results.json"));
 }
 
+// As transformers' Trainer saves its tokenizer: every saved model directory (checkpoint-K, best, the final
+// one) carries a byte-for-byte copy of the tokenizer files of tokenizer_from, and only of those it has.
+TEST(Trainer, SavedModelsCarryTheTokenizerFiles) {
+  fnet_test::TempDir dir;
+  const std::string source = dir.file("model");
+  std::filesystem::create_directories(source);
+  const std::string spiece("\x0a\x05piece\x00\xff binary", 16), config = "{\"do_lower_case\": false}\n";
+  std::ofstream(source + "/spiece.model", std::ios::binary) << spiece;
+  std::ofstream(source + "/tokenizer_config.json", std::ios::binary) << config;
+  std::ofstream(source + "/vocab.txt", std::ios::binary) << "not a tokenizer file of FNet's\n";
+
+  fnet::TrainerOptions options = small_run();
+  options.steps = 4;
+  options.save_steps = 2;
+  options.stop_after = 3;  // keeps checkpoint-2
+  options.output_dir = dir.file("out");
+  options.tokenizer_from = source;
+  TrainerModel model = tiny_model();
+  const fnet::Dataset train = generated_data(8, 8, 5), eval = generated_data(4, 8, 6);
+  fnet::Trainer(model, options).train(train, &eval);
+  options.stop_after.reset();
+  options.resume = true;
+  fnet::Trainer(model, options).train(train, &eval);  // the final save and best/
+  for (const std::string saved : {"/best", ""}) {
+    EXPECT_EQ(file_bytes(options.output_dir + saved + "/spiece.model"), spiece) << saved;
+    EXPECT_EQ(file_bytes(options.output_dir + saved + "/tokenizer_config.json"), config) << saved;
+    EXPECT_FALSE(std::filesystem::exists(options.output_dir + saved + "/vocab.txt")) << saved;
+    EXPECT_FALSE(std::filesystem::exists(options.output_dir + saved + "/tokenizer.json")) << saved;
+  }
+
+  TrainerModel stopped = tiny_model();
+  options.resume = false;
+  options.stop_after = 3;
+  options.output_dir = dir.file("stopped");
+  fnet::Trainer(stopped, options).train(train, &eval);
+  EXPECT_EQ(file_bytes(options.output_dir + "/checkpoint-2/spiece.model"), spiece);
+  EXPECT_EQ(fnet::io::copy_tokenizer_files(source, source), 0u) << "a directory is not copied onto itself";
+}
+
 TEST(Trainer, ResumeRefusesOtherSettingsAndAMissingCheckpoint) {
   const fnet::Dataset train = generated_data(10, 8, 5);
   fnet_test::TempDir dir;

@@ -5,7 +5,8 @@ Trainer trains it: the parameters after the same updates must agree within 1e-5.
     test_training_matches_transformers.py --fnet-train PATH [unittest args]
 
 The reference is the transformers FNet class of the task (FNetForSequenceClassification,
-FNetForTokenClassification, FNetForPreTraining) in float32 with dropout 0, trained by the loop of
+FNetForTokenClassification, FNetForPreTraining, FNetForMaskedLM, FNetForNextSentencePrediction) in float32 with
+dropout 0, trained by the loop of
 transformers' Trainer (the Trainer itself needs accelerate, which the reference environment does not have):
 - torch.optim.AdamW (betas 0.9, 0.999, eps 1e-8; fused as TrainingArguments' default optim here,
   "adamw_torch_fused" with torch >= 2.8) over Trainer.create_optimizer's two groups: weight decay on the
@@ -25,11 +26,16 @@ Cases:
   a few steps (dropout on) and saves it with save_pretrained; fnet-train continues training from that
   directory (a fresh optimiser and schedule, as loading a model for fine-tuning does) while transformers
   continues the same updates from its own state with a fresh optimiser. fnet-train must load the directory
-  without a word on stderr besides its progress lines.
+  without a word on stderr besides its progress lines. The directory holds a tokenizer too (spiece.model,
+  tokenizer_config.json, tokenizer.json, as google/fnet-base has them): fnet-train's output must carry
+  byte-for-byte copies, which transformers' AutoTokenizer loads and encodes with as it does the original.
 
 What must agree: every parameter fnet-train saves, for each tensor max |ours - theirs| / max |theirs| <= 1e-5,
 and the tensor names (the pre-training decoder is tied to the word embeddings: a decoder weight fnet-train
-saves must equal the word embeddings). The losses fnet-train prints for each update must match transformers'
+saves must equal the word embeddings; FNetForMaskedLM's loss never reaches its pooler, whose gradient stays None
+in torch, so AdamW skips it, weight decay included, and fnet-train must leave it as it was too; the
+next-sentence task's labels are FNetForNextSentencePrediction's `labels`, fnet-train's next_sentence_label.npy).
+The losses fnet-train prints for each update must match transformers'
 within 1e-5 relative (they are printed with 6 decimals). The largest relative difference of each case is
 printed.
 
@@ -45,6 +51,7 @@ every case fail: weight decay on every tensor or on none, no clipping, the sched
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +64,7 @@ import transformers
 from safetensors.numpy import load_file
 
 from reference_check import TOLERANCE, add_cases, program_from_command_line
+from test_tokenizer_matches_transformers import train_model, transformers_tokenizer
 
 FNET_TRAIN = None
 LOSS_BOUND = 1e-5
@@ -66,7 +74,13 @@ TASKS = {
     "sequence": (transformers.FNetForSequenceClassification, "sequence-classification"),
     "token": (transformers.FNetForTokenClassification, "token-classification"),
     "pretraining": (transformers.FNetForPreTraining, "pretraining"),
+    "masked_lm": (transformers.FNetForMaskedLM, "masked-lm"),
+    "next_sentence": (transformers.FNetForNextSentencePrediction, "next-sentence"),
 }
+
+# The transformers argument of a task's data that fnet-train reads from a file of another name:
+# FNetForNextSentencePrediction's `labels` are the next-sentence labels of the pretraining task's files.
+FILE_NAMES = {"next_sentence": {"labels": "next_sentence_label"}}
 
 # name: (kind, first run: "optimizer" or "continue", dict of settings)
 #   hidden, layers, seq, hidden_act, examples: the model and data; steps, batch, lr, warmup, weight_decay: the
@@ -87,6 +101,18 @@ CASES = {
     "continue_pretraining_seq11": ("pretraining", "continue", dict(
         hidden=32, layers=2, seq=11, hidden_act="gelu", examples=11, steps=12, batch=3, lr=1e-3, warmup=2,
         weight_decay=0.2, before=5)),
+    "optimizer_masked_lm_seq10": ("masked_lm", "optimizer", dict(
+        hidden=32, layers=2, seq=10, hidden_act="gelu", examples=14, steps=20, batch=4, lr=1e-3, warmup=3,
+        weight_decay=0.1)),
+    "optimizer_next_sentence_seq12": ("next_sentence", "optimizer", dict(
+        hidden=40, layers=2, seq=12, hidden_act="gelu_new", examples=15, steps=20, batch=4, lr=1e-3, warmup=2,
+        weight_decay=0.05)),
+    "continue_masked_lm_seq9": ("masked_lm", "continue", dict(
+        hidden=24, layers=2, seq=9, hidden_act="gelu_new", examples=13, steps=12, batch=4, lr=1e-3, warmup=2,
+        weight_decay=0.1, before=5)),
+    "continue_next_sentence_seq11": ("next_sentence", "continue", dict(
+        hidden=32, layers=2, seq=11, hidden_act="gelu", examples=13, steps=12, batch=3, lr=1e-3, warmup=2,
+        weight_decay=0.2, before=5)),
 }
 
 
@@ -100,7 +126,8 @@ def make_config(kind, hidden, layers, hidden_act, dropout):
 
 def make_data(config, kind, examples, seq, seed):
     """ids with a [CLS]-like first token and trailing padding on some rows, token types 0/1, labels by task
-    (IGNORE_INDEX on padding and on the unmasked pre-training positions)."""
+    (IGNORE_INDEX on padding and on the unmasked pre-training positions), under the names the transformers
+    class takes them."""
     rng = np.random.default_rng(seed)
     pad = config.pad_token_id
     ids = rng.integers(5, config.vocab_size, (examples, seq))
@@ -112,11 +139,14 @@ def make_data(config, kind, examples, seq, seed):
         types[row, length:] = 0
     padded = ids == pad
     data = {"input_ids": ids.astype(np.int64), "token_type_ids": types.astype(np.int64)}
-    if kind == "pretraining":
+    if kind in ("pretraining", "masked_lm"):
         labels = rng.integers(0, config.vocab_size, (examples, seq))
         labels[(rng.random((examples, seq)) > 0.3) | padded] = IGNORE_INDEX
         labels[:, 1] = ids[:, 1]  # at least one prediction per example
-        data["next_sentence_label"] = rng.integers(0, 2, (examples,)).astype(np.int64)
+        if kind == "pretraining":
+            data["next_sentence_label"] = rng.integers(0, 2, (examples,)).astype(np.int64)
+    elif kind == "next_sentence":
+        labels = rng.integers(0, 2, (examples,))
     elif kind == "sequence":
         labels = rng.integers(0, config.num_labels, (examples,))
     else:
@@ -126,11 +156,11 @@ def make_data(config, kind, examples, seq, seed):
     return data
 
 
-def save_data(directory, data):
+def save_data(directory, data, kind):
     """The .npy files fnet-train's --train DATA reads (fnet::io::load_npy_dataset)."""
     os.makedirs(directory)
     for name, values in data.items():
-        np.save(os.path.join(directory, name + ".npy"), values)
+        np.save(os.path.join(directory, FILE_NAMES.get(kind, {}).get(name, name) + ".npy"), values)
 
 
 def batches(data, steps, batch_size):
@@ -224,8 +254,13 @@ class TrainingMatchesTransformers(unittest.TestCase):
             model.save_pretrained(saved)
             self.assertEqual(sorted(os.listdir(saved)), ["config.json", "model.safetensors"],
                              f"{name}: what transformers' save_pretrained wrote")
+            tokenizer = os.path.join(work, "tokenizer")
+            if start == "continue":  # a tokenizer beside the weights, as google/fnet-base has one
+                transformers_tokenizer(train_model(work), tokenizer)
+                for file in os.listdir(tokenizer):
+                    shutil.copy(os.path.join(tokenizer, file), saved)
             data = make_data(config, kind, settings["examples"], settings["seq"], len(name))
-            save_data(os.path.join(work, "data"), data)
+            save_data(os.path.join(work, "data"), data, kind)
 
             # max_grad_norm: the median norm of an unclipped run on a copy, so that some updates clip.
             initial = {n: p.detach().clone() for n, p in model.state_dict().items()}
@@ -248,6 +283,14 @@ class TrainingMatchesTransformers(unittest.TestCase):
             self.assertEqual(others, [], f"{name}: fnet-train said more than its progress on the checkpoint "
                                          f"transformers saved")
 
+            if start == "continue":  # fnet-train's model carries the tokenizer, and transformers loads it
+                for file in sorted(os.listdir(tokenizer)):
+                    with open(os.path.join(tokenizer, file), "rb") as a, open(os.path.join(out, file), "rb") as b:
+                        self.assertEqual(a.read(), b.read(), f"{name}: {file} in fnet-train's output")
+                text = ["FNet mixes tokens, 1999, with Fourier transforms.", "Ångström naïve café"]
+                self.assertEqual(transformers.AutoTokenizer.from_pretrained(out)(text)["input_ids"],
+                                 transformers.AutoTokenizer.from_pretrained(saved)(text)["input_ids"],
+                                 f"{name}: the tokenizer transformers loads from fnet-train's output")
             ours = load_file(os.path.join(out, "model.safetensors"))
             theirs = {n: p.detach().numpy() for n, p in model.state_dict().items()}
             parameters = dict(model.named_parameters())
@@ -260,7 +303,7 @@ class TrainingMatchesTransformers(unittest.TestCase):
                 self.assertEqual(values.dtype, np.float32, f"{name}: {tensor}: saved as {values.dtype}")
                 self.assertEqual(values.shape, theirs[tensor].shape, f"{name}: {tensor}: shape")
                 errors[tensor] = relative_difference(values, theirs[tensor])
-            if kind == "pretraining" and "cls.predictions.decoder.weight" in ours:
+            if kind in ("pretraining", "masked_lm") and "cls.predictions.decoder.weight" in ours:
                 self.assertTrue(np.array_equal(ours["cls.predictions.decoder.weight"],
                                                ours["fnet.embeddings.word_embeddings.weight"]),
                                 f"{name}: the saved decoder is not the word embeddings it is tied to")

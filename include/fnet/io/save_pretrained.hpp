@@ -28,25 +28,31 @@ struct SaveOptions {
 };
 
 /// The "architectures" of config.json for a model with `heads`, as transformers names the FNet classes:
-/// FNetModel (no head), FNetForPreTraining, FNetForSequenceClassification, FNetForTokenClassification. A
-/// model with pre-training heads and a classifier lists both classes (each loads its own tensors).
+/// FNetModel (no head), FNetForPreTraining (both pre-training heads), FNetForMaskedLM (the masked-LM head
+/// alone), FNetForNextSentencePrediction (the next-sentence head alone), FNetForSequenceClassification,
+/// FNetForTokenClassification, FNetForMultipleChoice, FNetForQuestionAnswering. A model with pre-training
+/// heads and a classifier lists both classes (each loads its own tensors).
 inline std::vector<std::string> architectures_for(const FNetHeads& heads) {
   std::vector<std::string> names;
-  if (heads.pretraining) names.emplace_back("FNetForPreTraining");
+  if (heads.has_masked_lm() && heads.has_next_sentence())
+    names.emplace_back("FNetForPreTraining");
+  else if (heads.has_masked_lm())
+    names.emplace_back("FNetForMaskedLM");
+  else if (heads.has_next_sentence())
+    names.emplace_back("FNetForNextSentencePrediction");
   if (heads.classifier == Classifier::sequence) names.emplace_back("FNetForSequenceClassification");
   if (heads.classifier == Classifier::token) names.emplace_back("FNetForTokenClassification");
+  if (heads.classifier == Classifier::multiple_choice) names.emplace_back("FNetForMultipleChoice");
+  if (heads.classifier == Classifier::question_answering) names.emplace_back("FNetForQuestionAnswering");
   if (names.empty()) names.emplace_back("FNetModel");
   return names;
 }
 
 /// The checkpoint name of the parameter `name` (as FNetModel::parameters() lists it) in a model with `heads`:
 /// a model with any head keeps its base model under "fnet." ("fnet.encoder.layer.0...."), its heads as they
-/// are
-/// ("cls.*", "classifier.*"); a bare model has no prefix.
+/// are ("cls.*", "classifier.*", "qa_outputs.*"); a bare model has no prefix.
 inline std::string checkpoint_name(const std::string& name, const FNetHeads& heads) {
-  const bool has_head = heads.pretraining || heads.classifier != Classifier::none;
-  const bool is_head = name.rfind("cls.", 0) == 0 || name.rfind("classifier.", 0) == 0;
-  return has_head && !is_head ? "fnet." + name : name;
+  return heads.has_any() && !is_head_parameter(name) ? "fnet." + name : name;
 }
 
 namespace detail {
@@ -77,10 +83,10 @@ inline void require_file_or_absent(const std::filesystem::path& path) {
 /// writes the matching FNet class (see architectures_for): config.json (config_json, with "architectures" set
 /// for the model's heads and "torch_dtype" for options.dtype) and model.safetensors (every parameter in
 /// options.dtype, "__metadata__": {"format": "pt"}). With a head, base tensors are named "fnet.*" and heads
-/// "cls.*" / "classifier.*"; a bare model's tensors have no prefix. The MLM decoder, tied to the word
-/// embeddings and cls.predictions.bias, is not written (as transformers drops tied tensors from safetensors
-/// files). fnet::io::load_pretrained reads the directory back; its tensor names, shapes, dtypes and config
-/// keys are those transformers' from_pretrained expects of that class.
+/// "cls.*" / "classifier.*" / "qa_outputs.*"; a bare model's tensors have no prefix. The MLM decoder, tied to
+/// the word embeddings and cls.predictions.bias, is not written (as transformers drops tied tensors from
+/// safetensors files). fnet::io::load_pretrained reads the directory back; its tensor names, shapes, dtypes
+/// and config keys are those transformers' from_pretrained expects of that class.
 ///
 ///     fnet::io::save_pretrained(model, "my-fnet");                                // F32
 ///     fnet::io::save_pretrained(model, "my-fnet-bf16", {fnet::io::DType::BF16});   // half the size
@@ -154,6 +160,34 @@ void save_pretrained(const Model<Scalar, Mixing>& model, const std::string& dire
     throw;
   }
   write_file_atomically(config_path.string(), config_text);
+}
+
+/// The files a Hugging Face FNet directory keeps its tokenizer in: SentencePiece's model and transformers'
+/// own.
+inline constexpr const char* tokenizer_file_names[] = {"spiece.model", "tokenizer.json",
+                                                       "tokenizer_config.json", "special_tokens_map.json"};
+
+/// Copies the tokenizer files that the directory `from` has (tokenizer_file_names) into the model directory
+/// `to`, each whole or not at all, so that a model saved there loads with its tokenizer, as transformers'
+/// Trainer saves its tokenizer beside the weights. Returns how many it copied (none when `from` is `to`).
+/// Throws FileError when one exists but cannot be read, or cannot be written.
+///
+///     fnet::io::save_pretrained(model, "out");
+///     fnet::io::copy_tokenizer_files("fnet-base", "out");  // spiece.model, tokenizer.json, ...
+inline std::size_t copy_tokenizer_files(const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  if (fs::equivalent(from, to, error)) return 0;
+  std::size_t copied = 0;
+  for (const char* name : tokenizer_file_names) {
+    const fs::path source = fs::path(from) / name;
+    if (!fs::exists(source, error)) continue;
+    const auto bytes = detail::read_text_if_file(source);
+    if (!bytes) throw FileError("cannot read the tokenizer file '" + source.string() + "'");
+    write_file_atomically((fs::path(to) / name).string(), *bytes);
+    ++copied;
+  }
+  return copied;
 }
 
 }  // namespace fnet::io

@@ -139,11 +139,11 @@ class Trainer {
     adam.weight_decay = options_.weight_decay;
     adam.eps = options_.adam_eps;
     // Trainer steps only the parameters that received a gradient (zero_grad leaves the others None): a token
-    // classifier's loss never reaches the pooler, so AdamW, weight decay included, must leave it alone.
+    // classifier's, a question-answering head's or a masked-LM head's loss never reaches the pooler, so
+    // AdamW, weight decay included, must leave it alone.
     std::vector<TrainableTensor<Scalar>> trainable;
     for (const auto& tensor : gradients.trainable(model_.parameters()))
-      if (!(options_.task == Task::token_classification && tensor.name.rfind("pooler.", 0) == 0))
-        trainable.push_back(tensor);
+      if (trains_pooler(options_.task) || tensor.name.rfind("pooler.", 0) != 0) trainable.push_back(tensor);
     AdamW<Scalar> optimizer(std::move(trainable), adam);
     if (!result.resumed_from.empty())
       io::load_optimizer_state(optimizer, (fs::path(result.resumed_from) / "optimizer.safetensors").string());
@@ -159,6 +159,9 @@ class Trainer {
 
     const auto epoch_of = [&](std::int64_t step) {
       return static_cast<double>(step) / static_cast<double>(steps_per_epoch);
+    };
+    const auto copy_tokenizer = [&](const std::string& directory) {
+      if (!options_.tokenizer_from.empty()) io::copy_tokenizer_files(options_.tokenizer_from, directory);
     };
     // The lead writes; every process waits for the outcome, so a failed write stops them all.
     const auto lead_saves = [&](std::int64_t step, const std::string& directory, auto&& write) {
@@ -194,6 +197,7 @@ class Trainer {
         lead_saves(step, directory, [&] {
           fs::create_directories(options_.output_dir);
           io::save_pretrained(model_, directory);
+          copy_tokenizer(directory);
         });
       }
     };
@@ -217,8 +221,8 @@ class Trainer {
       // Each shard is weighed by the whole batch's label counts and drops what the whole batch's rows would,
       // so the summed gradient is the batch's: the same run for any number of processes.
       training.shard = group_.size() > 1;
-      if (training.shard) training.whole_batch = group_.sum(model_.loss_counts(labels));
-      training.first_sequence = shard.first;
+      if (training.shard) training.whole_batch = group_.sum(model_.loss_counts(ids, labels));
+      training.first_sequence = shard.first * train_data.num_choices;  // rows of ids, not examples
       training.step = static_cast<std::uint64_t>(step);
       double loss = 0;
       group_.run_agreed([&] {
@@ -262,7 +266,7 @@ class Trainer {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_started).count();
         const double tokens =
             static_cast<double>((done - first_step) * static_cast<std::int64_t>(options_.batch_size) *
-                                static_cast<std::int64_t>(train_data.seq()));
+                                static_cast<std::int64_t>(train_data.seq() * train_data.num_choices));
         progress.tokens_per_second = tokens / std::max(progress.seconds, 1e-9);
         progress.seconds_remaining = progress.seconds / static_cast<double>(done - first_step) *
                                      static_cast<double>(total_steps - done);
@@ -280,6 +284,7 @@ class Trainer {
           fs::remove_all(staging);
           io::save_training_state(model_, optimizer, staging.string(),
                                   io::trainer_state_json(state, steps_per_epoch));
+          copy_tokenizer(staging.string());
           fs::remove_all(directory);
           fs::rename(staging, directory);
           if (previous && fs::path(*previous) != directory)
@@ -303,6 +308,7 @@ class Trainer {
     lead_saves(total_steps, options_.output_dir, [&] {
       io::save_training_state(model_, optimizer, options_.output_dir,
                               io::trainer_state_json(state, steps_per_epoch));
+      copy_tokenizer(options_.output_dir);
       // Trainer's end-of-training metrics (with the last evaluation's), apart from the reproducible state.
       const double runtime = std::max(result.train_runtime, 1e-9);
       nlohmann::json results = {

@@ -66,6 +66,10 @@ struct TrainerOptions {
   /// there is evaluation data; checkpoint-K (see save_steps). Empty: nothing is written (and resume is
   /// impossible).
   std::string output_dir;
+  /// A directory (the model's own, as fnet-train gives it) whose tokenizer files every saved model directory
+  /// gets a copy of (fnet::io::copy_tokenizer_files), as transformers' Trainer saves its tokenizer. Empty:
+  /// none.
+  std::string tokenizer_from;
   /// K > 0: every K updates, output_dir/checkpoint-K holds the model, the optimiser and the trainer state
   /// (only the newest is kept, and the final save removes it).
   std::int64_t save_steps = 0;
