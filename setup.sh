@@ -82,12 +82,16 @@ case "${1:-}" in
     if [[ $1 == reference-test ]]; then
       ensure_packages "${build_packages[@]}" "${test_packages[@]}"
       cmake --preset release-test >/dev/null
-      cmake --build --preset release-test --target fnet-save-random-model fnet-infer fnet-train -j "$jobs"
+      cmake --build --preset release-test --target fnet-save-random-model fnet-infer fnet-train fnet-tokenize-ids \
+        -j "$jobs"
       "$venv/bin/python" tests/reference/test_transformers_loads_ours.py \
         --save-random-model build/release-test/tests/fnet-save-random-model
       "$venv/bin/python" tests/reference/test_we_load_transformers.py --fnet-infer build/release-test/examples/fnet-infer
       "$venv/bin/python" tests/reference/test_training_matches_transformers.py \
         --fnet-train build/release-test/examples/fnet-train
+      "$venv/bin/python" tests/reference/test_tokenizer_matches_transformers.py \
+        --tokenize-ids build/release-test/tests/fnet-tokenize-ids
+      "$venv/bin/python" tests/reference/make_goldens.py --check
     fi
     ;;
   *)
