@@ -1051,7 +1051,8 @@ def write_outputs(args, text, thread_counts, fnet_runs, torch_runs, versions, co
     if args.plot:
         subtitle = (f"{context.get('cpu_model', 'CPU ?')} ({', '.join(cpu_features())}); fnet {context.get('fnet_version', '?')}, PyTorch "
                     f"{versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}")
-        plot_speedups(args, thread_counts, fnet_runs, torch_runs, args.plot, subtitle)
+        plot_speedups(args, thread_counts, fnet_runs, torch_runs, args.plot,
+                      subtitle.replace("_", "\\\\_"))  # a literal underscore in gnuplot's enhanced text
 
 
 if __name__ == "__main__":
