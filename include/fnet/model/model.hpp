@@ -529,7 +529,7 @@ class Model : public detail::ParameterListing<Model<ScalarType, MixerType>, Scal
   }
 
   // The model's training forward; the heads' losses leave their gradients (scale 1) in place of their logits.
-  // `here` is loss_counts(labels) for a shard (options.shard), unused otherwise.
+  // `here` is loss_counts(ids, labels) for a shard (options.shard), unused otherwise.
   void forward_train(const TokenIds& ids, const TokenIds& token_types, const TrainingLabels& labels,
                      const LossCounts& here, TrainingCache& cache, Workspace<Scalar>& workspace,
                      const TrainingOptions& options, int threads) const {

@@ -79,7 +79,7 @@ class MpiSession {
 ///     fnet::DataParallel ranks;                                // MPI_COMM_WORLD
 ///     const auto [first, count] = ranks.shard(global_batch);   // this rank's rows
 ///     ... forward (options.shard = true, options.first_sequence = first,
-///                  options.whole_batch = ranks.sum(model.loss_counts(labels)))
+///                  options.whole_batch = ranks.sum(model.loss_counts(ids, labels)))
 ///     ... backward into gradients
 ///     ranks.sum(gradients);                                    // the whole batch's gradient, on every rank
 ///     optimizer.step(lr);
