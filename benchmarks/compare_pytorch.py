@@ -34,8 +34,11 @@ that OpenBLAS picks its kernels from the CPU as it does by default. OMP_NUM_THRE
 OPENBLAS_NUM_THREADS are set to the process's thread count.
 
   .venv-reference/bin/python benchmarks/compare_pytorch.py [--training | --training-only] [--batches 1 8]
-      [--seqs 128 512] [--processes 3] [--min-time 1] [--forms NAME ...] [--reduced-forms NAME ...]
-      [--training-forms NAME ...] [--markdown FILE] [--raw FILE]
+      [--seqs 128 512] [--thread-counts 1 2] [--processes 3] [--min-time 1] [--forms NAME ...]
+      [--reduced-forms NAME ...] [--training-forms NAME ...] [--markdown FILE] [--raw FILE] [--plot PNG]
+  benchmarks/compare_pytorch.py --from-raw RAW [RAW ...] [--training] [--markdown FILE] [--plot PNG]
+      the report and plot again from saved figures; a later file's cells (phase, thread count) replace the
+      earlier files' (a part measured again)
   .venv-reference/bin/python benchmarks/compare_pytorch.py --quick [--training]
       a smoke check (batch 1, seq 128, one process, 0.1 s per measurement); it writes no RESULTS file
 
@@ -875,22 +878,33 @@ def plot_speedups(args, thread_counts, fnet_runs, torch_runs, png, subtitle):
         subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
 
 
-def load_raw(path):
-    """(fnet_runs, torch_runs, context, versions) from a --raw file, as the measuring run held them."""
-    with open(path) as source:
-        raw = json.load(source)
-    fnet_runs, torch_runs = {}, {}
-    for entry in raw["processes"]:
-        key = (entry["phase"], entry["threads"])
-        if entry["side"] == "fnet":
-            figures = {}
-            for name, value in entry["figures"].items():
-                first, second, batch, seq = name.split("/")
-                figures[(first, second, int(batch), int(seq))] = value
-            fnet_runs.setdefault(key, []).append((figures, entry["cpu_share"]))
-        else:
-            torch_runs.setdefault(key, []).append(entry)
-    return fnet_runs, torch_runs, raw["context"], raw["versions"]
+def load_raw(paths):
+    """(fnet_runs, torch_runs, context, versions, replaced) from the --raw files of earlier runs. A later file's
+    processes replace the earlier files' for each (phase, thread count) it has: `replaced` lists those, with
+    the file they came from."""
+    fnet_runs, torch_runs, replaced = {}, {}, []
+    for index, path in enumerate(paths):
+        with open(path) as source:
+            raw = json.load(source)
+        if index == 0:
+            context, versions = raw["context"], raw["versions"]
+        keys = {(entry["phase"], entry["threads"]) for entry in raw["processes"]}
+        for key in keys:
+            if index > 0:
+                replaced.append((key, path))
+            fnet_runs.pop(key, None)
+            torch_runs.pop(key, None)
+        for entry in raw["processes"]:
+            key = (entry["phase"], entry["threads"])
+            if entry["side"] == "fnet":
+                figures = {}
+                for name, value in entry["figures"].items():
+                    first, second, batch, seq = name.split("/")
+                    figures[(first, second, int(batch), int(seq))] = value
+                fnet_runs.setdefault(key, []).append((figures, entry["cpu_share"]))
+            else:
+                torch_runs.setdefault(key, []).append(entry)
+    return fnet_runs, torch_runs, context, versions, sorted(replaced)
 
 
 def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, started, minutes,
@@ -904,6 +918,9 @@ def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, contex
     if args.from_raw:
         lines.append(f"Written by `{command.strip()}` from the figures of a run that ended {started:%Y-%m-%d %H:%M} "
                      "(local time).")
+        for (phase, threads), path in getattr(args, "replaced", []):
+            lines.append(f"The {phase} cells with {threads} thread(s) are those of a later run, "
+                         f"`{os.path.basename(path)}`, which replace the first run's.")
     else:
         lines.append(f"Written by `{command.strip()}` on {started:%Y-%m-%d %H:%M} (local time), in {minutes:.0f} "
                      f"minutes; load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.")
@@ -930,7 +947,7 @@ def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, contex
     lines += method_lines(args, all_threads, torch_runs)
     if args.forward:
         lines += reduced_error_lines(args, torch_runs)
-    if args.training:
+    if args.training and ("training", 1) in fnet_runs:  # memory is counted in the one-thread processes
         lines += training_memory_lines(args, fnet_runs, torch_runs)
     lines += spread_table(args, thread_counts, fnet_runs, torch_runs)
     return "\n".join(lines) + "\n"
@@ -948,14 +965,18 @@ def main():
     parser.add_argument("--reduced-forms", nargs="*", choices=list(REDUCED_FORMS),
                         help="PyTorch bfloat16 / int8 inference forms (default: all; none: float32 only)")
     parser.add_argument("--training-forms", nargs="+", choices=list(TRAINING_FORMS), help="PyTorch training forms")
+    parser.add_argument("--thread-counts", type=int, nargs="+",
+                        help="thread counts to measure (default: 1 and every hardware thread)")
     parser.add_argument("--quick", action="store_true", help="smoke check: batch 1, seq 128, 1 process, 0.1 s")
     parser.add_argument("--training", action="store_true", help="also compare training")
     parser.add_argument("--training-only", action="store_true", help="compare training only")
     parser.add_argument("--markdown", help="write the report to this file")
     parser.add_argument("--raw", help="write every process's figures to this JSON file")
     parser.add_argument("--plot", help="draw the speed-ups of every cell into this PNG (needs gnuplot)")
-    parser.add_argument("--from-raw", help="measure nothing: report (and --plot) from a --raw file of an earlier "
-                        "run, given the same --batches, --seqs and form options that run had")
+    parser.add_argument("--from-raw", nargs="+",
+                        help="measure nothing: report (and --plot) from the --raw files of earlier runs, given the "
+                        "same --batches, --seqs and form options they had; a later file's cells replace the "
+                        "earlier files' for each phase and thread count it has")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--training-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -985,11 +1006,11 @@ def main():
     all_threads = os.cpu_count() or 1
     thread_counts = [1] if all_threads == 1 else [1, all_threads]
     if args.from_raw:
-        fnet_runs, torch_runs, context, versions = load_raw(args.from_raw)
+        fnet_runs, torch_runs, context, versions, args.replaced = load_raw(args.from_raw)
         args.processes = len(next(iter(fnet_runs.values())))
         thread_counts = sorted({threads for _, threads in fnet_runs})
         all_threads = thread_counts[-1]
-        stamp = datetime.datetime.fromtimestamp(os.path.getmtime(args.from_raw))
+        stamp = datetime.datetime.fromtimestamp(os.path.getmtime(args.from_raw[0]))
         text = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, stamp,
                             float("nan"), (float("nan"), float("nan")))
         return write_outputs(args, text, thread_counts, fnet_runs, torch_runs, versions, context)
@@ -1006,6 +1027,11 @@ def main():
                          "cmake --preset release-native && cmake --build --preset release-native "
                          "--target fnet_benchmarks")
     versions = reference_versions(args.python)
+    if args.thread_counts:
+        if min(args.thread_counts) < 1:
+            raise SystemExit(f"compare_pytorch: --thread-counts must be >= 1, got {args.thread_counts}")
+        thread_counts = sorted(set(args.thread_counts))
+        all_threads = thread_counts[-1]
     phases = (["inference"] if args.forward else []) + (["training"] if args.training else [])
     jobs = [(side, phase, threads) for phase in phases for threads in thread_counts for side in ("fnet", "torch")]
 
@@ -1035,11 +1061,11 @@ def main():
               f"about {elapsed / (round_index + 1) * (args.processes - round_index - 1) / 60:.0f} min to go",
               file=sys.stderr)
     minutes = (time.perf_counter() - start) / 60
-    text = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, started,
-                        minutes, (load_start, os.getloadavg()[0]))
-    if args.raw:
+    if args.raw:  # first, so that the figures outlive any failure of the report
         with open(args.raw, "w") as out:
             json.dump({"versions": versions, "context": context, "processes": raw}, out, indent=1)
+    text = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, started,
+                        minutes, (load_start, os.getloadavg()[0]))
     write_outputs(args, text, thread_counts, fnet_runs, torch_runs, versions, context)
 
 
