@@ -3,6 +3,8 @@
     add_cases(TestClass, names)           one test_<name> method per case, each calling self.check_case(name)
     assert_matches(test, label, ours, theirs)
                                           same shape, max |ours - theirs| <= 1e-5 * max(1, max |theirs|)
+    assert_base_outputs_match(test, label, model, ids, token_types, directory)
+                                          the base outputs fnet-infer wrote against the model's own FNetModel
     program_from_command_line(doc, flag)  the path given as --flag; the rest of argv is left for unittest
 """
 import argparse
@@ -24,6 +26,24 @@ def assert_matches(test, label, ours, theirs):
     test.assertEqual(ours.shape, theirs.shape, label)
     error = float(np.abs(ours - theirs).max()) / max(1.0, float(np.abs(theirs).max()))
     test.assertLessEqual(error, TOLERANCE, f"{label} differs by {error:.3g} (relative)")
+
+
+def assert_base_outputs_match(test, label, model, ids, token_types, directory):
+    """The base outputs fnet-infer writes for every model (directory/last_hidden_state.npy, pooler_output.npy),
+    which a transformers head class does not return, against its FNetModel ("fnet") on the rows of `ids`. A
+    bare FNetModel returns them itself, so there is nothing more to compare."""
+    import torch
+    base = getattr(model, "fnet", None)
+    if base is None:
+        return
+    seq = ids.shape[-1]
+    with torch.no_grad():
+        rows = base(input_ids=torch.from_numpy(ids.reshape(-1, seq)),
+                    token_type_ids=torch.from_numpy(token_types.reshape(-1, seq)))
+    for field in ("last_hidden_state", "pooler_output"):
+        theirs = getattr(rows, field).numpy()
+        ours = np.load(os.path.join(directory, field + ".npy")).reshape(theirs.shape)
+        assert_matches(test, f"{label}: {field}", ours, theirs)
 
 
 def program_from_command_line(doc, flag):

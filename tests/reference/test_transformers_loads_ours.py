@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import transformers
 
-from reference_check import add_cases, assert_matches, program_from_command_line
+from reference_check import add_cases, assert_base_outputs_match, assert_matches, program_from_command_line
 
 SAVE_RANDOM_MODEL = None
 
@@ -104,15 +104,7 @@ class TransformersLoadsOurs(unittest.TestCase):
             for ours_name, field in outputs.items():
                 ours = np.load(os.path.join(out, "outputs", ours_name + ".npy"))
                 assert_matches(self, f"{name}: {ours_name}", ours, getattr(result, field).numpy())
-            # The base outputs, which a head class does not return: its FNetModel ("fnet") on the rows.
-            base = getattr(model, "fnet", None)  # None: the model is an FNetModel, compared above
-            with torch.no_grad():
-                rows = base and base(input_ids=torch.from_numpy(ids.reshape(-1, seq)),
-                                     token_type_ids=torch.from_numpy(token_types.reshape(-1, seq)))
-            for field in ("last_hidden_state", "pooler_output") if base else ():
-                theirs = getattr(rows, field).numpy()
-                ours = np.load(os.path.join(out, "outputs", field + ".npy")).reshape(theirs.shape)
-                assert_matches(self, f"{name}: {field}", ours, theirs)
+            assert_base_outputs_match(self, name, model, ids, token_types, os.path.join(out, "outputs"))
 
 
 add_cases(TransformersLoadsOurs, CASES)

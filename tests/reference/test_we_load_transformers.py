@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import transformers
 
-from reference_check import add_cases, assert_matches, program_from_command_line
+from reference_check import add_cases, assert_base_outputs_match, assert_matches, program_from_command_line
 
 FNET_INFER = None
 
@@ -128,16 +128,7 @@ class WeLoadTransformers(unittest.TestCase):
                 file, field = (output, output) if isinstance(output, str) else output
                 ours = np.load(os.path.join(work, "out", file + ".npy"))
                 assert_matches(self, f"{name}: {file}", ours, getattr(expected, field).numpy())
-            # The base outputs fnet-infer writes for every model, which a head class does not return: its
-            # FNetModel ("fnet") on the rows.
-            base = getattr(model, "fnet", None)  # None: the model is an FNetModel, compared above
-            with torch.no_grad():
-                rows = base and base(input_ids=torch.from_numpy(ids.reshape(-1, seq)),
-                                     token_type_ids=torch.from_numpy(token_types.reshape(-1, seq)))
-            for field in ("last_hidden_state", "pooler_output") if base else ():
-                theirs = getattr(rows, field).numpy()
-                ours = np.load(os.path.join(work, "out", field + ".npy")).reshape(theirs.shape)
-                assert_matches(self, f"{name}: {field}", ours, theirs)
+            assert_base_outputs_match(self, name, model, ids, token_types, os.path.join(work, "out"))
 
 
 add_cases(WeLoadTransformers, CASES)
