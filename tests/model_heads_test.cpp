@@ -28,6 +28,7 @@ using heads_test_support::npy_floats;
 using heads_test_support::random_ids;
 using heads_test_support::randomise;
 using heads_test_support::row_of;
+using heads_test_support::train_and_check;
 using heads_test_support::write_ids;
 
 using Model = fnet::FNetModel<double, fnet::fft::Builtin>;
@@ -366,27 +367,8 @@ TEST(ChoiceAndAnswerTrainer, TrainsEachTaskAndEvaluatesWithTheModelsForward) {
     SCOPED_TRACE(fnet::task_name(task));
     FloatModel model(config, fnet::heads_for(task));
     model.initialize(17);
-    const std::vector<float> pooler(model.pooler.dense.weight.data(),
-                                    model.pooler.dense.weight.data() + model.pooler.dense.weight.size());
-    fnet::TrainerOptions options;
-    options.task = task;
-    options.batch_size = 4;
-    options.epochs = 15;
-    options.learning_rate = 3e-3;
-    options.seed = 18;
-    std::vector<double> losses;
-    fnet::TrainerCallbacks callbacks;
-    callbacks.on_step = [&](const fnet::StepReport& report) { losses.push_back(report.loss); };
-    fnet::Trainer<FloatModel> trainer(model, options);
-    const fnet::Evaluation before = trainer.evaluate(*data);
-    const fnet::TrainResult result = trainer.train(*data, data, callbacks);
-    ASSERT_EQ(losses.size(), 30u);
-    for (const double loss : losses) EXPECT_TRUE(std::isfinite(loss));
-    EXPECT_LT(result.last_evaluation.loss, before.loss);
-    EXPECT_GE(result.last_evaluation.accuracy, 0.0);
-    EXPECT_LE(result.last_evaluation.accuracy, 1.0);
-    const bool pooler_kept = std::equal(pooler.begin(), pooler.end(), model.pooler.dense.weight.data());
-    EXPECT_EQ(pooler_kept, task == Task::question_answering);
+    const fnet::Evaluation evaluation =
+        train_and_check(model, task, *data, 18, /*pooler_kept=*/task == Task::question_answering);
 
     // The evaluation loss is the task's loss of the model's inference outputs, computed here in double.
     double expected = 0;
@@ -416,7 +398,7 @@ TEST(ChoiceAndAnswerTrainer, TrainsEachTaskAndEvaluatesWithTheModelsForward) {
         expected += (s / 4 + t / ends_counted) / 2 * 4 / 8;
       }
     }
-    EXPECT_NEAR(trainer.evaluate(*data).loss, expected, 1e-5 * (1 + expected));
+    EXPECT_NEAR(evaluation.loss, expected, 1e-5 * (1 + expected));
   }
 }
 

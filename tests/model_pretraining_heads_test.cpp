@@ -35,6 +35,7 @@ using heads_test_support::npy_floats;
 using heads_test_support::random_ids;
 using heads_test_support::randomise;
 using heads_test_support::row_of;
+using heads_test_support::train_and_check;
 using heads_test_support::write_ids;
 
 using Model = fnet::FNetModel<double, fnet::fft::Builtin>;
@@ -518,27 +519,8 @@ TEST(PreTrainingHeadTrainer, TrainsEachTaskAndEvaluatesWithTheModelsForward) {
     if (task == Task::next_sentence) task_data.token_labels.resize(0, 0);
     FloatModel model(config, fnet::heads_for(task));
     model.initialize(18);
-    const std::vector<float> pooler(model.pooler.dense.weight.data(),
-                                    model.pooler.dense.weight.data() + model.pooler.dense.weight.size());
-    fnet::TrainerOptions options;
-    options.task = task;
-    options.batch_size = 4;
-    options.epochs = 15;
-    options.learning_rate = 3e-3;
-    options.seed = 19;
-    std::vector<double> losses;
-    fnet::TrainerCallbacks callbacks;
-    callbacks.on_step = [&](const fnet::StepReport& report) { losses.push_back(report.loss); };
-    fnet::Trainer<FloatModel> trainer(model, options);
-    const fnet::Evaluation before = trainer.evaluate(task_data);
-    const fnet::TrainResult result = trainer.train(task_data, &task_data, callbacks);
-    ASSERT_EQ(losses.size(), 30u);
-    for (const double loss : losses) EXPECT_TRUE(std::isfinite(loss));
-    EXPECT_LT(result.last_evaluation.loss, before.loss);
-    EXPECT_GE(result.last_evaluation.accuracy, 0.0);
-    EXPECT_LE(result.last_evaluation.accuracy, 1.0);
-    const bool pooler_kept = std::equal(pooler.begin(), pooler.end(), model.pooler.dense.weight.data());
-    EXPECT_EQ(pooler_kept, task == Task::masked_lm);
+    const fnet::Evaluation evaluation =
+        train_and_check(model, task, task_data, 19, /*pooler_kept=*/task == Task::masked_lm);
 
     // The evaluation: each batch's mean loss weighted by its examples (4 of 8 each), computed here in
     // double from the model's inference outputs; the accuracy, the share of labels the argmax predicts.
@@ -571,7 +553,6 @@ TEST(PreTrainingHeadTrainer, TrainsEachTaskAndEvaluatesWithTheModelsForward) {
       }
       expected += sum / terms * 4 / 8;
     }
-    const fnet::Evaluation evaluation = trainer.evaluate(task_data);
     EXPECT_NEAR(evaluation.loss, expected, 1e-5 * (1 + expected));
     EXPECT_DOUBLE_EQ(evaluation.accuracy, correct / counted);
 
