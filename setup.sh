@@ -85,7 +85,8 @@ case "${1:-}" in
       cmake --build --preset release-test --target fnet-save-random-model fnet-infer fnet-train fnet-tokenize-ids \
         -j "$jobs"
       "$venv/bin/python" tests/reference/test_transformers_loads_ours.py \
-        --save-random-model build/release-test/tests/fnet-save-random-model
+        --save-random-model build/release-test/tests/fnet-save-random-model \
+        --fnet-train build/release-test/examples/fnet-train --fnet-infer build/release-test/examples/fnet-infer
       "$venv/bin/python" tests/reference/test_we_load_transformers.py --fnet-infer build/release-test/examples/fnet-infer
       "$venv/bin/python" tests/reference/test_training_matches_transformers.py \
         --fnet-train build/release-test/examples/fnet-train
