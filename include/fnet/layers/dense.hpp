@@ -254,18 +254,13 @@ class Dense : public detail::TensorForwards<Dense<ScalarType>, ScalarType> {
                             int threads) const {
     require_float_weight("backward");
     using detail::Operand;
-    using Acc = detail::Accumulator<Scalar>;
     const auto in = static_cast<Eigen::Index>(in_);
     const auto count = static_cast<Eigen::Index>(rows);
     detail::for_each_column_block(
         outputs, kGradientBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
           detail::gemm<Scalar>(width, in, count, Scalar(1), dy + first, dy_stride, Operand::transposed, x,
                                x_stride, Operand::plain, Scalar(1), dweight + first * in, in);
-          for (Eigen::Index j = first; j < first + width; ++j) {
-            Acc sum = 0;
-            for (Eigen::Index r = 0; r < count; ++r) sum += static_cast<Acc>(dy[r * dy_stride + j]);
-            dbias[j] = static_cast<Scalar>(static_cast<Acc>(dbias[j]) + sum);
-          }
+          detail::add_column_sums(dy, count, dy_stride, first, width, dbias);
         });
   }
 

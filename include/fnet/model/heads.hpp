@@ -251,7 +251,6 @@ class FNetMaskedLMHead : public detail::ParameterListing<FNetMaskedLMHead<Scalar
                      const Cache& cache, const Scalar* d_logits, Scalar* d_hidden, Scalar* scratch,
                      Gradients<Scalar>& gradients, int threads) const {
     using detail::Operand;
-    using Acc = detail::Accumulator<Scalar>;
     constexpr const char* owner = "fnet::FNetMaskedLMHead::backward";
     const auto h = static_cast<Eigen::Index>(transform.in_features());
     const auto vocab = static_cast<Eigen::Index>(vocab_size_);
@@ -262,11 +261,7 @@ class FNetMaskedLMHead : public detail::ParameterListing<FNetMaskedLMHead<Scalar
     detail::for_each_column_block(vocab, kDecoderBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
       detail::gemm<Scalar>(width, h, rows, Scalar(1), d_logits + first, vocab, Operand::transposed, normed, h,
                            Operand::plain, Scalar(1), d_word + first * h, h);
-      for (Eigen::Index v = first; v < first + width; ++v) {
-        Acc sum = 0;
-        for (Eigen::Index r = 0; r < rows; ++r) sum += static_cast<Acc>(d_logits[r * vocab + v]);
-        d_bias[v] = static_cast<Scalar>(static_cast<Acc>(d_bias[v]) + sum);
-      }
+      detail::add_column_sums(d_logits, rows, vocab, first, width, d_bias);
     });
     detail::for_each_column_block(h, kDecoderBlock, threads, [&](Eigen::Index first, Eigen::Index width) {
       detail::gemm<Scalar>(rows, width, vocab, Scalar(1), d_logits, vocab, Operand::plain,

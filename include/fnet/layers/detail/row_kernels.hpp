@@ -17,6 +17,27 @@ namespace fnet::detail {
 template <class Scalar>
 using Accumulator = std::conditional_t<(sizeof(Scalar) < sizeof(double)), double, Scalar>;
 
+// bias[j] += the sum over `rows` rows of dy[r, j] (row pitch stride), for j in [first, first + width): the
+// bias gradient of a dense product. Each column is summed over the rows in order from 0 in
+// Accumulator<Scalar>, then added to the bias, as a loop per column would, but row by row over a strip of
+// columns, so that the loads are contiguous and the adds run in SIMD lanes.
+template <class Scalar>
+void add_column_sums(const Scalar* dy, Eigen::Index rows, Eigen::Index stride, Eigen::Index first,
+                     Eigen::Index width, Scalar* bias) {
+  using Acc = Accumulator<Scalar>;
+  constexpr Eigen::Index kStrip = 64;
+  for (Eigen::Index strip = first; strip < first + width; strip += kStrip) {
+    const Eigen::Index strip_width = std::min(kStrip, first + width - strip);
+    Acc sums[kStrip] = {};
+    for (Eigen::Index r = 0; r < rows; ++r) {
+      const Scalar* const row = dy + r * stride + strip;
+      for (Eigen::Index j = 0; j < strip_width; ++j) sums[j] += static_cast<Acc>(row[j]);
+    }
+    for (Eigen::Index j = 0; j < strip_width; ++j)
+      bias[strip + j] = static_cast<Scalar>(static_cast<Acc>(bias[strip + j]) + sums[j]);
+  }
+}
+
 // The LayerNorm statistics are kept in this many independent partial sums (element j in lane j % lanes),
 // reduced in a fixed order at the end: elementwise loops over a block of lanes that the compiler
 // vectorises (a single running sum could not be reordered), with bits that depend on the row alone.
@@ -130,23 +151,30 @@ void layer_norm_backward_row(const Scalar* s, const Scalar* dy, Scalar* ds, Eige
 }
 
 // d gamma[j] += sum_r dy[r, j] x^[r, j], d beta[j] += sum_r dy[r, j] for the columns [first, first + width)
-// of `rows` rows (row pitch n), summed over the rows in order (the same bits whichever thread runs the
-// block).
+// of `rows` rows (row pitch n), each column summed over the rows in order (the same bits whichever thread
+// runs the block), row by row over strips of columns as add_column_sums does.
 template <class Scalar>
 void layer_norm_parameter_gradients(const Scalar* s, const Scalar* dy, std::size_t rows, Eigen::Index n,
                                     const Accumulator<Scalar>* mean, const Accumulator<Scalar>* inverse_std,
                                     Eigen::Index first, Eigen::Index width, Scalar* dgamma, Scalar* dbeta) {
   using Acc = Accumulator<Scalar>;
-  for (Eigen::Index j = first; j < first + width; ++j) {
-    Acc sum_gamma = 0, sum_beta = 0;
+  constexpr Eigen::Index kStrip = 64;
+  for (Eigen::Index strip = first; strip < first + width; strip += kStrip) {
+    const Eigen::Index strip_width = std::min(kStrip, first + width - strip);
+    Acc sum_gamma[kStrip] = {}, sum_beta[kStrip] = {};
     for (std::size_t r = 0; r < rows; ++r) {
-      const auto at = static_cast<Eigen::Index>(r) * n + j;
-      const Acc d = static_cast<Acc>(dy[at]);
-      sum_gamma += d * (static_cast<Acc>(s[at]) - mean[r]) * inverse_std[r];
-      sum_beta += d;
+      const auto at = static_cast<Eigen::Index>(r) * n + strip;
+      const Acc row_mean = mean[r], row_inverse_std = inverse_std[r];
+      for (Eigen::Index j = 0; j < strip_width; ++j) {
+        const Acc d = static_cast<Acc>(dy[at + j]);
+        sum_gamma[j] += d * (static_cast<Acc>(s[at + j]) - row_mean) * row_inverse_std;
+        sum_beta[j] += d;
+      }
     }
-    dgamma[j] = static_cast<Scalar>(static_cast<Acc>(dgamma[j]) + sum_gamma);
-    dbeta[j] = static_cast<Scalar>(static_cast<Acc>(dbeta[j]) + sum_beta);
+    for (Eigen::Index j = 0; j < strip_width; ++j) {
+      dgamma[strip + j] = static_cast<Scalar>(static_cast<Acc>(dgamma[strip + j]) + sum_gamma[j]);
+      dbeta[strip + j] = static_cast<Scalar>(static_cast<Acc>(dbeta[strip + j]) + sum_beta[j]);
+    }
   }
 }
 
