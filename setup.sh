@@ -18,7 +18,7 @@ test_packages=(clang libclang-rt-14-dev libgtest-dev nlohmann-json3-dev libsente
   python3-sentencepiece python3-torch python3-numpy libopenblas-dev libopenmpi-dev openmpi-bin libdnnl-dev)
 demo_packages=(nlohmann-json3-dev libopenblas-dev libdnnl-dev)
 bench_packages=(gnuplot-nox fonts-dejavu-core python3 libopenblas-dev libopenblas0-pthread python3-torch
-  libdnnl-dev)
+  libdnnl-dev linux-perf)
 
 ensure_packages() {
   local missing=()

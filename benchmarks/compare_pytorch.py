@@ -878,6 +878,16 @@ def plot_speedups(args, thread_counts, fnet_runs, torch_runs, png, subtitle):
         subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
 
 
+def raw_end(path):
+    """When the run of a --raw file ended: its own record, or (files written before it had one) the time its
+    last fnet_benchmarks process reported, in local time."""
+    with open(path) as source:
+        raw = json.load(source)
+    if "ended" in raw:
+        return datetime.datetime.fromisoformat(raw["ended"])
+    return datetime.datetime.fromisoformat(raw["context"]["date"]).astimezone().replace(tzinfo=None)
+
+
 def load_raw(paths):
     """(fnet_runs, torch_runs, context, versions, replaced) from the --raw files of earlier runs. A later file's
     processes replace the earlier files' for each (phase, thread count) it has: `replaced` lists those, with
@@ -920,7 +930,8 @@ def build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, contex
                      "(local time).")
         for (phase, threads), path in getattr(args, "replaced", []):
             lines.append(f"The {phase} cells with {threads} thread(s) are those of a later run, "
-                         f"`{os.path.basename(path)}`, which replace the first run's.")
+                         f"`{os.path.basename(path)}` (ended {raw_end(path):%Y-%m-%d %H:%M}), which replace the "
+                         "first run's.")
     else:
         lines.append(f"Written by `{command.strip()}` on {started:%Y-%m-%d %H:%M} (local time), in {minutes:.0f} "
                      f"minutes; load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.")
@@ -1010,7 +1021,7 @@ def main():
         args.processes = len(next(iter(fnet_runs.values())))
         thread_counts = sorted({threads for _, threads in fnet_runs})
         all_threads = thread_counts[-1]
-        stamp = datetime.datetime.fromtimestamp(os.path.getmtime(args.from_raw[0]))
+        stamp = raw_end(args.from_raw[0])
         text = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, stamp,
                             float("nan"), (float("nan"), float("nan")))
         return write_outputs(args, text, thread_counts, fnet_runs, torch_runs, versions, context)
@@ -1063,7 +1074,8 @@ def main():
     minutes = (time.perf_counter() - start) / 60
     if args.raw:  # first, so that the figures outlive any failure of the report
         with open(args.raw, "w") as out:
-            json.dump({"versions": versions, "context": context, "processes": raw}, out, indent=1)
+            json.dump({"versions": versions, "context": context, "ended": datetime.datetime.now().isoformat(),
+                       "processes": raw}, out, indent=1)
     text = build_report(args, all_threads, thread_counts, fnet_runs, torch_runs, context, versions, started,
                         minutes, (load_start, os.getloadavg()[0]))
     write_outputs(args, text, thread_counts, fnet_runs, torch_runs, versions, context)
