@@ -97,14 +97,20 @@ struct ModelTag {
 /// body(ModelTag<Model>{}, description, mixer_args) with the float model `config` describes, mixer_args being
 /// the std::tuple its mixers are made with (std::apply it into the model's constructor or loader):
 /// fnet::FNetModel over fnet::fft::AnyBackend holding the backend `backend` names ("fftw backend", ...; one
-/// model type whatever the backend, so each tool compiles it once), or for attention mixing
-/// fnet::TransformerModel ("attention"), which has no FFT backend to choose.
+/// model type whatever the backend, so each tool compiles it once), or, with no FFT backend to choose,
+/// fnet::TransformerModel for attention mixing ("attention") and fnet::FFOnlyModel for identity mixing
+/// ("identity: no token mixing").
 template <class Body>
 void with_model(const fnet::FNetConfig& config, const std::string& backend, const char* tool, Body&& body) {
-  if (config.mixing == "attention") {
+  if (config.mixing == "attention" || config.mixing == "identity") {
     if (!backend.empty())
-      throw UsageError("--backend " + backend + ": this model mixes tokens with attention, not FFTs");
-    body(ModelTag<fnet::TransformerModel<float>>{}, std::string("attention"), std::tuple<>());
+      throw UsageError("--backend " + backend + ": this model " +
+                       (config.mixing == "attention" ? "mixes tokens with attention, not FFTs"
+                                                     : "has no token mixing (identity), so no FFT backend"));
+    if (config.mixing == "attention")
+      body(ModelTag<fnet::TransformerModel<float>>{}, std::string("attention"), std::tuple<>());
+    else
+      body(ModelTag<fnet::FFOnlyModel<float>>{}, std::string("identity: no token mixing"), std::tuple<>());
     return;
   }
 #if !defined(FNET_HAS_FFTW)

@@ -30,16 +30,8 @@ using fnet_test::check_parameter_gradients;
 using fnet_test::dot;
 using fnet_test::random_tensor;
 
-// Hidden 8 in 2 heads of 4; weights of spread 0.8 so that the softmax is far from uniform.
-fnet::EncoderConfig small_config(fnet::Activation activation) {
-  fnet::EncoderConfig config;
-  config.hidden_size = 8;
-  config.intermediate_size = 12;
-  config.num_hidden_layers = 2;
-  config.hidden_act = activation;
-  config.layer_norm_eps = 1e-3;
-  return config;
-}
+// 2 heads of 4 over small_encoder_config's hidden 8; weights of spread 0.8 so that the softmax is far from
+// uniform.
 constexpr std::size_t kHeads = 2;
 
 class TrainAttention : public ::testing::Test {
@@ -101,7 +93,7 @@ class TrainTransformer : public ::testing::TestWithParam<fnet::Activation> {
 };
 
 TEST_P(TrainTransformer, LayerGradientsMatchFiniteDifferences) {
-  Layer layer(small_config(GetParam()), kHeads);
+  Layer layer(fnet_test::small_encoder_config(GetParam()), kHeads);
   fnet_test::randomize(layer.parameters(), 20, 0.6);
   Tensor x = random_tensor(2, 5, 8, 21), r = random_tensor(2, 5, 8, 22);
   const auto loss = [&] { return dot(layer.forward(x), r); };
@@ -119,7 +111,7 @@ TEST_P(TrainTransformer, LayerGradientsMatchFiniteDifferences) {
 }
 
 TEST_P(TrainTransformer, EncoderGradientsMatchFiniteDifferencesAndCheckpointingChangesNoBit) {
-  Encoder encoder(small_config(GetParam()), kHeads);
+  Encoder encoder(fnet_test::small_encoder_config(GetParam()), kHeads);
   fnet_test::randomize(encoder.parameters(), 30, 0.6);
   fnet_test::expect_encoder_gradients_and_checkpointing(encoder, 2, 5, 8, 31,
                                                         fnet_test::check_attention_gradients);
@@ -127,7 +119,7 @@ TEST_P(TrainTransformer, EncoderGradientsMatchFiniteDifferencesAndCheckpointingC
 
 // The feed-forward's dropout (Hugging Face's hidden-dropout site of BertOutput) in an attention encoder.
 TEST_P(TrainTransformer, DropoutGradientsMatchFiniteDifferences) {
-  Encoder encoder(small_config(GetParam()), kHeads);
+  Encoder encoder(fnet_test::small_encoder_config(GetParam()), kHeads);
   fnet_test::randomize(encoder.parameters(), 60, 0.6);
   fnet_test::expect_dropout_gradients(encoder, 2, 5, 8, 61, fnet_test::check_attention_gradients);
 }

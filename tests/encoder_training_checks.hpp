@@ -7,6 +7,7 @@
 #include <fnet/core/tensor.hpp>
 #include <fnet/core/threads.hpp>
 #include <fnet/core/workspace.hpp>
+#include <fnet/model/encoder_config.hpp>
 #include <fnet/model/training_options.hpp>
 
 #include "gradient_check.hpp"
@@ -21,6 +22,18 @@
 #include <vector>
 
 namespace fnet_test {
+
+// Hidden 8, intermediate 12, 2 layers, eps 1e-3, the given activation: small enough for finite differences
+// over every parameter.
+inline fnet::EncoderConfig small_encoder_config(fnet::Activation activation) {
+  fnet::EncoderConfig config;
+  config.hidden_size = 8;
+  config.intermediate_size = 12;
+  config.num_hidden_layers = 2;
+  config.hidden_act = activation;
+  config.layer_norm_eps = 1e-3;
+  return config;
+}
 
 inline fnet::Tensor3<double> random_tensor(long b, long s, long h, std::uint64_t seed, double scale = 1.0) {
   std::mt19937_64 random(seed);

@@ -380,6 +380,19 @@ TEST_P(SavePretrained, WritesTheHubLayout) {
 
 INSTANTIATE_TEST_SUITE_P(EveryHeadAndDtype, SavePretrained, testing::ValuesIn(save_cases()), case_name);
 
+// Every parameter of `loaded`, by name and in order, has the bits of `model`'s.
+template <class Model>
+void expect_same_parameters(const Model& loaded, const Model& model) {
+  const auto wanted = model.parameters();
+  const auto got = loaded.parameters();
+  ASSERT_EQ(got.size(), wanted.size());
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    ASSERT_EQ(got[k].name, wanted[k].name);
+    for (std::size_t i = 0; i < got[k].size(); ++i)
+      ASSERT_EQ(bits_of(got[k].data[i]), bits_of(wanted[k].data[i])) << got[k].name << " element " << i;
+  }
+}
+
 // The same model with a BERT encoder saves and loads the same way, under BERT's encoder names, and an FNet
 // loader refuses it by name rather than misreading it.
 TEST(SavePretrainedTransformer, LoadsBackWithTheSameParametersAndOutputs) {
@@ -396,14 +409,7 @@ TEST(SavePretrainedTransformer, LoadsBackWithTheSameParametersAndOutputs) {
   const auto loaded = fnet::io::load_pretrained_as<Transformer>(directory);
   EXPECT_EQ(loaded.config().mixing, "attention");
   EXPECT_EQ(loaded.config().num_attention_heads, 3u);
-  const auto wanted = model.parameters();
-  const auto got = loaded.parameters();
-  ASSERT_EQ(got.size(), wanted.size());
-  for (std::size_t k = 0; k < got.size(); ++k) {
-    ASSERT_EQ(got[k].name, wanted[k].name);
-    for (std::size_t i = 0; i < got[k].size(); ++i)
-      ASSERT_EQ(bits_of(got[k].data[i]), bits_of(wanted[k].data[i])) << got[k].name << " element " << i;
-  }
+  expect_same_parameters(loaded, model);
   EXPECT_TRUE(fnet::io::Checkpoint::open(directory).contains("encoder.layer.1.attention.self.key.weight"));
   expect_same_outputs(loaded.forward(test_ids(), test_types()), model.forward(test_ids(), test_types()));
 
@@ -412,6 +418,34 @@ TEST(SavePretrainedTransformer, LoadsBackWithTheSameParametersAndOutputs) {
     ADD_FAILURE() << "an FNet loader read an attention checkpoint";
   } catch (const std::invalid_argument& error) {
     EXPECT_NE(std::string(error.what()).find("mixing is \"attention\""), std::string::npos) << error.what();
+  }
+}
+
+// The FF-only model (identity mixing) saves and loads the same way: "mixing": "identity" in config.json, its
+// mixing LayerNorms under "identity.output.LayerNorm", and an FNet loader refuses it by name.
+TEST(SavePretrainedFFOnly, LoadsBackWithTheSameParametersAndOutputs) {
+  fnet_test::TempDir dir;
+  const std::string directory = dir.file("ff-only");
+  fnet::FNetConfig config = small_config(false);
+  config.mixing = "identity";
+  using FFOnly = fnet::FFOnlyModel<float>;
+  FFOnly model(config, {true, Classifier::sequence});
+  randomise(model, 77);
+  fnet::io::save_pretrained(model, directory);
+
+  EXPECT_EQ(fnet::io::read_config(directory + "/config.json").mixing, "identity");
+  EXPECT_TRUE(
+      fnet::io::Checkpoint::open(directory).contains("encoder.layer.1.identity.output.LayerNorm.weight"));
+  const auto loaded = fnet::io::load_pretrained_as<FFOnly>(directory);
+  EXPECT_EQ(loaded.config().mixing, "identity");
+  expect_same_parameters(loaded, model);
+  expect_same_outputs(loaded.forward(test_ids(), test_types()), model.forward(test_ids(), test_types()));
+
+  try {
+    fnet::io::load_pretrained<float, fnet::fft::Builtin>(directory);
+    ADD_FAILURE() << "an FNet loader read an FF-only checkpoint";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("mixing is \"identity\""), std::string::npos) << error.what();
   }
 }
 

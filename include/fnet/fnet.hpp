@@ -24,8 +24,8 @@
 #if defined(FNET_HAS_FFTW)
 #include <fnet/fft/fftw.hpp>
 #endif
-#include <fnet/fft/default.hpp>
 #include <fnet/fft/any.hpp>
+#include <fnet/fft/default.hpp>
 
 // layers: dense, LayerNorm, feed-forward, activations, dropout, losses
 #include <fnet/layers/activation.hpp>
@@ -38,6 +38,7 @@
 // mixing: the token-mixing contract and its mixers
 #include <fnet/mixing/attention.hpp>
 #include <fnet/mixing/fourier.hpp>
+#include <fnet/mixing/identity.hpp>
 #include <fnet/mixing/mixer.hpp>
 
 // model: configurations, encoder layers and stacks, embeddings, heads, the whole model

@@ -14,6 +14,7 @@
 #include <fnet/layers/dropout.hpp>
 #include <fnet/layers/losses.hpp>
 #include <fnet/mixing/attention.hpp>
+#include <fnet/mixing/identity.hpp>
 #include <fnet/model/embeddings.hpp>
 #include <fnet/model/encoder.hpp>
 #include <fnet/model/heads.hpp>
@@ -768,5 +769,11 @@ using FNetModel = Model<Scalar, FourierMixing<Scalar, Backend>>;
 /// probabilities or the attention output, and FNet's embedding projection.
 template <class Scalar>
 using TransformerModel = Model<Scalar, MultiHeadAttention<Scalar>>;
+
+/// The paper's FF-only baseline: the Model with no token mixing (fnet::IdentityMixing), built from an
+/// FNetConfig whose mixing is "identity". Each layer is LayerNorm(2x) then the feed-forward, so only the
+/// embeddings' positions tell tokens apart and nothing passes between them.
+template <class Scalar>
+using FFOnlyModel = Model<Scalar, IdentityMixing<Scalar>>;
 
 }  // namespace fnet

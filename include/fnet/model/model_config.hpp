@@ -13,9 +13,9 @@
 
 namespace fnet {
 
-/// The mixers whose models the library's tools and loaders know by name: FNet's Fourier mixing and BERT's
-/// self-attention.
-inline constexpr const char* builtin_mixers[] = {"fourier", "attention"};
+/// The mixers whose models the library's tools and loaders know by name: FNet's Fourier mixing, BERT's
+/// self-attention and the paper's FF-only baseline (fnet::IdentityMixing).
+inline constexpr const char* builtin_mixers[] = {"fourier", "attention", "identity"};
 
 /// Whether `name` can name a mixer: lowercase letters, digits and '_', starting with a letter.
 inline bool is_mixer_name(const std::string& name) {
@@ -54,7 +54,8 @@ struct FNetConfig {
   std::vector<std::string> architectures;  ///< e.g. "FNetForPreTraining", "FNetForMaskedLM", ...
   /// Not a Hugging Face FNet field: the name of the encoder's mixer (its name(), see
   /// <fnet/mixing/mixer.hpp>). "fourier" for every FNet checkpoint; "attention" makes the same model with a
-  /// BERT encoder (fnet::TransformerModel), for comparisons on equal terms; a mixer of your own has its own.
+  /// BERT encoder (fnet::TransformerModel), for comparisons on equal terms; "identity" with no token mixing
+  /// (fnet::IdentityMixing, the paper's FF-only); a mixer of your own has its own.
   /// config.json carries it as "mixing" only when it is not "fourier".
   std::string mixing = "fourier";
   /// BERT's field, for attention mixing: heads per layer, 0 for hidden_size / 64. Fourier mixing ignores it.
@@ -105,11 +106,13 @@ struct FNetConfig {
             std::string(owner) + ": attention mixing needs hidden_size (" + std::to_string(hidden_size) +
             ") to be a multiple of num_attention_heads (" + std::to_string(num_attention_heads) +
             (num_attention_heads == 0 ? ", i.e. hidden_size / 64" : "") + ")");
-      if (use_tpu_fourier_optimizations)
-        throw std::invalid_argument(std::string(owner) +
-                                    ": use_tpu_fourier_optimizations applies to Fourier mixing only, "
-                                    "but mixing is attention");
     }
+    if (use_tpu_fourier_optimizations && mixing != "fourier")
+      throw std::invalid_argument(
+          std::string(owner) +
+          ": use_tpu_fourier_optimizations applies to Fourier mixing only, but mixing "
+          "is " +
+          mixing);
     if (!id2label.empty() && id2label.size() != num_labels)
       throw std::invalid_argument(std::string(owner) + ": id2label has " + std::to_string(id2label.size()) +
                                   " labels but num_labels is " + std::to_string(num_labels));
