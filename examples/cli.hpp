@@ -102,12 +102,13 @@ struct ModelTag {
 /// ("identity: no token mixing").
 template <class Body>
 void with_model(const fnet::FNetConfig& config, const std::string& backend, const char* tool, Body&& body) {
-  if (config.mixing == "attention" || config.mixing == "identity") {
+  const bool attention = config.mixing == "attention";
+  if (attention || config.mixing == "identity") {
     if (!backend.empty())
       throw UsageError("--backend " + backend + ": this model " +
-                       (config.mixing == "attention" ? "mixes tokens with attention, not FFTs"
-                                                     : "has no token mixing (identity), so no FFT backend"));
-    if (config.mixing == "attention")
+                       (attention ? "mixes tokens with attention, not FFTs"
+                                  : "has no token mixing (identity), so no FFT backend"));
+    if (attention)
       body(ModelTag<fnet::TransformerModel<float>>{}, std::string("attention"), std::tuple<>());
     else
       body(ModelTag<fnet::FFOnlyModel<float>>{}, std::string("identity: no token mixing"), std::tuple<>());

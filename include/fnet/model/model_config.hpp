@@ -108,11 +108,10 @@ struct FNetConfig {
             (num_attention_heads == 0 ? ", i.e. hidden_size / 64" : "") + ")");
     }
     if (use_tpu_fourier_optimizations && mixing != "fourier")
-      throw std::invalid_argument(
-          std::string(owner) +
-          ": use_tpu_fourier_optimizations applies to Fourier mixing only, but mixing "
-          "is " +
-          mixing);
+      throw std::invalid_argument(std::string(owner) +
+                                  ": use_tpu_fourier_optimizations applies to Fourier mixing only, but "
+                                  "mixing is " +
+                                  mixing);
     if (!id2label.empty() && id2label.size() != num_labels)
       throw std::invalid_argument(std::string(owner) + ": id2label has " + std::to_string(id2label.size()) +
                                   " labels but num_labels is " + std::to_string(num_labels));
